@@ -1,0 +1,59 @@
+"""The ``vaecollapse`` command. Exit codes: 0 ok, 2 bad input or usage, 1 unexpected error."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import traceback
+
+import click
+
+from ..errors import InputError
+from .data_cmd import data
+from .demo_cmd import demo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="vaecollapse")
+def cli() -> None:
+    """Predict, detect and explain posterior collapse in VAEs, CVAEs and hierarchical VAEs."""
+
+
+cli.add_command(data)
+cli.add_command(demo)
+
+
+def _fail(message: str) -> None:
+    width = 100
+    click.echo(textwrap.fill(f"error: {message}", width=width), err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the CLI and maps every failure to a short message and exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="vaecollapse", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 1
+    except InputError as exc:
+        _fail(str(exc))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = 130
+    except Exception as exc:
+        if os.environ.get("VAECOLLAPSE_DEBUG"):
+            traceback.print_exc()
+        _fail(
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in vaecollapse; run again with "
+            "VAECOLLAPSE_DEBUG=1 to see the traceback and please report it."
+        )
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,189 @@
+"""Named data sets and the one entry point, :func:`load_dataset`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .dataset import Dataset, Provenance, Split, file_records
+from .readers import CIFAR_IMAGE_SHAPE, read_cifar_batch, read_idx_gz
+from .sources import RELEASES, locate
+from .userfiles import load_user_file
+from .views import centered_view, digit_subset, quadrant_view
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+def _load_digits() -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1797 images, values 0..16 scaled to [0, 1]).
+
+    The data set has no official split; a fixed permutation (seed 0) keeps 20% as the test split.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.data / 16.0).astype(np.float32)
+    labels = bunch.target.astype(np.int64)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(images))
+    n_test = round(DIGITS_TEST_FRACTION * len(images))
+    train_idx, test_idx = np.sort(order[n_test:]), np.sort(order[:n_test])
+
+    def split(idx: np.ndarray) -> Split:
+        return Split(torch.from_numpy(images[idx]), None, torch.from_numpy(labels[idx]))
+
+    return Dataset(
+        name="digits",
+        train=split(train_idx),
+        test=split(test_idx),
+        image_shape=(1, 8, 8),
+        provenance=Provenance(kind="embedded", found_via="scikit-learn"),
+        notes=("scikit-learn's bundled copy; fixed 80/20 split with seed 0",),
+    )
+
+
+def _load_idx_release(name: str, data_dir: str | os.PathLike | None, verify: bool) -> Dataset:
+    release = RELEASES[name]
+    where = locate(release, data_dir)
+    checks = []
+
+    def read(file_name: str) -> np.ndarray:
+        array, check = read_idx_gz(where.directory / file_name, release.known(file_name), verify)
+        checks.append(check)
+        return array
+
+    def split(prefix: str) -> Split:
+        images = read(f"{prefix}-images-idx3-ubyte.gz")
+        labels = read(f"{prefix}-labels-idx1-ubyte.gz")
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise InputError(
+                f"{where.directory}: {prefix} images {images.shape} and labels {labels.shape} do "
+                "not match; the folder mixes files from different releases."
+            )
+        x = torch.from_numpy(images.reshape(len(images), -1).copy()).float().div_(255.0)
+        return Split(x, None, torch.from_numpy(labels.astype(np.int64)))
+
+    train, test = split("train"), split("t10k")
+    side = int(round(train.x.shape[1] ** 0.5))
+    return Dataset(
+        name=name,
+        train=train,
+        test=test,
+        image_shape=(1, side, side),
+        provenance=Provenance("release", str(where.directory), where.found_via, file_records(checks)),
+    )
+
+
+def _load_cifar10(data_dir: str | os.PathLike | None, verify: bool) -> Dataset:
+    release = RELEASES["cifar-10-batches-py"]
+    where = locate(release, data_dir)
+    checks = []
+
+    def split(file_names: Iterable[str]) -> Split:
+        images, labels = [], []
+        for file_name in file_names:
+            data, lab, check = read_cifar_batch(
+                where.directory / file_name, release.known(file_name), verify
+            )
+            images.append(data)
+            labels.append(lab)
+            checks.append(check)
+        x = torch.from_numpy(np.concatenate(images)).float().div_(255.0)
+        return Split(x, None, torch.from_numpy(np.concatenate(labels)))
+
+    return Dataset(
+        name="cifar10",
+        train=split(f"data_batch_{i}" for i in range(1, 6)),
+        test=split(["test_batch"]),
+        image_shape=CIFAR_IMAGE_SHAPE,
+        provenance=Provenance("release", str(where.directory), where.found_via, file_records(checks)),
+    )
+
+
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
+VIEWS = ("flat", "quadrant")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What to load: a data set name (``mnist``, ``mnist-quadrant``, ...) or a ``.npy``/``.npz``
+    path, and the view to take of it."""
+
+    source: str
+    view: str | None = None  # None: from the name's "-quadrant" suffix, else "flat"
+    digits: tuple[int, ...] | None = None
+    center: bool = False
+    data_dir: str | None = None
+    verify: bool = True
+
+    def load(self, device: torch.device | str | None = None) -> Dataset:
+        return load_dataset(
+            self.source,
+            view=self.view,
+            digits=self.digits,
+            center=self.center,
+            data_dir=self.data_dir,
+            verify=self.verify,
+            device=device,
+        )
+
+
+def _parse_source(source: str, view: str | None) -> tuple[str, str]:
+    base, implied = source, "flat"
+    if source.endswith("-quadrant") and source.removesuffix("-quadrant") in DATASET_NAMES:
+        base, implied = source.removesuffix("-quadrant"), "quadrant"
+    if view is None:
+        return base, implied
+    if view not in VIEWS:
+        raise InputError(f"Unknown view '{view}'; choose one of {', '.join(VIEWS)}.")
+    if implied == "quadrant" and view != "quadrant":
+        raise InputError(f"'{source}' already names the quadrant view but view '{view}' was asked.")
+    return base, view
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    *,
+    view: str | None = None,
+    digits: int | Iterable[int] | None = None,
+    center: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    verify: bool = True,
+    device: torch.device | str | None = None,
+) -> Dataset:
+    """Load a data set by name or from a user file, take a view, and place it on ``device``.
+
+    ``source``: ``digits`` (embedded, offline), ``mnist``, ``fashion-mnist``, ``cifar10``, any of
+    them with ``-quadrant`` (the CVAE task), or a path to a ``.npy``/``.npz`` file.
+    ``digits``: keep only these labels. ``center``: subtract the training mean (the paper does not).
+    ``verify``: check md5 checksums of official files (structure is always checked).
+    """
+    source = str(source)
+    base, chosen_view = _parse_source(source, view)
+    if base == "digits":
+        dataset = _load_digits()
+    elif base in ("mnist", "fashion-mnist"):
+        dataset = _load_idx_release(base, data_dir, verify)
+    elif base == "cifar10":
+        dataset = _load_cifar10(data_dir, verify)
+    elif Path(base).suffix in (".npy", ".npz") or os.sep in base:
+        dataset = load_user_file(base)
+    else:
+        raise InputError(
+            f"Unknown data set '{source}'. Known names: {', '.join(DATASET_NAMES)} (add "
+            "'-quadrant' for the CVAE quadrant task), or give a path to a .npy or .npz file."
+        )
+    if digits is not None:
+        wanted = (digits,) if isinstance(digits, int) else tuple(digits)
+        dataset = digit_subset(dataset, wanted)
+    if chosen_view == "quadrant":
+        dataset = quadrant_view(dataset)
+    if center:
+        dataset = centered_view(dataset)
+    return dataset if device is None else dataset.to(device)

@@ -1,0 +1,81 @@
+"""Views of a data set: the quadrant task, single-digit subsets, centring. Each returns a new Dataset."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..errors import InputError
+from .dataset import Dataset, Split
+
+
+def quadrant_mask(image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Boolean ``(C*H*W,)`` mask of the bottom-left quadrant (rows H/2.., columns ..W/2) of every
+    channel, in the raster order of the flat rows."""
+    channels, height, width = image_shape
+    if height % 2 or width % 2:
+        raise InputError(
+            f"The quadrant task splits an image into four equal quadrants, but the images are "
+            f"{height}x{width}: both sides must be even."
+        )
+    mask = torch.zeros(image_shape, dtype=torch.bool)
+    mask[:, height // 2 :, : width // 2] = True
+    return mask.flatten()
+
+
+def quadrant_view(dataset: Dataset) -> Dataset:
+    """Sohn et al.'s task: x = bottom-left quadrant, y = the other three quadrants.
+
+    Both keep raster order: x is the quadrant's pixels row by row; y is every other pixel of the
+    image row by row (so a row of the top half contributes W values, a row of the bottom half W/2).
+    For 28x28 MNIST x has 196 values and y 588; for 8x8 digits 16 and 48.
+    """
+    if dataset.view != "flat" or dataset.train.y is not None:
+        raise InputError(f"The quadrant view needs flat images; '{dataset.name}' is already split.")
+    if dataset.image_shape is None:
+        raise InputError(
+            f"The quadrant task needs images, but the rows of '{dataset.name}' have no image shape."
+        )
+    mask = quadrant_mask(dataset.image_shape)
+
+    def split(part: Split) -> Split:
+        return Split(part.x[:, mask], part.x[:, ~mask], part.labels)
+
+    test = None if dataset.test is None else split(dataset.test)
+    return replace(dataset, train=split(dataset.train), test=test, view="quadrant")
+
+
+def digit_subset(dataset: Dataset, digits: tuple[int, ...]) -> Dataset:
+    """Keep only the examples whose label is in ``digits`` (every split)."""
+    if dataset.train.labels is None:
+        raise InputError(f"Data set '{dataset.name}' has no labels, so it has no digit subsets.")
+    present = set(torch.unique(dataset.train.labels).tolist())
+    missing = sorted(set(digits) - present)
+    if missing:
+        raise InputError(
+            f"Data set '{dataset.name}' has no examples labelled {missing}; its labels are "
+            f"{sorted(present)}."
+        )
+    wanted = torch.tensor(sorted(digits))
+
+    def keep(part: Split) -> Split:
+        assert part.labels is not None
+        return part.select(torch.isin(part.labels, wanted))
+
+    test = None if dataset.test is None else keep(dataset.test)
+    return replace(dataset, train=keep(dataset.train), test=test, digits=tuple(sorted(digits)))
+
+
+def centered_view(dataset: Dataset) -> Dataset:
+    """Subtract the training mean of x (and of y) from every split. The paper does not centre."""
+
+    train_mean_x = dataset.train.x.mean(0)
+    train_mean_y = None if dataset.train.y is None else dataset.train.y.mean(0)
+
+    def center(part: Split) -> Split:
+        y = None if part.y is None else part.y - train_mean_y
+        return Split(part.x - train_mean_x, y, part.labels)
+
+    test = None if dataset.test is None else center(dataset.test)
+    return replace(dataset, train=center(dataset.train), test=test, centered=True)

@@ -1,8 +1,9 @@
-"""vaecollapse: predict, detect and explain posterior collapse in VAEs, CVAEs and hierarchical VAEs."""
+"""vaecollapse: predict, detect and explain posterior collapse in VAEs, CVAEs and hierarchical
+VAEs."""
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .data import DataSpec, Dataset, Split, load_dataset
+from .data import Dataset, DataSpec, Split, load_dataset
 from .errors import CorruptDataError, DataNotFoundError, InputError
 
 try:

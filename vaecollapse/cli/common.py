@@ -17,7 +17,7 @@ def print_json(obj: Any) -> None:
 
 
 def data_loading_options(func: Callable) -> Callable:
-    """Options that shape how a data set is loaded: --data-dir, --digit, --view, --center, --no-verify."""
+    """Options shaping how data is loaded: --data-dir, --digit, --view, --center, --no-verify."""
     options = [
         click.option(
             "--data-dir",
@@ -37,7 +37,9 @@ def data_loading_options(func: Callable) -> Callable:
             default=None,
             help="flat images, or the quadrant task (x = bottom-left, y = the rest).",
         ),
-        click.option("--center", is_flag=True, help="Subtract the training mean (the paper does not)."),
+        click.option(
+            "--center", is_flag=True, help="Subtract the training mean (the paper does not)."
+        ),
         click.option(
             "--no-verify",
             is_flag=True,

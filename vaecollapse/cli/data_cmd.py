@@ -45,13 +45,19 @@ def format_summary(dataset: Dataset, summary: dict) -> str:
     if dataset.digits:
         lines.append(f"digits      {', '.join(map(str, dataset.digits))}")
     where = source["directory"] or source["found_via"] or source["kind"]
-    via = f"  (found via {source['found_via']})" if source["directory"] and source["found_via"] else ""
+    via = (
+        f"  (found via {source['found_via']})"
+        if source["directory"] and source["found_via"]
+        else ""
+    )
     lines.append(f"source      {where}{via}")
     verified = summary["checksums_verified"]
     if verified is not None:
         checks = sorted({f["check"] for f in source["files"]})
         state = "verified" if verified else "NOT verified"
-        lines.append(f"checksums   {state} ({len(source['files'])} files; md5 of {', '.join(checks)})")
+        lines.append(
+            f"checksums   {state} ({len(source['files'])} files; md5 of {', '.join(checks)})"
+        )
     if dataset.image_shape:
         lines.append(f"images      {'x'.join(map(str, dataset.image_shape))} (C x H x W)")
     if dataset.centered:

@@ -1,4 +1,4 @@
-"""Data sets as device tensors: official releases, the embedded digits, user files, synthetic data."""
+"""Data sets as device tensors: official releases, embedded digits, user files, synthetic data."""
 
 from .batching import minibatch_indices, minibatches
 from .catalogue import DATASET_NAMES, DataSpec, load_dataset

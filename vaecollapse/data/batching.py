@@ -42,7 +42,11 @@ def minibatches(
         raise ValueError("minibatches needs at least one tensor")
     n = present[0].shape[0]
     for index in minibatch_indices(
-        n, batch_size, shuffle=shuffle, generator=generator, device=present[0].device,
+        n,
+        batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        device=present[0].device,
         drop_last=drop_last,
     ):
         yield tuple(None if t is None else t[index] for t in tensors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -70,13 +71,15 @@ def _load_idx_release(name: str, data_dir: str | os.PathLike | None, verify: boo
         return Split(x, None, torch.from_numpy(labels.astype(np.int64)))
 
     train, test = split("train"), split("t10k")
-    side = int(round(train.x.shape[1] ** 0.5))
+    side = math.isqrt(train.x.shape[1])
     return Dataset(
         name=name,
         train=train,
         test=test,
         image_shape=(1, side, side),
-        provenance=Provenance("release", str(where.directory), where.found_via, file_records(checks)),
+        provenance=Provenance(
+            "release", str(where.directory), where.found_via, file_records(checks)
+        ),
     )
 
 
@@ -102,7 +105,9 @@ def _load_cifar10(data_dir: str | os.PathLike | None, verify: bool) -> Dataset:
         train=split(f"data_batch_{i}" for i in range(1, 6)),
         test=split(["test_batch"]),
         image_shape=CIFAR_IMAGE_SHAPE,
-        provenance=Provenance("release", str(where.directory), where.found_via, file_records(checks)),
+        provenance=Provenance(
+            "release", str(where.directory), where.found_via, file_records(checks)
+        ),
     )
 
 

@@ -45,7 +45,9 @@ class Split:
             info["y_range"] = _range(self.y)
         if self.labels is not None:
             values, counts = torch.unique(self.labels, return_counts=True)
-            info["label_counts"] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+            info["label_counts"] = {
+                str(int(v)): int(c) for v, c in zip(values, counts, strict=True)
+            }
         return info
 
 

@@ -11,6 +11,7 @@ import pickle
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -98,13 +99,14 @@ def _parse_idx(payload: bytes, path: Path) -> np.ndarray:
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and NumPy arrays only, so a tampered batch file cannot run code."""
+    """Unpickles plain containers and NumPy arrays only: a tampered batch file cannot run code."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # protocol-2 pickles of bytes go through it; a pure function
     }
 
     def find_class(self, module: str, name: str) -> type:

@@ -2,7 +2,7 @@
 
 Search order for a data set ``name`` (first folder holding every file wins):
 
-1. an explicit directory (``data_dir`` / ``--data-dir``): the files themselves, or ``<dir>/<name>/``;
+1. an explicit directory (``data_dir`` / ``--data-dir``): the files themselves or ``<dir>/<name>/``;
 2. ``$VAECOLLAPSE_DATA/<name>/``;
 3. the user cache ``~/.cache/vaecollapse/<name>/`` (``$XDG_CACHE_HOME`` honoured);
 4. system folders (Debian's ``/usr/share/datasets/fashion-mnist/`` for Fashion-MNIST);
@@ -32,8 +32,9 @@ DOWNLOAD_TIMEOUT_S = 30
 class KnownFile:
     """One file of an official release.
 
-    ``md5`` is the checksum of the distributed file; ``payload_md5`` (gzip files only) is the checksum
-    of its decompressed content, so that re-compressed copies (Debian re-packs Fashion-MNIST) verify too.
+    ``md5`` is the checksum of the distributed file; ``payload_md5`` (gzip files only) is the
+    checksum of its decompressed content, so that re-compressed copies (Debian re-packs
+    Fashion-MNIST) verify too.
     """
 
     name: str
@@ -203,8 +204,8 @@ def _not_found(release: Release, searched: list[tuple[Path, str]], why: str) -> 
     return DataNotFoundError(
         f"Data set '{release.name}' was not found and {why}. Looked in: {places}. "
         f"To supply it, put {names} into one of those folders: for example set "
-        f"VAECOLLAPSE_DATA=/path/to/data with the files under /path/to/data/{release.name}/, or pass "
-        f"--data-dir DIR. Official copies are at {release.mirrors[0]}; each file is checked "
+        f"VAECOLLAPSE_DATA=/path/to/data with the files under /path/to/data/{release.name}/, or "
+        f"pass --data-dir DIR. Official copies are at {release.mirrors[0]}; each file is checked "
         "against its known md5 on first use."
     )
 

@@ -1,5 +1,5 @@
-"""User data from ``.npy`` (an N x D array) or ``.npz`` (arrays ``x``, optional ``y``, ``labels`` and
-their ``*_test`` counterparts) files, validated before anything uses them."""
+"""User data from ``.npy`` (an N x D array) or ``.npz`` (arrays ``x``, optional ``y``, ``labels``
+and their ``*_test`` counterparts) files, validated before anything uses them."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def validate_matrix(array: object, what: str) -> np.ndarray:
 def validate_labels(array: object, n: int, what: str) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise InputError(f"{what} must be a 1-D array of integer labels; got {array.dtype} {array.shape}.")
+        raise InputError(
+            f"{what} must be a 1-D array of integer labels; got {array.dtype} {array.shape}."
+        )
     if len(array) != n:
         raise InputError(f"{what} has {len(array)} entries but there are {n} examples.")
     return array.astype(np.int64)
@@ -67,17 +69,19 @@ def load_user_file(path: str | Path) -> Dataset:
     if not path.is_file():
         raise InputError(f"{path}: no such file.")
     try:
-        loaded = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if path.suffix == ".npy":
+                arrays = {"x": loaded}
+            else:
+                with loaded:
+                    arrays = {key: loaded[key] for key in loaded.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(
             f"{path} could not be read as a NumPy {path.suffix} file ({exc}). Save arrays with "
             "numpy.save / numpy.savez of numeric arrays (no Python objects)."
         ) from None
-    if path.suffix == ".npy":
-        arrays = {"x": loaded}
-    else:
-        with loaded:
-            arrays = {key: loaded[key] for key in loaded.files}
+    if path.suffix == ".npz":
         unknown = sorted(set(arrays) - set(NPZ_KEYS))
         if unknown:
             raise InputError(
@@ -85,7 +89,9 @@ def load_user_file(path: str | Path) -> Dataset:
                 f"{', '.join(NPZ_KEYS)} (x is required)."
             )
         if "x" not in arrays:
-            raise InputError(f"{path} has no array named 'x'; accepted names are {', '.join(NPZ_KEYS)}.")
+            raise InputError(
+                f"{path} has no array named 'x'; accepted names are {', '.join(NPZ_KEYS)}."
+            )
 
     def split(suffix: str) -> Split | None:
         if "x" + suffix not in arrays:

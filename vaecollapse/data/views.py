@@ -1,4 +1,4 @@
-"""Views of a data set: the quadrant task, single-digit subsets, centring. Each returns a new Dataset."""
+"""Views of a data set: the quadrant task, single-digit subsets, centring. Each returns a copy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .dataset import Dataset, Split
 def quadrant_mask(image_shape: tuple[int, int, int]) -> torch.Tensor:
     """Boolean ``(C*H*W,)`` mask of the bottom-left quadrant (rows H/2.., columns ..W/2) of every
     channel, in the raster order of the flat rows."""
-    channels, height, width = image_shape
+    _, height, width = image_shape
     if height % 2 or width % 2:
         raise InputError(
             f"The quadrant task splits an image into four equal quadrants, but the images are "

@@ -1,0 +1,43 @@
+"""The command line: help, exit codes, and that no failure prints a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_help_lists_commands(run_cli) -> None:
+    result = run_cli("--help")
+    assert result.code == 0
+    assert "data" in result.out and "demo" in result.out
+
+
+def test_unknown_command_and_option_exit_2(run_cli) -> None:
+    assert run_cli("frobnicate").code == 2
+    assert run_cli("data", "info", "digits", "--bogus").code == 2
+
+
+def test_unknown_data_set_exit_2(run_cli) -> None:
+    result = run_cli("data", "info", "mnsit")
+    assert result.code == 2 and "Unknown data set 'mnsit'" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_data_info_text_and_list(run_cli) -> None:
+    result = run_cli("data", "info", "digits-quadrant", "--digit", "3", "--digit", "8")
+    assert result.code == 0
+    assert "view: quadrant" in result.out and "digits      3, 8" in result.out
+    assert run_cli("data", "list").out.split() == ["digits", "mnist", "fashion-mnist", "cifar10"]
+
+
+def test_demo_runs_offline_as_console_script(tmp_path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "vaecollapse", "demo"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VAECOLLAPSE_OFFLINE": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "digits" in run.stdout and "1438" in run.stdout

@@ -1,0 +1,120 @@
+"""The embedded digits, the quadrant task on hand-picked pixels, digit subsets, centring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaecollapse.data import (
+    Dataset,
+    Provenance,
+    Split,
+    centered_view,
+    digit_subset,
+    load_dataset,
+    quadrant_view,
+)
+from vaecollapse.errors import InputError
+
+
+def index_images(side: int, n: int = 2) -> Dataset:
+    """Images whose pixel (r, c) holds r * side + c (+ 1000 for the second image)."""
+    base = torch.arange(side * side, dtype=torch.float32)
+    x = torch.stack([base + 1000 * i for i in range(n)])
+    return Dataset(
+        "index", Split(x, None, torch.arange(n)), None, (1, side, side), Provenance("synthetic")
+    )
+
+
+def pixel(row: int, col: int, side: int) -> float:
+    return float(row * side + col)
+
+
+def test_quadrant_on_hand_picked_pixels_mnist_size() -> None:
+    view = quadrant_view(index_images(28))
+    x, y = view.train.x[0], view.train.y[0]
+    assert x.shape == (196,) and y.shape == (588,)
+    assert x[0] == pixel(14, 0, 28) and x[13] == pixel(14, 13, 28)
+    assert x[14] == pixel(15, 0, 28) and x[-1] == pixel(27, 13, 28)
+    assert y[0] == pixel(0, 0, 28) and y[27] == pixel(0, 27, 28) and y[28] == pixel(1, 0, 28)
+    # Row 14 is the first row of the bottom half: its left half went to x.
+    assert y[14 * 28] == pixel(14, 14, 28) and y[14 * 28 + 13] == pixel(14, 27, 28)
+    assert y[14 * 28 + 14] == pixel(15, 14, 28) and y[-1] == pixel(27, 27, 28)
+    assert view.train.y[1, 0] == 1000.0  # rows stay aligned with their example
+    together = torch.cat([x, y]).sort().values
+    assert torch.equal(together, torch.arange(784, dtype=torch.float32))
+
+
+def test_quadrant_digits_size() -> None:
+    view = quadrant_view(index_images(8))
+    assert view.train.x[0].tolist() == [
+        32,
+        33,
+        34,
+        35,
+        40,
+        41,
+        42,
+        43,
+        48,
+        49,
+        50,
+        51,
+        56,
+        57,
+        58,
+        59,
+    ]
+    assert view.train.y.shape == (2, 48) and view.train.y[0, 32] == pixel(4, 4, 8)
+    assert view.train.y[0, 36] == pixel(5, 4, 8)
+
+
+def test_odd_sides_are_rejected() -> None:
+    with pytest.raises(InputError, match="7x7"):
+        quadrant_view(index_images(7))
+
+
+def test_embedded_digits_and_fixed_split() -> None:
+    digits = load_dataset("digits")
+    assert len(digits.train) + len(digits.test) == 1797
+    assert digits.x_dim == 64 and digits.image_shape == (1, 8, 8)
+    assert float(digits.train.x.min()) == 0.0 and float(digits.train.x.max()) == 1.0
+    again = load_dataset("digits")
+    assert torch.equal(digits.test.x, again.test.x)
+    assert digits.provenance.checksums_verified is None
+    quadrant = load_dataset("digits-quadrant")
+    assert quadrant.x_dim == 16 and quadrant.y_dim == 48
+
+
+def test_digit_subset_and_missing_digit() -> None:
+    sevens = digit_subset(load_dataset("digits"), (7,))
+    assert set(sevens.train.labels.tolist()) == {7} and set(sevens.test.labels.tolist()) == {7}
+    assert len(sevens.train) == int((load_dataset("digits").train.labels == 7).sum())
+    only_two = Dataset(
+        "d",
+        Split(torch.zeros(2, 4), None, torch.tensor([0, 1])),
+        None,
+        None,
+        Provenance("synthetic"),
+    )
+    with pytest.raises(InputError, match=r"\[5\]"):
+        digit_subset(only_two, (5,))
+
+
+def test_centering_uses_the_training_mean() -> None:
+    view = load_dataset("digits-quadrant", center=True)
+    assert view.centered
+    assert torch.allclose(view.train.x.mean(0), torch.zeros(16), atol=1e-6)
+    assert torch.allclose(view.train.y.mean(0), torch.zeros(48), atol=1e-6)
+    raw = load_dataset("digits-quadrant")
+    shift = raw.train.x.mean(0)
+    assert torch.allclose(view.test.x, raw.test.x - shift)
+    assert np.isclose(float(centered_view(raw).train.x.sum()), 0.0, atol=1e-3)
+
+
+def test_unknown_name_and_view_conflicts() -> None:
+    with pytest.raises(InputError, match="Unknown data set 'mnsit'"):
+        load_dataset("mnsit")
+    with pytest.raises(InputError, match="already names the quadrant view"):
+        load_dataset("digits-quadrant", view="flat")

@@ -1,0 +1,330 @@
+"""Exact numeric optimum of the linear objectives, for any configuration.
+
+Minimises the second-moment objectives of :mod:`objective` in float64 with L-BFGS (strong Wolfe line
+search) from several random starts and keeps the best. Fixed or learnable variance at every level,
+any number of levels, learnable decoder std (pPCA), CVAE with fixed or learnable Σ. The data are
+first rotated into the eigenbasis of their second moment and its null space dropped; this change
+of variables is exact (the dropped part's constant is added back), and it makes V = W P_A Φ^{1/2}
+read off directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+import torch
+
+from ..errors import InputError
+from .objective import LOG_2PI, cvae_loss, hierarchical_loss
+from .report import Optimum, descending, numerical_rank
+from .spectra import PINV_RTOL, residual_moment
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """``restarts``: random starts (the best is kept); ``max_iter``: L-BFGS iterations per round;
+    ``rounds``: L-BFGS restarts with fresh curvature memory; ``seed``: of the first start."""
+
+    restarts: int = 4
+    max_iter: int = 3000
+    rounds: int = 3
+    seed: int = 0
+    init_scale: float = 0.3
+
+
+@dataclass(frozen=True)
+class _Eigenbasis:
+    """The positive eigenspace of a PSD matrix: ``basis`` ``(D, k)``, ``values`` ``(k,)``."""
+
+    basis: np.ndarray
+    values: np.ndarray
+    dropped_trace: float
+    full_dim: int
+
+    @classmethod
+    def of(cls, m: np.ndarray) -> _Eigenbasis:
+        evals, evecs = np.linalg.eigh((m + m.T) / 2)
+        order = np.argsort(evals)[::-1]
+        evals, evecs = evals[order], evecs[:, order]
+        keep = evals > PINV_RTOL * max(float(evals[0]), 0.0)
+        return cls(evecs[:, keep], evals[keep], float(np.clip(evals[~keep], 0, None).sum()), m.shape[0])
+
+    def dropped_constant(self, log_eta_dec: torch.Tensor) -> torch.Tensor:
+        """What the null directions add to E[−log p]: nothing to fit, only the normaliser."""
+        n_dropped = self.full_dim - self.values.size
+        return self.dropped_trace / (2 * torch.exp(2 * log_eta_dec)) + n_dropped * (
+            LOG_2PI / 2 + log_eta_dec
+        )
+
+
+def _check_positive(name: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InputError(f"{name} must be a finite positive number; got {value}.")
+
+
+def _variance_spec(sigma: float | Sequence[float] | None, dim: int, name: str) -> np.ndarray | None:
+    """None (learnable) or the fixed per-dimension variance from one std or a list of stds."""
+    if sigma is None:
+        return None
+    stds = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
+    if stds.size == 1:
+        stds = np.full(dim, float(stds[0]))
+    if stds.size != dim:
+        raise InputError(f"{name} has {stds.size} values but the latent dimension is {dim}.")
+    if not np.all(np.isfinite(stds) & (stds > 0)):
+        raise InputError(f"{name} must hold finite positive standard deviations; got {stds}.")
+    return stds**2
+
+
+def _minimise(
+    loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
+) -> float:
+    """L-BFGS-B (SciPy's compiled implementation) on the flattened parameters; torch supplies the
+    exact gradient. Several rounds restart its curvature memory until the loss stops moving."""
+    sizes = [p.numel() for p in params]
+
+    def assign(vector: np.ndarray) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(params, np.split(vector, np.cumsum(sizes)[:-1]), strict=True):
+                p.copy_(torch.from_numpy(chunk).reshape(p.shape))
+
+    def value_and_grad(vector: np.ndarray) -> tuple[float, np.ndarray]:
+        assign(vector)
+        for p in params:
+            p.grad = None
+        value = loss_fn()
+        value.backward()
+        grad = np.concatenate([p.grad.reshape(-1).numpy() for p in params])
+        return float(value.detach()), grad
+
+    vector = np.concatenate([p.detach().reshape(-1).numpy() for p in params])
+    previous = math.inf
+    for _ in range(options.rounds):
+        result = scipy.optimize.minimize(
+            value_and_grad,
+            vector,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": options.max_iter, "maxfun": 2 * options.max_iter, "maxcor": 30,
+                     "ftol": 1e-16, "gtol": 1e-11},
+        )
+        vector = result.x
+        if abs(previous - result.fun) <= 1e-14 * max(1.0, abs(result.fun)):
+            break
+        previous = result.fun
+    assign(vector)
+    return float(result.fun)
+
+
+def _best_of(
+    starts: int, build: Callable[[torch.Generator], tuple[Callable, list[torch.Tensor]]], options
+) -> tuple[float, list[torch.Tensor], list[float]]:
+    best_value, best_params, values = math.inf, [], []
+    for start in range(starts):
+        generator = torch.Generator().manual_seed(options.seed + start)
+        loss_fn, params = build(generator)
+        value = _minimise(loss_fn, params, options)
+        values.append(value)
+        if value < best_value:
+            best_value, best_params = value, [p.detach().clone() for p in params]
+    return best_value, best_params, values
+
+
+def _restart_note(values: list[float]) -> str:
+    spread = max(values) - min(values)
+    return f"numeric: best of {len(values)} L-BFGS starts (spread of their losses {spread:.2e})"
+
+
+def _sv(matrix: torch.Tensor, length: int) -> np.ndarray:
+    return descending(torch.linalg.svdvals(matrix).numpy(), length)
+
+
+def solve_hierarchical(
+    a: np.ndarray,
+    latent_dims: Sequence[int],
+    betas: Sequence[float],
+    *,
+    eta_enc: float = 1.0,
+    eta_dec: float | None = 1.0,
+    sigmas: Sequence[float | Sequence[float] | None] | None = None,
+    options: SolverOptions = SolverOptions(),
+) -> Optimum:
+    """Numeric optimum of the linear VAE (one level) or Markovian hierarchical VAE (several).
+
+    ``a``: E[x xᵀ] ``(D, D)``. ``latent_dims``: d_1..d_L. ``betas``: one KL weight per level.
+    ``sigmas[l]``: None (learnable diagonal Σ_l) or the fixed std (one value or one per dimension).
+    ``eta_dec``: None learns the decoder std (then the optimum is pPCA's for one level and β = 1).
+    """
+    levels = len(latent_dims)
+    sigmas = [None] * levels if sigmas is None else list(sigmas)
+    if levels == 0 or len(betas) != levels or len(sigmas) != levels:
+        raise InputError("give one latent dimension, one β and one σ (or None) per level.")
+    for d in latent_dims:
+        if int(d) < 1:
+            raise InputError(f"latent dimensions must be at least 1; got {list(latent_dims)}.")
+    for name, value in [("eta_enc", eta_enc), ("eta_dec", eta_dec)] + [
+        (f"beta{i + 1}", b) for i, b in enumerate(betas)
+    ]:
+        _check_positive(name, value)
+    fixed = [_variance_spec(s, d, f"sigma{i + 1}") for i, (s, d) in enumerate(zip(sigmas, latent_dims, strict=True))]
+    basis = _Eigenbasis.of(np.asarray(a, dtype=np.float64))
+    if basis.values.size == 0:
+        raise InputError("the data's second moment is zero: there is nothing to model.")
+    a_rot = torch.diag(torch.tensor(basis.values, dtype=DTYPE))
+    dims = [basis.values.size, *map(int, latent_dims)]
+
+    def build(generator: torch.Generator):
+        scale = options.init_scale
+        encoders = [
+            (scale * torch.randn(dims[i + 1], dims[i], generator=generator, dtype=DTYPE)).requires_grad_()
+            for i in range(levels)
+        ]
+        decoders = [
+            (scale * torch.randn(dims[i], dims[i + 1], generator=generator, dtype=DTYPE)).requires_grad_()
+            for i in range(levels)
+        ]
+        log_vars = [
+            torch.zeros(dims[i + 1], dtype=DTYPE, requires_grad=True) if fixed[i] is None else None
+            for i in range(levels)
+        ]
+        log_eta = torch.zeros((), dtype=DTYPE, requires_grad=eta_dec is None)
+        if eta_dec is not None:
+            log_eta = torch.tensor(math.log(eta_dec), dtype=DTYPE)
+
+        def variances() -> list[torch.Tensor]:
+            return [
+                torch.exp(lv) if lv is not None else torch.tensor(f, dtype=DTYPE)
+                for lv, f in zip(log_vars, fixed, strict=True)
+            ]
+
+        def loss_fn() -> torch.Tensor:
+            return hierarchical_loss(
+                a_rot, encoders, decoders, variances(), betas, eta_enc, log_eta
+            ) + basis.dropped_constant(log_eta)
+
+        params = encoders + decoders + [lv for lv in log_vars if lv is not None]
+        params += [log_eta] if eta_dec is None else []
+        return loss_fn, params
+
+    loss, params, values = _best_of(options.restarts, build, options)
+    encoders, decoders = params[:levels], params[levels : 2 * levels]
+    rest = params[2 * levels :]
+    variances, stds = [], {}
+    for i in range(levels):
+        if fixed[i] is None:
+            variances.append(torch.exp(rest.pop(0)))
+        else:
+            variances.append(torch.tensor(fixed[i], dtype=DTYPE))
+    learned_eta = float(torch.exp(rest.pop(0))) if eta_dec is None else None
+    names = ["z"] if levels == 1 else [f"z{i + 1}" for i in range(levels)]
+    singular: dict[str, np.ndarray] = {}
+    active: dict[str, int] = {}
+    whitening = torch.sqrt(torch.tensor(basis.values, dtype=DTYPE))
+    for i in range(levels):
+        d = dims[i + 1]
+        enc_map = encoders[i] * whitening if i == 0 else encoders[i]  # V1 = W1 P_A Φ^{1/2}
+        suffix = "" if levels == 1 else str(i + 1)
+        enc_name = ("V" if i == 0 else "W") + suffix
+        singular["U" + suffix] = _sv(decoders[i], d)
+        singular[enc_name] = _sv(enc_map, d)
+        active[names[i]] = numerical_rank(singular[enc_name])
+        stds[names[i]] = np.sort(np.sqrt(variances[i].numpy()))
+    hyper = {
+        "latent_dims": [int(d) for d in latent_dims],
+        "betas": [float(b) for b in betas],
+        "eta_enc": eta_enc,
+        "eta_dec": eta_dec if eta_dec is not None else learned_eta,
+        "eta_dec_learnable": eta_dec is None,
+        "sigmas": [None if s is None else np.atleast_1d(s).tolist() for s in sigmas],
+    }
+    return Optimum(
+        model="vae" if levels == 1 else "mhvae",
+        method="numeric",
+        theta=descending(np.sqrt(basis.values), basis.full_dim),
+        singular_values=singular,
+        encoder_std=stds,
+        learnable={n: f is None for n, f in zip(names, fixed, strict=True)},
+        active_dims=active,
+        loss=loss,
+        hyper=hyper,
+        notes=[_restart_note(values)],
+    )
+
+
+def solve_cvae(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    latent_dim: int,
+    beta: float,
+    *,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma: float | Sequence[float] | None = None,
+    options: SolverOptions = SolverOptions(),
+) -> Optimum:
+    """Numeric optimum of the linear CVAE (Eq. 5) with learnable (``sigma=None``) or fixed Σ.
+    ``a`` = E[x xᵀ] ``(D0, D0)``, ``b`` = E[y yᵀ] ``(D2, D2)``, ``c`` = E[y xᵀ] ``(D2, D0)``."""
+    if int(latent_dim) < 1:
+        raise InputError(f"the latent dimension must be at least 1; got {latent_dim}.")
+    for name, value in (("beta", beta), ("eta_enc", eta_enc), ("eta_dec", eta_dec)):
+        _check_positive(name, value)
+    fixed = _variance_spec(sigma, int(latent_dim), "sigma")
+    bx, by = _Eigenbasis.of(np.asarray(a, np.float64)), _Eigenbasis.of(np.asarray(b, np.float64))
+    if by.values.size == 0:
+        raise InputError("the targets y are all zero: there is nothing to model.")
+    a_rot = torch.diag(torch.tensor(bx.values, dtype=DTYPE))
+    b_rot = torch.diag(torch.tensor(by.values, dtype=DTYPE))
+    c_rot = torch.tensor(by.basis.T @ np.asarray(c, np.float64) @ bx.basis, dtype=DTYPE)
+    d, d0, d2 = int(latent_dim), bx.values.size, by.values.size
+    log_eta = torch.tensor(math.log(eta_dec), dtype=DTYPE)
+
+    def build(generator: torch.Generator):
+        def rand(*shape: int) -> torch.Tensor:
+            return (options.init_scale * torch.randn(*shape, generator=generator, dtype=DTYPE)).requires_grad_()
+
+        w1, w2, u1, u2 = rand(d, d0), rand(d, d2), rand(d2, d), rand(d2, d0)
+        log_var = torch.zeros(d, dtype=DTYPE, requires_grad=True)
+
+        def loss_fn() -> torch.Tensor:
+            var = torch.exp(log_var) if fixed is None else torch.tensor(fixed, dtype=DTYPE)
+            return cvae_loss(a_rot, b_rot, c_rot, w1, w2, u1, u2, var, beta, eta_enc, log_eta) + (
+                by.dropped_constant(log_eta)
+            )
+
+        return loss_fn, [w1, w2, u1, u2] + ([log_var] if fixed is None else [])
+
+    loss, params, values = _best_of(options.restarts, build, options)
+    w2, u1 = params[1], params[2]
+    var = torch.exp(params[4]) if fixed is None else torch.tensor(fixed, dtype=DTYPE)
+    # W2 alone is not identifiable (W1 can cancel its action on the part of y that x predicts); what
+    # is: the map from the whitened residual e = y − C A⁺ x, the information z carries beyond x.
+    singular = {"U1": _sv(u1, d)}
+    e_basis = _Eigenbasis.of(residual_moment(a, b, c))
+    e_map = torch.tensor(e_basis.basis.T @ by.basis, dtype=DTYPE)  # rotated y → E's eigenbasis
+    residual_encoder = w2 @ e_map.T * torch.sqrt(torch.tensor(e_basis.values, dtype=DTYPE))
+    singular["V"] = _sv(residual_encoder, d)
+    return Optimum(
+        model="cvae",
+        method="numeric",
+        theta=descending(np.clip(np.linalg.eigvalsh(residual_moment(a, b, c)), 0, None), b.shape[0]),
+        singular_values=singular,
+        encoder_std={"z": np.sort(np.sqrt(var.numpy()))},
+        learnable={"z": fixed is None},
+        active_dims={"z": numerical_rank(singular["V"])},
+        loss=loss,
+        hyper={
+            "latent_dims": [d],
+            "betas": [float(beta)],
+            "eta_enc": eta_enc,
+            "eta_dec": eta_dec,
+            "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
+        },
+        notes=[_restart_note(values)],
+    )

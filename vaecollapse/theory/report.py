@@ -1,0 +1,64 @@
+"""The one report every solver returns, closed form or numeric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RANK_RTOL = 1e-5  # a singular value below RANK_RTOL * max(1, largest) counts as zero
+
+
+def numerical_rank(singular_values: np.ndarray) -> int:
+    if singular_values.size == 0:
+        return 0
+    scale = max(1.0, float(np.max(singular_values)))
+    return int(np.sum(singular_values > RANK_RTOL * scale))
+
+
+def descending(values: np.ndarray, length: int) -> np.ndarray:
+    """Sorted non-increasing, zero-padded or cut to ``length``."""
+    out = np.zeros(length)
+    v = np.sort(np.asarray(values, dtype=np.float64))[::-1][:length]
+    out[: v.size] = v
+    return out
+
+
+@dataclass
+class Optimum:
+    """A global optimum of a linear model.
+
+    ``singular_values``: per map (``U``, ``V`` for a VAE; ``U1``, ``W2`` ... for a CVAE; ``V1``,
+    ``U1``, ``W2``, ``U2`` for a hierarchical VAE), non-increasing, length = the latent dimension.
+    ``encoder_std``: per latent level (``z`` or ``z1``, ``z2``, ...), the std of q per dimension,
+    sorted non-decreasing. ``learnable``: which levels' variances were learned. ``active_dims``: per
+    level, the rank of the map into it (level 1 from the data, level l from level l−1): dimensions
+    outside it carry no information about the level below. ``loss``: L per sample in nats with all
+    constants (DESIGN.md convention).
+    """
+
+    model: str
+    method: str
+    theta: np.ndarray
+    singular_values: dict[str, np.ndarray]
+    encoder_std: dict[str, np.ndarray]
+    learnable: dict[str, bool]
+    active_dims: dict[str, int]
+    loss: float
+    hyper: dict
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        single = len(self.active_dims) == 1
+        return {
+            "model": self.model,
+            "method": self.method,
+            "hyper": self.hyper,
+            "theta": self.theta.tolist(),
+            "singular_values": {k: v.tolist() for k, v in self.singular_values.items()},
+            "encoder_std_per_level": {k: v.tolist() for k, v in self.encoder_std.items()},
+            "learnable_variance": self.learnable,
+            "active_dims": next(iter(self.active_dims.values())) if single else self.active_dims,
+            "loss": self.loss,
+            "notes": self.notes,
+        }

@@ -12,6 +12,7 @@ import click
 from ..errors import InputError
 from .data_cmd import data
 from .demo_cmd import demo
+from .theory_cmd import theory
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +23,7 @@ def cli() -> None:
 
 cli.add_command(data)
 cli.add_command(demo)
+cli.add_command(theory)
 
 
 def _fail(message: str) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .report import Optimum
+from .report import Optimum, descending
 from .spectra import Spectrum
 
 
@@ -90,7 +90,9 @@ def _vae_modes(
         active = theta > math.sqrt(beta) * eta_dec
         omega = np.where(active, np.sqrt(np.clip(theta**2 - beta * eta_dec**2, 0, None)), 0.0)
         omega = omega / eta_enc
-        std = np.where(active, math.sqrt(beta) * eta_dec * eta_enc / np.where(active, theta, 1), eta_enc)
+        std = np.where(
+            active, math.sqrt(beta) * eta_dec * eta_enc / np.where(active, theta, 1), eta_enc
+        )
         lam = np.where(active, omega * eta_enc**2 / np.where(active, theta, 1), 0.0)
         return theta, omega, lam, std, tail
     std = np.sort(fixed_stds(sigma, latent_dim))  # smallest noise meets the largest θ
@@ -132,15 +134,22 @@ def vae_closed_form(
     theta, omega, lam, std, tail = _vae_modes(spectrum.values, d, beta, eta_enc, eta_dec, sigma)
     return Optimum(
         model="vae",
-        method="closed form (Theorem 1, fixed Σ)" if sigma is not None else "closed form (Theorem 4)",
+        method="closed form (Theorem 1, fixed Σ)"
+        if sigma is not None
+        else "closed form (Theorem 4)",
         theta=spectrum.values,
-        singular_values={"U": omega, "V": lam},
+        singular_values={"U": descending(omega, d), "V": descending(lam, d)},
         encoder_std={"z": std},
         learnable={"z": sigma is None},
         active_dims={"z": int(np.sum(lam > 0))},
         loss=_mode_loss(theta, omega, lam, std, tail, spectrum.dim, beta, eta_enc, eta_dec),
-        hyper={"latent_dims": [d], "betas": [beta], "eta_enc": eta_enc, "eta_dec": eta_dec,
-               "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()]},
+        hyper={
+            "latent_dims": [d],
+            "betas": [beta],
+            "eta_enc": eta_enc,
+            "eta_dec": eta_dec,
+            "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
+        },
         notes=_vae_notes(sigma, d),
     )
 
@@ -167,13 +176,18 @@ def cvae_closed_form(
         model="cvae",
         method="closed form (Theorem 2)" if sigma is None else "closed form (CVAE, fixed Σ)",
         theta=spectrum.values,
-        singular_values={"U1": omega, "V": lam},
+        singular_values={"U1": descending(omega, d), "V": descending(lam, d)},
         encoder_std={"z": std},
         learnable={"z": sigma is None},
         active_dims={"z": int(np.sum(lam > 0))},
         loss=_mode_loss(theta, omega, lam, std, tail, spectrum.dim, beta, eta_enc, eta_dec),
-        hyper={"latent_dims": [d], "betas": [beta], "eta_enc": eta_enc, "eta_dec": eta_dec,
-               "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()]},
+        hyper={
+            "latent_dims": [d],
+            "betas": [beta],
+            "eta_enc": eta_enc,
+            "eta_dec": eta_dec,
+            "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
+        },
         notes=_vae_notes(sigma, d),
     )
 
@@ -193,8 +207,10 @@ def ppca_closed_form(spectrum: Spectrum, latent_dim: int) -> Optimum:
         )
     noise = float(eig[d:].mean())
     if noise <= 0:
-        raise InputError("the data lie in a subspace of dimension <= the latent dimension; pPCA's "
-                         "noise variance is zero and its likelihood unbounded.")
+        raise InputError(
+            "the data lie in a subspace of dimension <= the latent dimension; pPCA's "
+            "noise variance is zero and its likelihood unbounded."
+        )
     eta_dec = math.sqrt(noise)
     cov = np.where(np.arange(dim) < d, np.maximum(eig, noise), noise)
     nll = 0.5 * (dim * math.log(2 * math.pi) + np.sum(np.log(cov)) + np.sum(eig / cov))

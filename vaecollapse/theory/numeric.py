@@ -29,13 +29,14 @@ DTYPE = torch.float64
 @dataclass(frozen=True)
 class SolverOptions:
     """``restarts``: random starts (the best is kept); ``max_iter``: L-BFGS iterations per round;
-    ``rounds``: L-BFGS restarts with fresh curvature memory; ``seed``: of the first start."""
+    ``rounds``: L-BFGS restarts with fresh curvature memory; ``seed``: of the first start.
+    Starts are Gaussian with std ``init_scale / √fan_in`` per matrix."""
 
     restarts: int = 4
     max_iter: int = 3000
     rounds: int = 3
     seed: int = 0
-    init_scale: float = 0.3
+    init_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ class _Eigenbasis:
         order = np.argsort(evals)[::-1]
         evals, evecs = evals[order], evecs[:, order]
         keep = evals > PINV_RTOL * max(float(evals[0]), 0.0)
-        return cls(evecs[:, keep], evals[keep], float(np.clip(evals[~keep], 0, None).sum()), m.shape[0])
+        return cls(
+            evecs[:, keep], evals[keep], float(np.clip(evals[~keep], 0, None).sum()), m.shape[0]
+        )
 
     def dropped_constant(self, log_eta_dec: torch.Tensor) -> torch.Tensor:
         """What the null directions add to E[−log p]: nothing to fit, only the normaliser."""
@@ -111,8 +114,13 @@ def _minimise(
             vector,
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": options.max_iter, "maxfun": 2 * options.max_iter, "maxcor": 30,
-                     "ftol": 1e-16, "gtol": 1e-11},
+            options={
+                "maxiter": options.max_iter,
+                "maxfun": 2 * options.max_iter,
+                "maxcor": 30,
+                "ftol": 1e-16,
+                "gtol": 1e-11,
+            },
         )
         vector = result.x
         if abs(previous - result.fun) <= 1e-14 * max(1.0, abs(result.fun)):
@@ -120,6 +128,13 @@ def _minimise(
         previous = result.fun
     assign(vector)
     return float(result.fun)
+
+
+def _random_start(
+    generator: torch.Generator, options: SolverOptions, rows: int, cols: int
+) -> torch.Tensor:
+    scale = options.init_scale / math.sqrt(cols)
+    return (scale * torch.randn(rows, cols, generator=generator, dtype=DTYPE)).requires_grad_()
 
 
 def _best_of(
@@ -172,23 +187,22 @@ def solve_hierarchical(
         (f"beta{i + 1}", b) for i, b in enumerate(betas)
     ]:
         _check_positive(name, value)
-    fixed = [_variance_spec(s, d, f"sigma{i + 1}") for i, (s, d) in enumerate(zip(sigmas, latent_dims, strict=True))]
+    fixed = [
+        _variance_spec(s, d, f"sigma{i + 1}")
+        for i, (s, d) in enumerate(zip(sigmas, latent_dims, strict=True))
+    ]
     basis = _Eigenbasis.of(np.asarray(a, dtype=np.float64))
     if basis.values.size == 0:
         raise InputError("the data's second moment is zero: there is nothing to model.")
-    a_rot = torch.diag(torch.tensor(basis.values, dtype=DTYPE))
+    a_rot = torch.tensor(basis.values, dtype=DTYPE)  # diagonal in its eigenbasis
+    # The first encoder is searched as V1 = W1 Φ^{1/2} (whitened input): an exact change of
+    # variables that makes the problem well conditioned when A has small eigenvalues.
+    unwhiten = torch.tensor(basis.values**-0.5, dtype=DTYPE)
     dims = [basis.values.size, *map(int, latent_dims)]
 
     def build(generator: torch.Generator):
-        scale = options.init_scale
-        encoders = [
-            (scale * torch.randn(dims[i + 1], dims[i], generator=generator, dtype=DTYPE)).requires_grad_()
-            for i in range(levels)
-        ]
-        decoders = [
-            (scale * torch.randn(dims[i], dims[i + 1], generator=generator, dtype=DTYPE)).requires_grad_()
-            for i in range(levels)
-        ]
+        encoders = [_random_start(generator, options, dims[i + 1], dims[i]) for i in range(levels)]
+        decoders = [_random_start(generator, options, dims[i], dims[i + 1]) for i in range(levels)]
         log_vars = [
             torch.zeros(dims[i + 1], dtype=DTYPE, requires_grad=True) if fixed[i] is None else None
             for i in range(levels)
@@ -204,8 +218,9 @@ def solve_hierarchical(
             ]
 
         def loss_fn() -> torch.Tensor:
+            maps = [encoders[0] * unwhiten, *encoders[1:]]
             return hierarchical_loss(
-                a_rot, encoders, decoders, variances(), betas, eta_enc, log_eta
+                a_rot, maps, decoders, variances(), betas, eta_enc, log_eta
             ) + basis.dropped_constant(log_eta)
 
         params = encoders + decoders + [lv for lv in log_vars if lv is not None]
@@ -225,10 +240,9 @@ def solve_hierarchical(
     names = ["z"] if levels == 1 else [f"z{i + 1}" for i in range(levels)]
     singular: dict[str, np.ndarray] = {}
     active: dict[str, int] = {}
-    whitening = torch.sqrt(torch.tensor(basis.values, dtype=DTYPE))
     for i in range(levels):
         d = dims[i + 1]
-        enc_map = encoders[i] * whitening if i == 0 else encoders[i]  # V1 = W1 P_A Φ^{1/2}
+        enc_map = encoders[i]  # level 1 holds V1 = W1 P_A Φ^{1/2} already
         suffix = "" if levels == 1 else str(i + 1)
         enc_name = ("V" if i == 0 else "W") + suffix
         singular["U" + suffix] = _sv(decoders[i], d)
@@ -279,24 +293,37 @@ def solve_cvae(
     bx, by = _Eigenbasis.of(np.asarray(a, np.float64)), _Eigenbasis.of(np.asarray(b, np.float64))
     if by.values.size == 0:
         raise InputError("the targets y are all zero: there is nothing to model.")
-    a_rot = torch.diag(torch.tensor(bx.values, dtype=DTYPE))
-    b_rot = torch.diag(torch.tensor(by.values, dtype=DTYPE))
+    a_rot = torch.tensor(bx.values, dtype=DTYPE)  # diagonals in their eigenbases
+    b_rot = torch.tensor(by.values, dtype=DTYPE)
     c_rot = torch.tensor(by.basis.T @ np.asarray(c, np.float64) @ bx.basis, dtype=DTYPE)
     d, d0, d2 = int(latent_dim), bx.values.size, by.values.size
+    # Maps out of x and y are searched in whitened coordinates (exact; better conditioned).
+    unwhiten_x = torch.tensor(bx.values**-0.5, dtype=DTYPE)
+    unwhiten_y = torch.tensor(by.values**-0.5, dtype=DTYPE)
     log_eta = torch.tensor(math.log(eta_dec), dtype=DTYPE)
 
     def build(generator: torch.Generator):
-        def rand(*shape: int) -> torch.Tensor:
-            return (options.init_scale * torch.randn(*shape, generator=generator, dtype=DTYPE)).requires_grad_()
-
-        w1, w2, u1, u2 = rand(d, d0), rand(d, d2), rand(d2, d), rand(d2, d0)
+        w1, w2, u1, u2 = (
+            _random_start(generator, options, *shape)
+            for shape in ((d, d0), (d, d2), (d2, d), (d2, d0))
+        )
         log_var = torch.zeros(d, dtype=DTYPE, requires_grad=True)
 
         def loss_fn() -> torch.Tensor:
             var = torch.exp(log_var) if fixed is None else torch.tensor(fixed, dtype=DTYPE)
-            return cvae_loss(a_rot, b_rot, c_rot, w1, w2, u1, u2, var, beta, eta_enc, log_eta) + (
-                by.dropped_constant(log_eta)
-            )
+            return cvae_loss(
+                a_rot,
+                b_rot,
+                c_rot,
+                w1 * unwhiten_x,
+                w2 * unwhiten_y,
+                u1,
+                u2 * unwhiten_x,
+                var,
+                beta,
+                eta_enc,
+                log_eta,
+            ) + by.dropped_constant(log_eta)
 
         return loss_fn, [w1, w2, u1, u2] + ([log_var] if fixed is None else [])
 
@@ -308,12 +335,15 @@ def solve_cvae(
     singular = {"U1": _sv(u1, d)}
     e_basis = _Eigenbasis.of(residual_moment(a, b, c))
     e_map = torch.tensor(e_basis.basis.T @ by.basis, dtype=DTYPE)  # rotated y → E's eigenbasis
+    w2 = w2 * unwhiten_y
     residual_encoder = w2 @ e_map.T * torch.sqrt(torch.tensor(e_basis.values, dtype=DTYPE))
     singular["V"] = _sv(residual_encoder, d)
     return Optimum(
         model="cvae",
         method="numeric",
-        theta=descending(np.clip(np.linalg.eigvalsh(residual_moment(a, b, c)), 0, None), b.shape[0]),
+        theta=descending(
+            np.clip(np.linalg.eigvalsh(residual_moment(a, b, c)), 0, None), b.shape[0]
+        ),
         singular_values=singular,
         encoder_std={"z": np.sort(np.sqrt(var.numpy()))},
         learnable={"z": fixed is None},

@@ -38,6 +38,15 @@ def kl_to_isotropic(
     )
 
 
+def times_moment(w: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
+    """``w @ M`` for a moment given as a full matrix ``(n, n)`` or as its diagonal ``(n,)``."""
+    return w * moment if moment.ndim == 1 else w @ moment
+
+
+def moment_trace(moment: torch.Tensor) -> torch.Tensor:
+    return moment.sum() if moment.ndim == 1 else torch.trace(moment)
+
+
 def hierarchical_loss(
     a: torch.Tensor,
     encoders: Sequence[torch.Tensor],
@@ -47,20 +56,23 @@ def hierarchical_loss(
     eta_enc: float,
     log_eta_dec: torch.Tensor,
 ) -> torch.Tensor:
-    """L for the L-level linear model. ``a``: E[x xᵀ] ``(D, D)``; ``encoders[l]``: W_{l+1}
-    ``(d_{l+1}, d_l)``; ``decoders[l]``: U_{l+1} ``(d_l, d_{l+1})``; ``variances[l]``: diag Σ_{l+1}."""
+    """L for the L-level linear model.
+
+    ``a``: E[x xᵀ] ``(D, D)`` or its diagonal ``(D,)``; ``encoders[l]``: W_{l+1} ``(d_{l+1}, d_l)``;
+    ``decoders[l]``: U_{l+1} ``(d_l, d_{l+1})``; ``variances[l]``: diag Σ_{l+1} ``(d_{l+1},)``.
+    """
     moment = a  # E[z_l z_lᵀ] of the level being reconstructed, starting from x
     total = torch.zeros((), dtype=a.dtype)
     top = len(encoders) - 1
     for level, (w, u, var) in enumerate(zip(encoders, decoders, variances, strict=True)):
         weight = 1.0 if level == 0 else betas[level - 1]
-        wm = w @ moment  # (d_{l+1}, d_l)
+        wm = times_moment(w, moment)  # (d_{l+1}, d_l)
         mean_moment = wm @ w.T  # E[(W z_l)(W z_l)ᵀ]
         utu = u.T @ u
         # E||z_l − U z_{l+1}||² with z_{l+1} = W z_l + ξ, expanded so that no (d_l, d_l) product
         # of parameters is formed: tr M − 2 tr(U W M) + tr(W M Wᵀ UᵀU) + tr(UᵀU Σ).
         fit = (
-            torch.trace(moment)
+            moment_trace(moment)
             - 2 * torch.sum(u * wm.T)
             + torch.sum(mean_moment * utu)
             + torch.sum(torch.diagonal(utu) * var)
@@ -91,9 +103,10 @@ def cvae_loss(
     log_eta_dec: torch.Tensor,
 ) -> torch.Tensor:
     """L for the linear CVAE: q(z|x,y) = N(W1 x + W2 y, Σ), p(y|z,x) = N(U1 z + U2 x, η_dec² I),
-    p(z) = N(0, η_enc² I). ``a`` = E[x xᵀ], ``b`` = E[y yᵀ], ``c`` = E[y xᵀ]."""
-    s_zx = w1 @ a + w2 @ c  # E[m(x, y) xᵀ], m = W1 x + W2 y: (d, D0)
-    s_zy = w1 @ c.T + w2 @ b  # E[m yᵀ]: (d, D2)
+    p(z) = N(0, η_enc² I). ``a`` = E[x xᵀ], ``b`` = E[y yᵀ] (full or diagonals), ``c`` = E[y xᵀ].
+    """
+    s_zx = times_moment(w1, a) + w2 @ c  # E[m(x, y) xᵀ], m = W1 x + W2 y: (d, D0)
+    s_zy = w1 @ c.T + times_moment(w2, b)  # E[m yᵀ]: (d, D2)
     s_zz = s_zx @ w1.T + s_zy @ w2.T  # E[m mᵀ]: (d, d)
     u1tu1 = u1.T @ u1
     # E||U1 m + U2 x − y||² + tr(U1 Σ U1ᵀ), expanded so that no (D2, D2) product is formed.
@@ -101,9 +114,9 @@ def cvae_loss(
         torch.sum(s_zz * u1tu1)
         + 2 * torch.sum((u1 @ s_zx) * u2)
         - 2 * torch.sum(u1 * s_zy.T)
-        + torch.sum((u2 @ a) * u2)
+        + torch.sum(times_moment(u2, a) * u2)
         - 2 * torch.sum(u2 * c)
-        + torch.trace(b)
+        + moment_trace(b)
         + torch.sum(torch.diagonal(u1tu1) * var)
     )
     return gaussian_fit_term(fit, b.shape[0], log_eta_dec) + beta * kl_to_isotropic(

@@ -51,7 +51,7 @@ def _as_float64_matrix(x: object, what: str) -> np.ndarray:
 def moments(
     x: object, y: object | None = None, *, center: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Second moments ``A = E[x xᵀ]`` ``(D0, D0)``, ``B = E[y yᵀ]`` and ``C = E[y xᵀ]`` ``(D2, D0)``."""
+    """Second moments A = E[x xᵀ] ``(D0, D0)``, B = E[y yᵀ] and C = E[y xᵀ] ``(D2, D0)``."""
     xs = _as_float64_matrix(x, "x")
     if center:
         xs = xs - xs.mean(0)

@@ -1,0 +1,46 @@
+"""Linear theory of posterior collapse: spectra, closed-form optima, an exact numeric solver and
+collapse thresholds (NumPy/SciPy, float64)."""
+
+from .api import MODELS, Prediction, predict
+from .closed_form import cvae_closed_form, ppca_closed_form, vae_closed_form
+from .numeric import SolverOptions, solve_cvae, solve_hierarchical
+from .report import Optimum
+from .spectra import (
+    Spectrum,
+    cvae_spectrum,
+    cvae_spectrum_from_moments,
+    moments,
+    residual_moment,
+    vae_spectrum,
+    vae_spectrum_from_moment,
+)
+from .thresholds import (
+    collapse_thresholds,
+    largest_beta_keeping,
+    largest_eta_dec_keeping,
+    phase_table,
+)
+
+__all__ = [
+    "MODELS",
+    "Optimum",
+    "Prediction",
+    "SolverOptions",
+    "Spectrum",
+    "collapse_thresholds",
+    "cvae_closed_form",
+    "cvae_spectrum",
+    "cvae_spectrum_from_moments",
+    "largest_beta_keeping",
+    "largest_eta_dec_keeping",
+    "moments",
+    "phase_table",
+    "ppca_closed_form",
+    "predict",
+    "residual_moment",
+    "solve_cvae",
+    "solve_hierarchical",
+    "vae_closed_form",
+    "vae_spectrum",
+    "vae_spectrum_from_moment",
+]

@@ -1,0 +1,130 @@
+"""One call from data to prediction: :func:`predict` picks the closed form or the numeric solver."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..data import Dataset
+from ..errors import InputError
+from .closed_form import cvae_closed_form, vae_closed_form
+from .numeric import SolverOptions, solve_cvae, solve_hierarchical
+from .report import Optimum
+from .spectra import cvae_spectrum_from_moments, moments, vae_spectrum_from_moment
+from .thresholds import collapse_thresholds
+
+MODELS = ("vae", "cvae", "mhvae")
+Sigma = float | Sequence[float] | None
+
+
+@dataclass
+class Prediction:
+    optimum: Optimum
+    thresholds: list[dict] | None  # per mode, for the models with a closed form
+
+    def to_json(self) -> dict:
+        out = self.optimum.to_json()
+        learnable = [name for name, flag in self.optimum.learnable.items() if flag]
+        level = learnable[-1] if learnable else next(iter(self.optimum.encoder_std))
+        out["encoder_std"] = self.optimum.encoder_std[level].tolist()
+        out["encoder_std_level"] = level
+        out["thresholds"] = self.thresholds
+        return out
+
+
+def predict(
+    model: str,
+    dataset: Dataset,
+    latent_dim: int,
+    *,
+    latent_dim2: int | None = None,
+    beta: float = 1.0,
+    beta2: float = 1.0,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma: Sigma = None,
+    sigma2: Sigma = None,
+    solver: str | None = None,
+    options: SolverOptions | None = None,
+) -> Prediction:
+    """The global optimum of the linear ``model`` on ``dataset``'s training split.
+
+    ``sigma``: fixed encoder std (VAE/CVAE Σ, MHVAE Σ1); ``sigma2``: fixed Σ2; None = learnable.
+    ``beta`` is β (β1 for the MHVAE), ``beta2`` the MHVAE's β2. ``solver``: "closed" (default where
+    a closed form exists) or "numeric".
+    """
+    if model not in MODELS:
+        raise InputError(f"Unknown model '{model}'; choose one of {', '.join(MODELS)}.")
+    if model == "mhvae" and solver == "closed":
+        raise InputError(
+            "The two-level MHVAE has no closed form in this version; use --solver numeric (exact "
+            "numeric optimum of the same objective)."
+        )
+    solver = solver or ("numeric" if model == "mhvae" else "closed")
+    options = options or SolverOptions()
+    if solver not in ("closed", "numeric"):
+        raise InputError(f"Unknown solver '{solver}'; choose closed or numeric.")
+    split = dataset.train
+    if model == "cvae":
+        if split.y is None:
+            raise InputError(
+                f"A CVAE needs paired data (x, y); '{dataset.name}' has no y. Use a quadrant data "
+                "set such as mnist-quadrant, or an .npz file with arrays x and y."
+            )
+        a, b, c = moments(split.x, split.y)
+        if solver == "numeric":
+            optimum = solve_cvae(
+                a,
+                b,
+                c,
+                latent_dim,
+                beta,
+                eta_enc=eta_enc,
+                eta_dec=eta_dec,
+                sigma=sigma,
+                options=options,
+            )
+        else:
+            spectrum = cvae_spectrum_from_moments(a, b, c)
+            optimum = cvae_closed_form(
+                spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
+            )
+        spectrum = cvae_spectrum_from_moments(a, b, c)
+    else:
+        if split.y is not None:
+            raise InputError(
+                f"'{dataset.name}' is paired (x, y); a {model.upper()} models one variable. Use "
+                "the flat view of the data set."
+            )
+        a, _, _ = moments(split.x)
+        spectrum = vae_spectrum_from_moment(a)
+        if model == "mhvae":
+            optimum = solve_hierarchical(
+                a,
+                [latent_dim, latent_dim2 or latent_dim],
+                [beta, beta2],
+                eta_enc=eta_enc,
+                eta_dec=eta_dec,
+                sigmas=[sigma, sigma2],
+                options=options,
+            )
+        elif solver == "numeric":
+            optimum = solve_hierarchical(
+                a,
+                [latent_dim],
+                [beta],
+                eta_enc=eta_enc,
+                eta_dec=eta_dec,
+                sigmas=[sigma],
+                options=options,
+            )
+        else:
+            optimum = vae_closed_form(
+                spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
+            )
+    thresholds = None
+    if model != "mhvae":
+        thresholds = collapse_thresholds(
+            spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
+        )
+    return Prediction(optimum, thresholds)

@@ -1,0 +1,115 @@
+"""When does each latent dimension collapse? Per-mode thresholds, what-ifs and phase tables.
+
+For VAE-type models mode i is active iff θ_i > √β · η_dec · σ'_i / η_enc (fixed Σ, σ'_i the i-th
+smallest fixed std) or θ_i > √β · η_dec (learnable Σ); a CVAE behaves as a VAE with θ_i → √θ_i(E).
+Each threshold below is the value of one hyper-parameter, the others held, at which the mode turns
+off: the mode is active strictly below a β or η_dec threshold and strictly above a σ threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .closed_form import fixed_stds
+from .spectra import Spectrum
+
+
+def _vae_theta(spectrum: Spectrum, latent_dim: int) -> np.ndarray:
+    values = np.sqrt(spectrum.values) if spectrum.kind == "cvae" else spectrum.values
+    theta = np.zeros(latent_dim)
+    theta[: min(latent_dim, values.size)] = values[:latent_dim]
+    return theta
+
+
+def _noise(sigma: float | Sequence[float] | None, latent_dim: int, eta_enc: float) -> np.ndarray:
+    """σ'_i/η_enc per mode: the fixed stds sorted ascending, or 1 for a learnable Σ."""
+    if sigma is None:
+        return np.ones(latent_dim)
+    return np.sort(fixed_stds(sigma, latent_dim)) / eta_enc
+
+
+def collapse_thresholds(
+    spectrum: Spectrum,
+    latent_dim: int,
+    *,
+    beta: float = 1.0,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma: float | Sequence[float] | None = None,
+) -> list[dict]:
+    """One row per latent mode: θ_i (as the spectrum defines it), whether it is active, and the β,
+    η_dec (and, for fixed Σ, σ) at which it collapses."""
+    for name, value in (("beta", beta), ("eta_enc", eta_enc), ("eta_dec", eta_dec)):
+        if not value > 0:
+            raise InputError(f"{name} must be positive; got {value}.")
+    theta = _vae_theta(spectrum, latent_dim)
+    noise = _noise(sigma, latent_dim, eta_enc)
+    rows = []
+    for i in range(latent_dim):
+        row = {
+            "mode": i + 1,
+            "theta": float(spectrum.values[i]) if i < spectrum.dim else 0.0,
+            "active": bool(theta[i] > math.sqrt(beta) * eta_dec * noise[i]),
+            "beta": float((theta[i] / (eta_dec * noise[i])) ** 2),
+            "eta_dec": float(theta[i] / (math.sqrt(beta) * noise[i])),
+        }
+        if sigma is not None:
+            row["sigma"] = float(theta[i] * eta_enc / (math.sqrt(beta) * eta_dec))
+        rows.append(row)
+    return rows
+
+
+def largest_beta_keeping(
+    k: int,
+    spectrum: Spectrum,
+    latent_dim: int,
+    *,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma: float | Sequence[float] | None = None,
+) -> float:
+    """The supremum of the β that keep at least ``k`` modes active (active for β below it)."""
+    if not 1 <= k <= latent_dim:
+        raise InputError(f"k must lie between 1 and the latent dimension {latent_dim}; got {k}.")
+    rows = collapse_thresholds(spectrum, latent_dim, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma)
+    return sorted((r["beta"] for r in rows), reverse=True)[k - 1]
+
+
+def largest_eta_dec_keeping(
+    k: int,
+    spectrum: Spectrum,
+    latent_dim: int,
+    *,
+    beta: float = 1.0,
+    eta_enc: float = 1.0,
+    sigma: float | Sequence[float] | None = None,
+) -> float:
+    """The supremum of the η_dec that keep at least ``k`` modes active."""
+    if not 1 <= k <= latent_dim:
+        raise InputError(f"k must lie between 1 and the latent dimension {latent_dim}; got {k}.")
+    rows = collapse_thresholds(spectrum, latent_dim, beta=beta, eta_enc=eta_enc, sigma=sigma)
+    return sorted((r["eta_dec"] for r in rows), reverse=True)[k - 1]
+
+
+def phase_table(
+    spectrum: Spectrum,
+    latent_dim: int,
+    betas: Sequence[float],
+    eta_decs: Sequence[float],
+    *,
+    eta_enc: float = 1.0,
+    sigma: float | Sequence[float] | None = None,
+) -> np.ndarray:
+    """Active modes on a grid: ``(len(eta_decs), len(betas))`` integer counts."""
+    beta_grid = np.asarray(betas, dtype=np.float64)
+    eta_grid = np.asarray(eta_decs, dtype=np.float64)
+    if np.any(beta_grid <= 0) or np.any(eta_grid <= 0):
+        raise InputError("the β and η_dec grids must hold positive values.")
+    theta = _vae_theta(spectrum, latent_dim)
+    noise = _noise(sigma, latent_dim, eta_enc)
+    limit = np.sqrt(beta_grid)[None, :, None] * eta_grid[:, None, None] * noise[None, None, :]
+    return np.sum(theta[None, None, :] > limit, axis=-1)

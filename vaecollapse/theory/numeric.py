@@ -28,7 +28,8 @@ DTYPE = torch.float64
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """``restarts``: random starts (the best is kept); ``max_iter``: L-BFGS iterations per round;
+    """``restarts``: at most this many random starts (stops once the two best agree to 1e-9
+    relative; the best is kept); ``max_iter``: L-BFGS iterations per round;
     ``rounds``: L-BFGS restarts with fresh curvature memory; ``seed``: of the first start.
     Starts are Gaussian with std ``init_scale / √fan_in`` per matrix."""
 
@@ -85,11 +86,51 @@ def _variance_spec(sigma: float | Sequence[float] | None, dim: int, name: str) -
     return stds**2
 
 
+# Above this many parameters torch's L-BFGS (vectorised two-loop recursion) is the faster one;
+# below it SciPy's compiled L-BFGS-B is (measured: 8 ms vs 2.6 ms per iteration at 91k parameters,
+# the MNIST VAE with d = 64; 0.1 s vs 0.3 s per solve on problems of a few dozen parameters).
+TORCH_LBFGS_ABOVE = 20_000
+
+
 def _minimise(
     loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
 ) -> float:
-    """L-BFGS-B (SciPy's compiled implementation) on the flattened parameters; torch supplies the
-    exact gradient. Several rounds restart its curvature memory until the loss stops moving."""
+    """Minimise ``loss_fn`` over ``params`` in place with L-BFGS and return the final loss."""
+    if sum(p.numel() for p in params) > TORCH_LBFGS_ABOVE:
+        return _minimise_torch(loss_fn, params, options)
+    return _minimise_scipy(loss_fn, params, options)
+
+
+def _minimise_torch(
+    loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
+) -> float:
+    optimiser = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=options.max_iter * 10,
+        max_eval=options.max_iter * 12,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-16,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        value = loss_fn()
+        value.backward()
+        return value
+
+    optimiser.step(closure)
+    with torch.no_grad():
+        return float(loss_fn())
+
+
+def _minimise_scipy(
+    loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
+) -> float:
+    """SciPy's L-BFGS-B on the flattened parameters; torch supplies the exact gradient. Several
+    rounds restart its curvature memory until the loss stops moving."""
     sizes = [p.numel() for p in params]
 
     def assign(vector: np.ndarray) -> None:
@@ -137,9 +178,14 @@ def _random_start(
     return (scale * torch.randn(rows, cols, generator=generator, dtype=DTYPE)).requires_grad_()
 
 
+AGREEMENT_RTOL = 1e-9
+
+
 def _best_of(
     starts: int, build: Callable[[torch.Generator], tuple[Callable, list[torch.Tensor]]], options
 ) -> tuple[float, list[torch.Tensor], list[float]]:
+    """Run random starts until the two best agree to AGREEMENT_RTOL (at least two, at most
+    ``starts``); return the best loss, its parameters and every start's loss."""
     best_value, best_params, values = math.inf, [], []
     for start in range(starts):
         generator = torch.Generator().manual_seed(options.seed + start)
@@ -148,12 +194,19 @@ def _best_of(
         values.append(value)
         if value < best_value:
             best_value, best_params = value, [p.detach().clone() for p in params]
+        if len(values) >= 2:
+            first, second = sorted(values)[:2]
+            if second - first <= AGREEMENT_RTOL * max(1.0, abs(first)):
+                break
     return best_value, best_params, values
 
 
 def _restart_note(values: list[float]) -> str:
-    spread = max(values) - min(values)
-    return f"numeric: best of {len(values)} L-BFGS starts (spread of their losses {spread:.2e})"
+    first, second = sorted(values)[:2] if len(values) > 1 else (values[0], math.nan)
+    return (
+        f"numeric: best of {len(values)} L-BFGS starts; the two best losses differ by "
+        f"{second - first:.2e}"
+    )
 
 
 def _sv(matrix: torch.Tensor, length: int) -> np.ndarray:

@@ -72,7 +72,7 @@ def vae_configs(kind: str, seed: int):
 
 def assert_same(closed, numeric) -> None:
     assert numeric.loss >= closed.loss - 1e-9 * abs(closed.loss), "numeric beat the closed form"
-    assert numeric.loss == pytest.approx(closed.loss, rel=1e-8, abs=1e-8)
+    assert numeric.loss == pytest.approx(closed.loss, rel=1e-6, abs=1e-8)
     for name, values in closed.singular_values.items():
         scale = max(1.0, float(values.max(initial=0.0)))
         np.testing.assert_allclose(

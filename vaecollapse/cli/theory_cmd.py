@@ -118,27 +118,37 @@ def format_prediction(prediction, dataset_name: str) -> str:
     lines.append(f"loss (negative beta-ELBO per sample, nats)  {opt.loss:.6g}")
     lines.append("")
     maps = list(opt.singular_values)
+    # Threshold columns: β*, η_dec* per mode for VAE/CVAE; β2*, η_dec*, β1* per z2 mode for MHVAE.
+    keys = []
+    if prediction.thresholds:
+        keys = ["beta2", "eta_dec", "beta1"] if opt.model == "mhvae" else ["beta", "eta_dec"]
     header = f"{'mode':>4}  {'theta':>9}  " + "  ".join(f"{m:>9}" for m in maps)
     header += "  " + "  ".join(f"{'std ' + k:>9}" for k in opt.encoder_std)
-    if prediction.thresholds:
-        header += f"  {'active':>6}  {'beta*':>9}  {'eta_dec*':>9}"
+    if keys:
+        header += f"  {'active':>6}  " + "  ".join(f"{k + '*':>9}" for k in keys)
     lines.append(header)
+
+    def cell(values, i: int) -> str:
+        return f"{values[i]:>9.4g}" if i < len(values) else f"{'':>9}"
+
     for i in range(max(len(v) for v in opt.singular_values.values())):
         theta = opt.theta[i] if i < len(opt.theta) else 0.0
-        row = f"{i + 1:>4}  {theta:>9.4g}  "
-        row += "  ".join(
-            f"{opt.singular_values[m][i]:>9.4g}" if i < len(opt.singular_values[m]) else f"{'':>9}"
-            for m in maps
+        row = f"{i + 1:>4}  {theta:>9.4g}  " + "  ".join(
+            cell(opt.singular_values[m], i) for m in maps
         )
-        row += "  " + "  ".join(
-            f"{v[i]:>9.4g}" if i < len(v) else f"{'':>9}" for v in opt.encoder_std.values()
-        )
-        if prediction.thresholds:
+        row += "  " + "  ".join(cell(v, i) for v in opt.encoder_std.values())
+        if keys and i < len(prediction.thresholds):
             t = prediction.thresholds[i]
-            row += f"  {'yes' if t['active'] else 'no':>6}  {t['beta']:>9.4g}  {t['eta_dec']:>9.4g}"
+            row += f"  {'yes' if t['active'] else 'no':>6}  " + "  ".join(
+                f"{t[k]:>9.4g}" for k in keys
+            )
         lines.append(row)
-    if prediction.thresholds:
+    if keys:
         lines.append("")
-        lines.append("beta*, eta_dec*: the value (others held) at which that mode collapses.")
+        what = "z2 mode" if opt.model == "mhvae" else "mode"
+        lines.append(
+            f"starred columns: the value (others held) at which that {what} collapses"
+            + ("; it collapses BELOW beta1*." if opt.model == "mhvae" else ".")
+        )
     lines += [f"note: {n}" for n in opt.notes]
     return "\n".join(lines)

@@ -2,7 +2,12 @@
 collapse thresholds (NumPy/SciPy, float64)."""
 
 from .api import MODELS, Prediction, predict
-from .closed_form import cvae_closed_form, ppca_closed_form, vae_closed_form
+from .closed_form import (
+    cvae_closed_form,
+    mhvae_closed_form,
+    ppca_closed_form,
+    vae_closed_form,
+)
 from .numeric import SolverOptions, solve_cvae, solve_hierarchical
 from .report import Optimum
 from .spectra import (
@@ -18,6 +23,7 @@ from .thresholds import (
     collapse_thresholds,
     largest_beta_keeping,
     largest_eta_dec_keeping,
+    mhvae_thresholds,
     phase_table,
 )
 
@@ -33,6 +39,8 @@ __all__ = [
     "cvae_spectrum_from_moments",
     "largest_beta_keeping",
     "largest_eta_dec_keeping",
+    "mhvae_closed_form",
+    "mhvae_thresholds",
     "moments",
     "phase_table",
     "ppca_closed_form",

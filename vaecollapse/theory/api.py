@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from ..data import Dataset
 from ..errors import InputError
-from .closed_form import cvae_closed_form, vae_closed_form
+from .closed_form import cvae_closed_form, mhvae_closed_form, vae_closed_form
 from .numeric import SolverOptions, solve_cvae, solve_hierarchical
 from .report import Optimum
 from .spectra import cvae_spectrum_from_moments, moments, vae_spectrum_from_moment
-from .thresholds import collapse_thresholds
+from .thresholds import collapse_thresholds, mhvae_thresholds
 
 MODELS = ("vae", "cvae", "mhvae")
 Sigma = float | Sequence[float] | None
@@ -20,7 +20,9 @@ Sigma = float | Sequence[float] | None
 @dataclass
 class Prediction:
     optimum: Optimum
-    thresholds: list[dict] | None  # per mode, for the models with a closed form
+    thresholds: (
+        list[dict] | None
+    )  # per mode (per z2 mode for the MHVAE), where a closed form exists
 
     def to_json(self) -> dict:
         out = self.optimum.to_json()
@@ -55,12 +57,16 @@ def predict(
     """
     if model not in MODELS:
         raise InputError(f"Unknown model '{model}'; choose one of {', '.join(MODELS)}.")
-    if model == "mhvae" and solver == "closed":
+    has_closed_form = model != "mhvae" or (
+        isinstance(sigma, (int, float)) and (sigma2 is None or isinstance(sigma2, (int, float)))
+    )
+    if solver == "closed" and not has_closed_form:
         raise InputError(
-            "The two-level MHVAE has no closed form in this version; use --solver numeric (exact "
-            "numeric optimum of the same objective)."
+            "The MHVAE has a closed form only for a fixed isotropic Σ1 (--sigma1 S) with Σ2 "
+            "learnable or fixed isotropic (Theorems 3 and 5); use --solver numeric for the exact "
+            "numeric optimum of any other configuration."
         )
-    solver = solver or ("numeric" if model == "mhvae" else "closed")
+    solver = solver or ("closed" if has_closed_form else "numeric")
     options = options or SolverOptions()
     if solver not in ("closed", "numeric"):
         raise InputError(f"Unknown solver '{solver}'; choose closed or numeric.")
@@ -98,7 +104,19 @@ def predict(
             )
         a, _, _ = moments(split.x)
         spectrum = vae_spectrum_from_moment(a)
-        if model == "mhvae":
+        if model == "mhvae" and solver == "closed":
+            optimum = mhvae_closed_form(
+                spectrum,
+                latent_dim,
+                latent_dim2 or latent_dim,
+                beta1=beta,
+                beta2=beta2,
+                eta_enc=eta_enc,
+                eta_dec=eta_dec,
+                sigma1=float(sigma),
+                sigma2=sigma2,
+            )
+        elif model == "mhvae":
             optimum = solve_hierarchical(
                 a,
                 [latent_dim, latent_dim2 or latent_dim],
@@ -122,9 +140,22 @@ def predict(
             optimum = vae_closed_form(
                 spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
             )
-    thresholds = None
     if model != "mhvae":
         thresholds = collapse_thresholds(
             spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
         )
+    elif has_closed_form:
+        thresholds = mhvae_thresholds(
+            spectrum,
+            latent_dim,
+            latent_dim2 or latent_dim,
+            beta1=beta,
+            beta2=beta2,
+            eta_enc=eta_enc,
+            eta_dec=eta_dec,
+            sigma1=float(sigma),
+            sigma2=sigma2,
+        )
+    else:
+        thresholds = None
     return Prediction(optimum, thresholds)

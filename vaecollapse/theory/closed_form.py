@@ -151,6 +151,7 @@ def vae_closed_form(
             "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
         },
         notes=_vae_notes(sigma, d),
+        per_mode={"theta": theta, "U": omega, "V": lam, "std": std},
     )
 
 
@@ -189,6 +190,7 @@ def cvae_closed_form(
             "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
         },
         notes=_vae_notes(sigma, d),
+        per_mode={"theta": theta**2, "U1": omega, "V": lam, "std": std},
     )
 
 
@@ -219,3 +221,133 @@ def ppca_closed_form(spectrum: Spectrum, latent_dim: int) -> Optimum:
     optimum.loss = float(nll)
     optimum.hyper["eta_dec_learnable"] = True
     return optimum
+
+
+def _mhvae_modes(
+    theta: np.ndarray,
+    sigma1: float,
+    sigma2: float | None,
+    beta1: float,
+    beta2: float,
+    eta_enc: float,
+    eta_dec: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per paired mode, the optimal m = λ² + σ1² (second moment of z1) and g = β1 ω² + c² β2.
+
+    With U1, W2 and a learnable Σ2 eliminated, η_dec² times the mode's share of the paper's 2L is
+    F(m, g) = θ²σ1²/m + m β1 c² β2 / g + g s² − η_dec² β2 log s², s² = Σ2's entry (η_dec² β2 / g if
+    learnable). Over m, F is convex plus concave: one candidate per branch (ω = 0 below the kink
+    m0, ω > 0 above) and the boundary m = σ1²; the smallest wins.
+    """
+    c2, eta2 = (eta_dec / eta_enc) ** 2, eta_dec**2
+    g_min = c2 * beta2
+
+    def best_g(m: np.ndarray) -> np.ndarray:
+        if sigma2 is None:
+            return np.maximum(g_min, m * beta1 / eta_enc**2)
+        return np.maximum(g_min, np.sqrt(m * beta1 * c2 * beta2) / sigma2)
+
+    def objective(m: np.ndarray, g: np.ndarray) -> np.ndarray:
+        s2 = eta2 * beta2 / g if sigma2 is None else np.full_like(g, sigma2**2)
+        return (
+            theta**2 * sigma1**2 / m
+            + m * beta1 * c2 * beta2 / g
+            + g * s2
+            - eta2 * beta2 * np.log(s2)
+        )
+
+    floor = np.full_like(theta, sigma1**2)
+    if sigma2 is None:
+        kink = eta2 * beta2 / beta1
+        m_active = theta**2 * sigma1**2 / (eta2 * beta2)
+    else:
+        kink = c2 * beta2 * sigma2**2 / beta1
+        m_active = (theta**2 * sigma1**2 / (sigma2 * math.sqrt(c2 * beta1 * beta2))) ** (2 / 3)
+    m_silent = np.clip(theta * sigma1 / math.sqrt(beta1), sigma1**2, max(sigma1**2, kink))
+    m_active = np.maximum(m_active, max(kink, sigma1**2))
+    candidates = [
+        (floor, best_g(floor)),
+        (m_silent, np.full_like(theta, g_min)),
+        (m_active, best_g(m_active)),
+    ]
+    values = np.stack([objective(m, g) for m, g in candidates])
+    pick = np.argmin(values, axis=0)
+    m = np.choose(pick, [c[0] for c in candidates])
+    g = np.choose(pick, [c[1] for c in candidates])
+    return m, g
+
+
+def mhvae_closed_form(
+    spectrum: Spectrum,
+    latent_dim1: int,
+    latent_dim2: int,
+    *,
+    beta1: float = 1.0,
+    beta2: float = 1.0,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma1: float = 1.0,
+    sigma2: float | None = None,
+) -> Optimum:
+    """Two-level linear MHVAE with fixed isotropic Σ1 = σ1² I and learnable Σ2 (Theorem 3) or fixed
+    isotropic Σ2 = σ2² I (Theorem 5), any d0, d1, d2 (Appendix F's orderings).
+
+    The largest θ's go to the min(d1, d2) modes that have both latents; z1 modes without a z2
+    partner see a zero-mean p(z1|z2) and keep only the ω = 0 branch; z2 dimensions without a z1
+    partner collapse. ``spectrum``: θ = √eig(E[x xᵀ]).
+    """
+    d1, d2 = _check_latent(latent_dim1), _check_latent(latent_dim2)
+    _check_positive(beta1=beta1, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma1)
+    if sigma2 is not None:
+        _check_positive(sigma2=sigma2)
+    if spectrum.kind != "vae":
+        raise InputError("mhvae_closed_form needs a VAE spectrum (θ = √eig A).")
+    theta = spectrum.padded(d1)
+    tail = float(np.sum(spectrum.values[d1:] ** 2))
+    paired = min(d1, d2)
+    c2, eta2 = (eta_dec / eta_enc) ** 2, eta_dec**2
+    m = np.empty(d1)
+    g = np.full(d2, c2 * beta2)  # unpaired z2 dimensions: ω = 0
+    m[:paired], g[:paired] = _mhvae_modes(
+        theta[:paired], sigma1, sigma2, beta1, beta2, eta_enc, eta_dec
+    )
+    m[paired:] = np.maximum(sigma1**2, theta[paired:] * sigma1 / math.sqrt(beta1))
+    lam = np.sqrt(np.clip(m - sigma1**2, 0, None))
+    u = theta * lam / m
+    omega = np.sqrt(np.clip((g - c2 * beta2) / beta1, 0, None))
+    w = beta1 * omega / g
+    s2 = eta2 * beta2 / g if sigma2 is None else np.full(d2, sigma2**2)
+    m2 = np.zeros(d2)  # second moment of the z1 mode feeding each z2 dimension
+    m2[:paired] = m[:paired]
+    # L in nats (DESIGN.md): reconstruction, β1 (E[−log p(z1|z2)] − H[q(z1|x)]), β2 KL(z2).
+    recon = (np.sum((u * lam - theta) ** 2 + u**2 * sigma1**2) + tail) / (2 * eta2)
+    recon += spectrum.dim / 2 * math.log(2 * math.pi * eta2)
+    gap = np.ones(d1)
+    gap[:paired] = (omega[:paired] * w[:paired] - 1) ** 2
+    level1 = (np.sum(gap * m) + np.sum(omega**2 * s2)) / (2 * eta2)
+    level1 += d1 / 2 * math.log(2 * math.pi * eta2)
+    level1 -= d1 / 2 * (math.log(sigma1**2) + 1 + math.log(2 * math.pi))
+    kl2 = 0.5 * np.sum((s2 + w**2 * m2) / eta_enc**2 - 1 - np.log(s2 / eta_enc**2))
+    return Optimum(
+        model="mhvae",
+        method="closed form (Theorem 3)" if sigma2 is None else "closed form (Theorem 5)",
+        theta=spectrum.values,
+        singular_values={
+            "V1": descending(lam, d1),
+            "U1": descending(u, d1),
+            "W2": descending(w, d2),
+            "U2": descending(omega, d2),
+        },
+        encoder_std={"z1": np.full(d1, sigma1), "z2": np.sort(np.sqrt(s2))},
+        learnable={"z1": False, "z2": sigma2 is None},
+        active_dims={"z1": int(np.sum(lam > 0)), "z2": int(np.sum(w > 0))},
+        loss=float(recon + beta1 * level1 + beta2 * kl2),
+        hyper={
+            "latent_dims": [d1, d2],
+            "betas": [beta1, beta2],
+            "eta_enc": eta_enc,
+            "eta_dec": eta_dec,
+            "sigmas": [[sigma1], None if sigma2 is None else [sigma2]],
+        },
+        per_mode={"theta": theta, "V1": lam, "U1": u, "W2": w, "U2": omega, "std_z2": np.sqrt(s2)},
+    )

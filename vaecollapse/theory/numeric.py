@@ -11,6 +11,7 @@ read off directly.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ class SolverOptions:
     Starts are Gaussian with std ``init_scale / √fan_in`` per matrix."""
 
     restarts: int = 4
-    max_iter: int = 3000
+    max_iter: int = 600
     rounds: int = 3
     seed: int = 0
     init_scale: float = 1.0
@@ -93,12 +94,64 @@ TORCH_LBFGS_ABOVE = 20_000
 
 
 def _minimise(
-    loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
+    loss_of: Callable[..., torch.Tensor], params: list[torch.Tensor], options: SolverOptions
 ) -> float:
-    """Minimise ``loss_fn`` over ``params`` in place with L-BFGS and return the final loss."""
-    if sum(p.numel() for p in params) > TORCH_LBFGS_ABOVE:
+    """Minimise ``loss_of(*params)`` over ``params`` in place and return the final loss: L-BFGS,
+    then, for small problems, damped Newton steps with the exact Hessian (the L-BFGS iterates
+    crawl along the near-symmetries of the hierarchical models; Newton finishes in a few steps)."""
+    n = sum(p.numel() for p in params)
+    loss_fn = lambda: loss_of(*params)  # noqa: E731
+    if n > TORCH_LBFGS_ABOVE:
         return _minimise_torch(loss_fn, params, options)
-    return _minimise_scipy(loss_fn, params, options)
+    value = _minimise_scipy(loss_fn, params, options)
+    if n <= NEWTON_MAX_PARAMS:
+        value = _newton_polish(loss_of, params)
+    return value
+
+
+NEWTON_MAX_PARAMS = 1000
+
+
+def _newton_polish(
+    loss_of: Callable[..., torch.Tensor], params: list[torch.Tensor], max_steps: int = 60
+) -> float:
+    """Levenberg-Marquardt-damped Newton steps on the flattened parameters, each accepted only if
+    it lowers the loss; stops when no damping gives a decrease."""
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+
+    def flat_loss(vector: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(vector, sizes)
+        return loss_of(*(part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)))
+
+    vector = torch.cat([p.detach().reshape(-1) for p in params])
+    value = float(flat_loss(vector))
+    eye = torch.eye(vector.numel(), dtype=DTYPE)
+    damping = 1e-9
+    for _ in range(max_steps):
+        with warnings.catch_warnings():
+            # torch.func's own internals still call the deprecated torch.jit.script (torch 2.13).
+            warnings.filterwarnings(
+                "ignore", message=".*torch.jit.script.*", category=DeprecationWarning
+            )
+            grad = torch.func.grad(flat_loss)(vector)
+            hess = torch.func.hessian(flat_loss)(vector)
+        hess = (hess + hess.T) / 2
+        scale = float(hess.diagonal().abs().max()) or 1.0
+        for _ in range(20):
+            step = torch.linalg.solve(hess + damping * scale * eye, -grad)
+            trial = float(flat_loss(vector + step))
+            if trial < value:
+                vector, value = vector + step, trial
+                damping = max(damping / 10, 1e-15)
+                break
+            damping *= 10
+        else:
+            break
+    with torch.no_grad():
+        for p, part in zip(params, torch.split(vector, sizes), strict=True):
+            p.copy_(part.reshape(p.shape))
+    return value
 
 
 def _minimise_torch(
@@ -189,8 +242,8 @@ def _best_of(
     best_value, best_params, values = math.inf, [], []
     for start in range(starts):
         generator = torch.Generator().manual_seed(options.seed + start)
-        loss_fn, params = build(generator)
-        value = _minimise(loss_fn, params, options)
+        loss_of, params = build(generator)
+        value = _minimise(loss_of, params, options)
         values.append(value)
         if value < best_value:
             best_value, best_params = value, [p.detach().clone() for p in params]
@@ -260,25 +313,24 @@ def solve_hierarchical(
             torch.zeros(dims[i + 1], dtype=DTYPE, requires_grad=True) if fixed[i] is None else None
             for i in range(levels)
         ]
-        log_eta = torch.zeros((), dtype=DTYPE, requires_grad=eta_dec is None)
-        if eta_dec is not None:
-            log_eta = torch.tensor(math.log(eta_dec), dtype=DTYPE)
-
-        def variances() -> list[torch.Tensor]:
-            return [
-                torch.exp(lv) if lv is not None else torch.tensor(f, dtype=DTYPE)
-                for lv, f in zip(log_vars, fixed, strict=True)
-            ]
-
-        def loss_fn() -> torch.Tensor:
-            maps = [encoders[0] * unwhiten, *encoders[1:]]
-            return hierarchical_loss(
-                a_rot, maps, decoders, variances(), betas, eta_enc, log_eta
-            ) + basis.dropped_constant(log_eta)
-
         params = encoders + decoders + [lv for lv in log_vars if lv is not None]
-        params += [log_eta] if eta_dec is None else []
-        return loss_fn, params
+        if eta_dec is None:
+            params.append(torch.zeros((), dtype=DTYPE, requires_grad=True))
+        return loss_of, params
+
+    fixed_log_eta = None if eta_dec is None else torch.tensor(math.log(eta_dec), dtype=DTYPE)
+
+    def loss_of(*tensors: torch.Tensor) -> torch.Tensor:
+        """The objective as a function of (W_1..W_L, U_1..U_L, learnable log-variances, log η)."""
+        rest = list(tensors[2 * levels :])
+        variances = [
+            torch.exp(rest.pop(0)) if f is None else torch.tensor(f, dtype=DTYPE) for f in fixed
+        ]
+        log_eta = rest.pop(0) if eta_dec is None else fixed_log_eta
+        maps = [tensors[0] * unwhiten, *tensors[1:levels]]
+        return hierarchical_loss(
+            a_rot, maps, tensors[levels : 2 * levels], variances, betas, eta_enc, log_eta
+        ) + basis.dropped_constant(log_eta)
 
     loss, params, values = _best_of(options.restarts, build, options)
     encoders, decoders = params[:levels], params[levels : 2 * levels]
@@ -360,25 +412,26 @@ def solve_cvae(
             _random_start(generator, options, *shape)
             for shape in ((d, d0), (d, d2), (d2, d), (d2, d0))
         )
-        log_var = torch.zeros(d, dtype=DTYPE, requires_grad=True)
+        log_var = [torch.zeros(d, dtype=DTYPE, requires_grad=True)] if fixed is None else []
+        return loss_of, [w1, w2, u1, u2, *log_var]
 
-        def loss_fn() -> torch.Tensor:
-            var = torch.exp(log_var) if fixed is None else torch.tensor(fixed, dtype=DTYPE)
-            return cvae_loss(
-                a_rot,
-                b_rot,
-                c_rot,
-                w1 * unwhiten_x,
-                w2 * unwhiten_y,
-                u1,
-                u2 * unwhiten_x,
-                var,
-                beta,
-                eta_enc,
-                log_eta,
-            ) + by.dropped_constant(log_eta)
-
-        return loss_fn, [w1, w2, u1, u2] + ([log_var] if fixed is None else [])
+    def loss_of(*tensors: torch.Tensor) -> torch.Tensor:
+        """The objective as a function of (W1, W2, U1, U2[, log-variance]), whitened."""
+        w1, w2, u1, u2 = tensors[:4]
+        var = torch.exp(tensors[4]) if fixed is None else torch.tensor(fixed, dtype=DTYPE)
+        return cvae_loss(
+            a_rot,
+            b_rot,
+            c_rot,
+            w1 * unwhiten_x,
+            w2 * unwhiten_y,
+            u1,
+            u2 * unwhiten_x,
+            var,
+            beta,
+            eta_enc,
+            log_eta,
+        ) + by.dropped_constant(log_eta)
 
     loss, params, values = _best_of(options.restarts, build, options)
     w2, u1 = params[1], params[2]

@@ -34,7 +34,8 @@ class Optimum:
     sorted non-decreasing. ``learnable``: which levels' variances were learned. ``active_dims``: per
     level, the rank of the map into it (level 1 from the data, level l from level l−1): dimensions
     outside it carry no information about the level below. ``loss``: L per sample in nats with all
-    constants (DESIGN.md convention).
+    constants (DESIGN.md convention). ``per_mode`` (closed forms only): the same quantities in mode
+    order (mode i pairs the i-th largest θ with one latent direction), unsorted.
     """
 
     model: str
@@ -47,6 +48,7 @@ class Optimum:
     loss: float
     hyper: dict
     notes: list[str] = field(default_factory=list)
+    per_mode: dict[str, np.ndarray] | None = None
 
     def to_json(self) -> dict:
         single = len(self.active_dims) == 1
@@ -61,4 +63,7 @@ class Optimum:
             "active_dims": next(iter(self.active_dims.values())) if single else self.active_dims,
             "loss": self.loss,
             "notes": self.notes,
+            "per_mode": None
+            if self.per_mode is None
+            else {k: v.tolist() for k, v in self.per_mode.items()},
         }

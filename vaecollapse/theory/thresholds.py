@@ -113,3 +113,53 @@ def phase_table(
     noise = _noise(sigma, latent_dim, eta_enc)
     limit = np.sqrt(beta_grid)[None, :, None] * eta_grid[:, None, None] * noise[None, None, :]
     return np.sum(theta[None, None, :] > limit, axis=-1)
+
+
+def mhvae_thresholds(
+    spectrum: Spectrum,
+    latent_dim1: int,
+    latent_dim2: int,
+    *,
+    beta1: float = 1.0,
+    beta2: float = 1.0,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma1: float = 1.0,
+    sigma2: float | None = None,
+) -> list[dict]:
+    """Per z2 mode of the two-level MHVAE with fixed isotropic Σ1 (Theorems 3 and 5).
+
+    Mode i of z2 is active (ω_i > 0) iff β2 κ < max(θ_i √β1 σ1, β1 σ1²) with κ = η_dec² for a
+    learnable Σ2 and κ = σ2² η_dec²/η_enc² for a fixed one: larger β2 or η_dec collapse it, larger
+    β1 or σ1 revive it. Rows: the β2 and η_dec above which, and the β1 below which, it collapses.
+    """
+    for name, value in (
+        ("beta1", beta1),
+        ("beta2", beta2),
+        ("eta_enc", eta_enc),
+        ("eta_dec", eta_dec),
+        ("sigma1", sigma1),
+    ):
+        if not value > 0:
+            raise InputError(f"{name} must be positive; got {value}.")
+    ratio = 1.0 if sigma2 is None else (sigma2 / eta_enc) ** 2  # κ = η_dec² · ratio
+    theta = spectrum.padded(min(latent_dim1, latent_dim2))
+    rows = []
+    for i in range(latent_dim2):
+        t = theta[i] if i < theta.size else 0.0
+        keep = max(t * math.sqrt(beta1) * sigma1, beta1 * sigma1**2)
+        kappa = eta_dec**2 * ratio
+        beta1_needed = min(
+            (beta2 * kappa / (t * sigma1)) ** 2 if t > 0 else math.inf, beta2 * kappa / sigma1**2
+        )
+        rows.append(
+            {
+                "mode": i + 1,
+                "theta": float(t),
+                "active": bool(i < theta.size and beta2 * kappa < keep),
+                "beta2": float(keep / kappa),
+                "eta_dec": float(math.sqrt(keep / (beta2 * ratio))),
+                "beta1": float(beta1_needed),
+            }
+        )
+    return rows

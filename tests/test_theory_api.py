@@ -194,3 +194,39 @@ def test_cli_mhvae_and_user_file(run_cli, tmp_path: Path) -> None:
 def test_cli_bad_input_exit_2(run_cli, args) -> None:
     result = run_cli("theory", *args)
     assert result.code == 2 and "Traceback" not in result.err
+
+
+def test_cli_phase_table(run_cli) -> None:
+    args = [
+        "theory",
+        "--model",
+        "vae",
+        "--dataset",
+        "digits",
+        "--latent-dim",
+        "6",
+        "--phase-betas",
+        "0.5,2,8",
+        "--phase-eta-decs",
+        "0.5,1",
+        "--json",
+    ]
+    out = json.loads(run_cli(*args).out)
+    theta = np.array(out["theta"][:6])
+    for i, eta in enumerate([0.5, 1.0]):
+        for j, beta in enumerate([0.5, 2.0, 8.0]):
+            assert out["phase"]["active_dims"][i][j] == int(np.sum(theta > np.sqrt(beta) * eta))
+    assert (
+        run_cli(
+            "theory",
+            "--model",
+            "vae",
+            "--dataset",
+            "digits",
+            "--latent-dim",
+            "2",
+            "--phase-betas",
+            "1,-1",
+        ).code
+        == 2
+    )

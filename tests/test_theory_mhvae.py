@@ -168,3 +168,22 @@ def test_mhvae_thresholds_flip_the_closed_form(fixed_sigma2) -> None:
         assert z2(beta2=row["beta2"] * 0.98) == z2(beta2=row["beta2"] * 1.02) + 1
         assert z2(eta_dec=row["eta_dec"] * 0.99) == z2(eta_dec=row["eta_dec"] * 1.01) + 1
         assert z2(beta1=row["beta1"] * 1.02) == z2(beta1=row["beta1"] * 0.98) + 1
+
+
+def test_configurations_without_closed_form() -> None:
+    """Both variances learnable, and three levels: only the numeric solver covers them. Learning
+    Σ1 can only help: its optimum is at or below Theorem 3's for any fixed isotropic σ1."""
+    x = gaussian_with_spectrum(40, [10.0, 4.0, 1.5, 0.5], seed=6, exact=True)
+    a, _, _ = moments(x)
+    spectrum = vae_spectrum_from_moment(a)
+    both = solve_hierarchical(a, [3, 3], [1.0, 1.5], sigmas=[None, None], options=OPTIONS)
+    assert both.learnable == {"z1": True, "z2": True}
+    for sigma1 in (0.2, 0.5, 1.0, 2.0):
+        fixed = mhvae_closed_form(spectrum, 3, 3, beta1=1.0, beta2=1.5, sigma1=sigma1)
+        assert both.loss <= fixed.loss + 1e-9
+    three = solve_hierarchical(
+        a, [3, 2, 2], [1.0, 1.0, 50.0], sigmas=[0.5, None, None], options=OPTIONS
+    )
+    assert set(three.active_dims) == {"z1", "z2", "z3"}
+    assert three.active_dims["z3"] == 0  # a huge β on the top level collapses it
+    np.testing.assert_allclose(three.encoder_std["z3"], 1.0, rtol=1e-5)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 
 from ..errors import InputError
-from ..theory import MODELS, predict
+from ..theory import MODELS, Prediction, Spectrum, phase_table, predict
 from .common import data_loading_options, make_spec, print_json
 
 
@@ -45,6 +46,8 @@ def parse_sigma(text: str | None) -> float | list[float] | None:
     default=None,
     help="closed form (default where one exists) or the exact numeric solver.",
 )
+@click.option("--phase-betas", help="vae/cvae: comma list of β for a phase table of active dims.")
+@click.option("--phase-eta-decs", help="η_dec values for the phase table (default: --eta-dec).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def theory(
     model: str,
@@ -66,6 +69,8 @@ def theory(
     sigma1: str | None,
     sigma2: str | None,
     solver: str | None,
+    phase_betas: str | None,
+    phase_eta_decs: str | None,
     as_json: bool,
 ) -> None:
     """Predict which latent dimensions of a linear MODEL collapse on a data set, and why."""
@@ -94,15 +99,56 @@ def theory(
         sigma2=s2,
         solver=solver,
     )
+    phase = None
+    if phase_betas or phase_eta_decs:
+        if model == "mhvae":
+            raise click.UsageError("--phase-betas is for vae and cvae.")
+        betas = parse_list(phase_betas, "--phase-betas") if phase_betas else [b1]
+        etas = parse_list(phase_eta_decs, "--phase-eta-decs") if phase_eta_decs else [eta_dec]
+        spectrum = prediction_spectrum(prediction)
+        table = phase_table(spectrum, latent_dim, betas, etas, eta_enc=eta_enc, sigma=s1)
+        phase = {"betas": betas, "eta_decs": etas, "active_dims": table.tolist()}
+    label = dataset.name + ("-quadrant" if dataset.view == "quadrant" else "")
     if as_json:
         out = prediction.to_json()
-        out["dataset"] = dataset.name
+        out["dataset"] = label
+        out["phase"] = phase
         print_json(out)
         return
-    click.echo(format_prediction(prediction, dataset.name))
+    click.echo(format_prediction(prediction, label))
+    if phase:
+        click.echo("")
+        click.echo(format_phase(phase))
 
 
-def format_prediction(prediction, dataset_name: str) -> str:
+def parse_list(text: str, option: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise InputError(
+            f"{option} takes a comma-separated list of numbers; got '{text}'."
+        ) from None
+    if any(not v > 0 for v in values):
+        raise InputError(f"{option} values must be positive; got {values}.")
+    return values
+
+
+def prediction_spectrum(prediction: Prediction) -> Spectrum:
+    opt = prediction.optimum
+    return Spectrum(
+        np.asarray(opt.theta, dtype=np.float64), "cvae" if opt.model == "cvae" else "vae"
+    )
+
+
+def format_phase(phase: dict) -> str:
+    lines = ["active dimensions by eta_dec (rows) and beta (columns)"]
+    lines.append(f"{'eta_dec':>9}  " + "  ".join(f"{b:>7.4g}" for b in phase["betas"]))
+    for eta, row in zip(phase["eta_decs"], phase["active_dims"], strict=True):
+        lines.append(f"{eta:>9.4g}  " + "  ".join(f"{n:>7d}" for n in row))
+    return "\n".join(lines)
+
+
+def format_prediction(prediction: Prediction, dataset_name: str) -> str:
     opt = prediction.optimum
     lines = [f"{opt.model.upper()} on {dataset_name}: {opt.method}"]
     hyper = opt.hyper

@@ -230,3 +230,13 @@ def test_cli_phase_table(run_cli) -> None:
         ).code
         == 2
     )
+
+
+def test_spectra_from_names_and_datasets() -> None:
+    digits = load_dataset("digits")
+    assert np.allclose(vae_spectrum("digits").values, vae_spectrum(digits.train.x).values)
+    quadrant = load_dataset("digits-quadrant")
+    by_name = cvae_spectrum("digits-quadrant").values
+    assert np.allclose(by_name, cvae_spectrum(quadrant.train.x, quadrant.train.y).values)
+    with pytest.raises(InputError, match="paired"):
+        cvae_spectrum("digits")

@@ -107,9 +107,14 @@ def test_vae_theorems_1_and_4(kind: str) -> None:
 
 
 def test_ppca_is_the_vae_with_learnable_decoder_std() -> None:
-    for a, spectrum, d, *_ in vae_configs("learnable", seed=7):
-        if d >= spectrum.dim or spectrum.values[d:].max() == 0:
-            continue
+    rng = np.random.default_rng(7)
+    for _ in range(N_CONFIGS):
+        dim = int(rng.integers(2, 7))
+        d = int(rng.integers(1, dim))  # pPCA needs d < D
+        eig = np.sort(np.exp(rng.uniform(math.log(0.05), math.log(20), dim)))[::-1]
+        x = gaussian_with_spectrum(4 * dim + 20, eig, seed=int(rng.integers(1 << 30)), exact=True)
+        a, _, _ = moments(x)
+        spectrum = vae_spectrum_from_moment(a)
         closed = ppca_closed_form(spectrum, d)
         numeric = solve_hierarchical(a, [d], [1.0], eta_dec=None, options=OPTIONS)
         assert numeric.loss == pytest.approx(closed.loss, rel=1e-8)
@@ -134,7 +139,7 @@ def test_ppca_matches_scikit_learn_likelihood() -> None:
     assert closed.hyper["eta_dec"] ** 2 == pytest.approx(sklearn_model.noise_variance_, rel=1e-8)
 
 
-def cvae_configs(seed: int):
+def cvae_configs(fixed_sigma: bool, seed: int):
     rng = np.random.default_rng(seed)
     out = []
     while len(out) < N_CONFIGS:
@@ -150,15 +155,16 @@ def cvae_configs(seed: int):
         spectrum = cvae_spectrum_from_moments(a, b, c)
         beta = _log_uniform(rng, 0.05, 5)
         eta_enc, eta_dec = _log_uniform(rng, 0.3, 3), _log_uniform(rng, 0.3, 2)
-        sigma = [_log_uniform(rng, 0.1, 2) for _ in range(d)] if rng.random() < 0.3 else None
+        sigma = [_log_uniform(rng, 0.1, 2) for _ in range(d)] if fixed_sigma else None
         if not _near_threshold(spectrum, d, beta, eta_enc, eta_dec, sigma):
             out.append(((a, b, c), spectrum, d, beta, eta_enc, eta_dec, sigma))
     return out
 
 
-def test_cvae_theorem_2_and_fixed_variance() -> None:
+@pytest.mark.parametrize("fixed_sigma", [False, True], ids=["theorem2", "fixed"])
+def test_cvae_theorem_2_and_fixed_variance(fixed_sigma: bool) -> None:
     results = []
-    for m, spectrum, d, beta, eta_enc, eta_dec, sigma in cvae_configs(seed=11):
+    for m, spectrum, d, beta, eta_enc, eta_dec, sigma in cvae_configs(fixed_sigma, seed=11):
         closed = cvae_closed_form(
             spectrum, d, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
         )

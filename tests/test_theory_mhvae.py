@@ -168,6 +168,7 @@ def test_mhvae_thresholds_flip_the_closed_form(fixed_sigma2) -> None:
         assert z2(beta2=row["beta2"] * 0.98) == z2(beta2=row["beta2"] * 1.02) + 1
         assert z2(eta_dec=row["eta_dec"] * 0.99) == z2(eta_dec=row["eta_dec"] * 1.01) + 1
         assert z2(beta1=row["beta1"] * 1.02) == z2(beta1=row["beta1"] * 0.98) + 1
+        assert z2(sigma1=row["sigma1"] * 1.01) == z2(sigma1=row["sigma1"] * 0.99) + 1
 
 
 def test_configurations_without_closed_form() -> None:

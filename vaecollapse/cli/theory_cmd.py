@@ -167,7 +167,9 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
     # Threshold columns: β*, η_dec* per mode for VAE/CVAE; β2*, η_dec*, β1* per z2 mode for MHVAE.
     keys = []
     if prediction.thresholds:
-        keys = ["beta2", "eta_dec", "beta1"] if opt.model == "mhvae" else ["beta", "eta_dec"]
+        keys = (
+            ["beta2", "eta_dec", "beta1", "sigma1"] if opt.model == "mhvae" else ["beta", "eta_dec"]
+        )
     header = f"{'mode':>4}  {'theta':>9}  " + "  ".join(f"{m:>9}" for m in maps)
     header += "  " + "  ".join(f"{'std ' + k:>9}" for k in opt.encoder_std)
     if keys:
@@ -194,7 +196,7 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
         what = "z2 mode" if opt.model == "mhvae" else "mode"
         lines.append(
             f"starred columns: the value (others held) at which that {what} collapses"
-            + ("; it collapses BELOW beta1*." if opt.model == "mhvae" else ".")
+            + ("; it collapses BELOW beta1* and sigma1*." if opt.model == "mhvae" else ".")
         )
     lines += [f"note: {n}" for n in opt.notes]
     return "\n".join(lines)

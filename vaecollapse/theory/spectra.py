@@ -96,13 +96,31 @@ def cvae_spectrum_from_moments(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> S
     return Spectrum(_descending_eigenvalues(residual_moment(a, b, c)), "cvae")
 
 
+def _training_split(source: object) -> tuple[object, object | None]:
+    """A data set name (``"mnist"``, ``"mnist-quadrant"`` ...) or Dataset -> its training (x, y)."""
+    from ..data import Dataset, load_dataset
+
+    dataset = load_dataset(source) if isinstance(source, str) else source
+    if not isinstance(dataset, Dataset):
+        raise InputError(f"expected an array, a Dataset or a data set name; got {type(source)}.")
+    return dataset.train.x, dataset.train.y
+
+
 def vae_spectrum(x: object, *, center: bool = False) -> Spectrum:
-    """θ for a VAE / MHVAE on data ``x`` ``(N, D)``."""
+    """θ for a VAE / MHVAE on data ``x``: an ``(N, D)`` array or tensor, a Dataset or a data set
+    name (its training split)."""
+    if isinstance(x, str) or hasattr(x, "train"):
+        x, _ = _training_split(x)
     a, _, _ = moments(x, center=center)
     return vae_spectrum_from_moment(a)
 
 
-def cvae_spectrum(x: object, y: object, *, center: bool = False) -> Spectrum:
-    """θ for a CVAE with condition ``x`` ``(N, D0)`` and target ``y`` ``(N, D2)``."""
+def cvae_spectrum(x: object, y: object | None = None, *, center: bool = False) -> Spectrum:
+    """θ for a CVAE with condition ``x`` ``(N, D0)`` and target ``y`` ``(N, D2)``; or pass a paired
+    Dataset or data set name (``"mnist-quadrant"``) as ``x`` alone."""
+    if y is None:
+        x, y = _training_split(x)
+        if y is None:
+            raise InputError("a CVAE spectrum needs paired data (x, y), e.g. 'mnist-quadrant'.")
     a, b, c = moments(x, y, center=center)
     return cvae_spectrum_from_moments(a, b, c)

@@ -131,7 +131,8 @@ def mhvae_thresholds(
 
     Mode i of z2 is active (ω_i > 0) iff β2 κ < max(θ_i √β1 σ1, β1 σ1²) with κ = η_dec² for a
     learnable Σ2 and κ = σ2² η_dec²/η_enc² for a fixed one: larger β2 or η_dec collapse it, larger
-    β1 or σ1 revive it. Rows: the β2 and η_dec above which, and the β1 below which, it collapses.
+    β1 or σ1 revive it. Rows: the β2 and η_dec above which, and the β1 and σ1 below which, it
+    collapses.
     """
     for name, value in (
         ("beta1", beta1),
@@ -152,6 +153,10 @@ def mhvae_thresholds(
         beta1_needed = min(
             (beta2 * kappa / (t * sigma1)) ** 2 if t > 0 else math.inf, beta2 * kappa / sigma1**2
         )
+        sigma1_needed = min(
+            beta2 * kappa / (t * math.sqrt(beta1)) if t > 0 else math.inf,
+            math.sqrt(beta2 * kappa / beta1),
+        )
         rows.append(
             {
                 "mode": i + 1,
@@ -160,6 +165,7 @@ def mhvae_thresholds(
                 "beta2": float(keep / kappa),
                 "eta_dec": float(math.sqrt(keep / (beta2 * ratio))),
                 "beta1": float(beta1_needed),
+                "sigma1": float(sigma1_needed),
             }
         )
     return rows

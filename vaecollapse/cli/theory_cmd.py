@@ -10,16 +10,24 @@ from ..theory import MODELS, Prediction, Spectrum, phase_table, predict
 from .common import data_loading_options, make_spec, print_json
 
 
-def parse_sigma(text: str | None) -> float | list[float] | None:
-    """ "0.5" -> 0.5; "0.5,1,2" -> [0.5, 1.0, 2.0]; None -> None (learnable)."""
-    if text is None:
-        return None
+def parse_list(text: str, option: str) -> list[float]:
+    """ "0.5,1,2" -> [0.5, 1.0, 2.0]; every value must be a positive number."""
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise InputError(
-            f"--sigma takes a number or a comma-separated list; got '{text}'."
+            f"{option} takes a comma-separated list of numbers; got '{text}'."
         ) from None
+    if any(not v > 0 for v in values):
+        raise InputError(f"{option} values must be positive; got {values}.")
+    return values
+
+
+def parse_sigma(text: str | None, option: str) -> float | list[float] | None:
+    """A fixed std: "0.5" -> 0.5, "0.5,1" -> [0.5, 1.0]; absent (None) means learnable."""
+    if text is None:
+        return None
+    values = parse_list(text, option)
     return values[0] if len(values) == 1 else values
 
 
@@ -80,11 +88,11 @@ def theory(
         if beta is not None or sigma is not None:
             raise click.UsageError("mhvae takes --beta1/--beta2 and --sigma1/--sigma2.")
         b1, b2 = beta1 if beta1 is not None else 1.0, beta2 if beta2 is not None else 1.0
-        s1, s2 = parse_sigma(sigma1), parse_sigma(sigma2)
+        s1, s2 = parse_sigma(sigma1, "--sigma1"), parse_sigma(sigma2, "--sigma2")
     else:
         if beta1 is not None or beta2 is not None or sigma1 or sigma2 or latent_dim2:
             raise click.UsageError(f"{model} takes --beta and --sigma, not the mhvae options.")
-        b1, b2, s1, s2 = beta if beta is not None else 1.0, 1.0, parse_sigma(sigma), None
+        b1, b2, s1, s2 = beta if beta is not None else 1.0, 1.0, parse_sigma(sigma, "--sigma"), None
     dataset = make_spec(dataset_name or data_file, data_dir, digits, view, center, no_verify).load()
     prediction = predict(
         model,
@@ -119,18 +127,6 @@ def theory(
     if phase:
         click.echo("")
         click.echo(format_phase(phase))
-
-
-def parse_list(text: str, option: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise InputError(
-            f"{option} takes a comma-separated list of numbers; got '{text}'."
-        ) from None
-    if any(not v > 0 for v in values):
-        raise InputError(f"{option} values must be positive; got {values}.")
-    return values
 
 
 def prediction_spectrum(prediction: Prediction) -> Spectrum:

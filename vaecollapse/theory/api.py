@@ -104,38 +104,23 @@ def predict(
             )
         a, _, _ = moments(split.x)
         spectrum = vae_spectrum_from_moment(a)
-        if model == "mhvae" and solver == "closed":
-            optimum = mhvae_closed_form(
-                spectrum,
-                latent_dim,
-                latent_dim2 or latent_dim,
-                beta1=beta,
-                beta2=beta2,
+        dims = [latent_dim] if model == "vae" else [latent_dim, latent_dim2 or latent_dim]
+        mhvae_kwargs = dict(
+            beta1=beta, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma, sigma2=sigma2
+        )
+        if solver == "numeric":
+            levels = len(dims)
+            optimum = solve_hierarchical(
+                a,
+                dims,
+                [beta, beta2][:levels],
                 eta_enc=eta_enc,
                 eta_dec=eta_dec,
-                sigma1=float(sigma),
-                sigma2=sigma2,
+                sigmas=[sigma, sigma2][:levels],
+                options=options,
             )
         elif model == "mhvae":
-            optimum = solve_hierarchical(
-                a,
-                [latent_dim, latent_dim2 or latent_dim],
-                [beta, beta2],
-                eta_enc=eta_enc,
-                eta_dec=eta_dec,
-                sigmas=[sigma, sigma2],
-                options=options,
-            )
-        elif solver == "numeric":
-            optimum = solve_hierarchical(
-                a,
-                [latent_dim],
-                [beta],
-                eta_enc=eta_enc,
-                eta_dec=eta_dec,
-                sigmas=[sigma],
-                options=options,
-            )
+            optimum = mhvae_closed_form(spectrum, *dims, **mhvae_kwargs)
         else:
             optimum = vae_closed_form(
                 spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
@@ -145,17 +130,7 @@ def predict(
             spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
         )
     elif has_closed_form:
-        thresholds = mhvae_thresholds(
-            spectrum,
-            latent_dim,
-            latent_dim2 or latent_dim,
-            beta1=beta,
-            beta2=beta2,
-            eta_enc=eta_enc,
-            eta_dec=eta_dec,
-            sigma1=float(sigma),
-            sigma2=sigma2,
-        )
+        thresholds = mhvae_thresholds(spectrum, *dims, **mhvae_kwargs)
     else:
         thresholds = None
     return Prediction(optimum, thresholds)

@@ -24,32 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InputError
+from .checks import check_latent_dim, check_positive, fixed_stds
 from .report import Optimum, descending
 from .spectra import Spectrum
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a finite positive number; got {value}.")
-
-
-def _check_latent(latent_dim: int) -> int:
-    if int(latent_dim) != latent_dim or latent_dim < 1:
-        raise InputError(f"the latent dimension must be a positive integer; got {latent_dim}.")
-    return int(latent_dim)
-
-
-def fixed_stds(sigma: float | Sequence[float], latent_dim: int) -> np.ndarray:
-    """The fixed encoder stds as a ``(d,)`` array (one value means isotropic)."""
-    stds = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
-    if stds.size == 1:
-        stds = np.full(latent_dim, float(stds[0]))
-    if stds.size != latent_dim:
-        raise InputError(f"sigma has {stds.size} values but the latent dimension is {latent_dim}.")
-    if not np.all(np.isfinite(stds) & (stds > 0)):
-        raise InputError(f"sigma must hold finite positive standard deviations; got {stds}.")
-    return stds
 
 
 def _mode_loss(
@@ -116,29 +93,29 @@ def _vae_notes(sigma: float | Sequence[float] | None, latent_dim: int) -> list[s
     return []
 
 
-def vae_closed_form(
+def _vae_type_optimum(
+    model: str,
+    method: str,
+    names: tuple[str, str],
     spectrum: Spectrum,
+    theta_vae: np.ndarray,
     latent_dim: int,
-    *,
-    beta: float = 1.0,
-    eta_enc: float = 1.0,
-    eta_dec: float = 1.0,
-    sigma: float | Sequence[float] | None = None,
+    beta: float,
+    eta_enc: float,
+    eta_dec: float,
+    sigma: float | Sequence[float] | None,
 ) -> Optimum:
-    """Linear VAE: Theorem 1 (``sigma`` given: fixed encoder stds, isotropic or per dimension) or
-    Theorem 4 (``sigma=None``: learnable diagonal Σ). ``spectrum``: θ = √eig(E[x xᵀ])."""
-    d = _check_latent(latent_dim)
-    _check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
-    if spectrum.kind != "vae":
-        raise InputError("vae_closed_form needs a VAE spectrum (θ = √eig A).")
-    theta, omega, lam, std, tail = _vae_modes(spectrum.values, d, beta, eta_enc, eta_dec, sigma)
+    """The VAE-type optimum on the values ``theta_vae`` (√eig of the modelled second moment);
+    ``names``: what to call the decoder and encoder maps."""
+    d = check_latent_dim(latent_dim)
+    check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
+    theta, omega, lam, std, tail = _vae_modes(theta_vae, d, beta, eta_enc, eta_dec, sigma)
+    decoder, encoder = names
     return Optimum(
-        model="vae",
-        method="closed form (Theorem 1, fixed Σ)"
-        if sigma is not None
-        else "closed form (Theorem 4)",
+        model=model,
+        method=method,
         theta=spectrum.values,
-        singular_values={"U": descending(omega, d), "V": descending(lam, d)},
+        singular_values={decoder: descending(omega, d), encoder: descending(lam, d)},
         encoder_std={"z": std},
         learnable={"z": sigma is None},
         active_dims={"z": int(np.sum(lam > 0))},
@@ -151,7 +128,35 @@ def vae_closed_form(
             "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
         },
         notes=_vae_notes(sigma, d),
-        per_mode={"theta": theta, "U": omega, "V": lam, "std": std},
+        per_mode={"theta": theta, decoder: omega, encoder: lam, "std": std},
+    )
+
+
+def vae_closed_form(
+    spectrum: Spectrum,
+    latent_dim: int,
+    *,
+    beta: float = 1.0,
+    eta_enc: float = 1.0,
+    eta_dec: float = 1.0,
+    sigma: float | Sequence[float] | None = None,
+) -> Optimum:
+    """Linear VAE: Theorem 1 (``sigma`` given: fixed encoder stds, isotropic or per dimension) or
+    Theorem 4 (``sigma=None``: learnable diagonal Σ). ``spectrum``: θ = √eig(E[x xᵀ])."""
+    if spectrum.kind != "vae":
+        raise InputError("vae_closed_form needs a VAE spectrum (θ = √eig A).")
+    method = "closed form (Theorem 4)" if sigma is None else "closed form (Theorem 1, fixed Σ)"
+    return _vae_type_optimum(
+        "vae",
+        method,
+        ("U", "V"),
+        spectrum,
+        spectrum.values,
+        latent_dim,
+        beta,
+        eta_enc,
+        eta_dec,
+        sigma,
     )
 
 
@@ -166,38 +171,28 @@ def cvae_closed_form(
 ) -> Optimum:
     """Linear CVAE: Theorem 2 (learnable Σ) and, by the same reduction, fixed Σ.
     ``spectrum``: θ = eig(E), E = B − C A⁺ Cᵀ. ``singular_values``: ``U1`` (decoder from z) and
-    ``V`` (encoder from the whitened residual of y given x)."""
-    d = _check_latent(latent_dim)
-    _check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
+    ``V`` (encoder from the whitened residual of y given x). ``per_mode["theta"]`` holds √θ."""
     if spectrum.kind != "cvae":
         raise InputError("cvae_closed_form needs a CVAE spectrum (θ = eig E).")
-    root = np.sqrt(spectrum.values)
-    theta, omega, lam, std, tail = _vae_modes(root, d, beta, eta_enc, eta_dec, sigma)
-    return Optimum(
-        model="cvae",
-        method="closed form (Theorem 2)" if sigma is None else "closed form (CVAE, fixed Σ)",
-        theta=spectrum.values,
-        singular_values={"U1": descending(omega, d), "V": descending(lam, d)},
-        encoder_std={"z": std},
-        learnable={"z": sigma is None},
-        active_dims={"z": int(np.sum(lam > 0))},
-        loss=_mode_loss(theta, omega, lam, std, tail, spectrum.dim, beta, eta_enc, eta_dec),
-        hyper={
-            "latent_dims": [d],
-            "betas": [beta],
-            "eta_enc": eta_enc,
-            "eta_dec": eta_dec,
-            "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
-        },
-        notes=_vae_notes(sigma, d),
-        per_mode={"theta": theta**2, "U1": omega, "V": lam, "std": std},
+    method = "closed form (Theorem 2)" if sigma is None else "closed form (CVAE, fixed Σ)"
+    return _vae_type_optimum(
+        "cvae",
+        method,
+        ("U1", "V"),
+        spectrum,
+        np.sqrt(spectrum.values),
+        latent_dim,
+        beta,
+        eta_enc,
+        eta_dec,
+        sigma,
     )
 
 
 def ppca_closed_form(spectrum: Spectrum, latent_dim: int) -> Optimum:
     """Maximum-likelihood pPCA (Tipping & Bishop) = the linear VAE with learnable Σ and learnable
     decoder std at β = η_enc = 1. ``loss`` is the exact negative log-likelihood per sample."""
-    d = _check_latent(latent_dim)
+    d = check_latent_dim(latent_dim)
     if spectrum.kind != "vae":
         raise InputError("ppca_closed_form needs a VAE spectrum (θ = √eig A).")
     eig = spectrum.values**2
@@ -296,10 +291,10 @@ def mhvae_closed_form(
     partner see a zero-mean p(z1|z2) and keep only the ω = 0 branch; z2 dimensions without a z1
     partner collapse. ``spectrum``: θ = √eig(E[x xᵀ]).
     """
-    d1, d2 = _check_latent(latent_dim1), _check_latent(latent_dim2)
-    _check_positive(beta1=beta1, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma1)
+    d1, d2 = check_latent_dim(latent_dim1), check_latent_dim(latent_dim2)
+    check_positive(beta1=beta1, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma1)
     if sigma2 is not None:
-        _check_positive(sigma2=sigma2)
+        check_positive(sigma2=sigma2)
     if spectrum.kind != "vae":
         raise InputError("mhvae_closed_form needs a VAE spectrum (θ = √eig A).")
     theta = spectrum.padded(d1)

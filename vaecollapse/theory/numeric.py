@@ -20,6 +20,7 @@ import scipy.optimize
 import torch
 
 from ..errors import InputError
+from .checks import check_latent_dim, check_positive, fixed_stds
 from .objective import LOG_2PI, cvae_loss, hierarchical_loss
 from .report import Optimum, descending, numerical_rank
 from .spectra import PINV_RTOL, residual_moment
@@ -66,25 +67,6 @@ class _Eigenbasis:
         return self.dropped_trace / (2 * torch.exp(2 * log_eta_dec)) + n_dropped * (
             LOG_2PI / 2 + log_eta_dec
         )
-
-
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise InputError(f"{name} must be a finite positive number; got {value}.")
-
-
-def _variance_spec(sigma: float | Sequence[float] | None, dim: int, name: str) -> np.ndarray | None:
-    """None (learnable) or the fixed per-dimension variance from one std or a list of stds."""
-    if sigma is None:
-        return None
-    stds = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
-    if stds.size == 1:
-        stds = np.full(dim, float(stds[0]))
-    if stds.size != dim:
-        raise InputError(f"{name} has {stds.size} values but the latent dimension is {dim}.")
-    if not np.all(np.isfinite(stds) & (stds > 0)):
-        raise InputError(f"{name} must hold finite positive standard deviations; got {stds}.")
-    return stds**2
 
 
 # Above this many parameters torch's L-BFGS (vectorised two-loop recursion) is the faster one;
@@ -286,15 +268,12 @@ def solve_hierarchical(
     sigmas = [None] * levels if sigmas is None else list(sigmas)
     if levels == 0 or len(betas) != levels or len(sigmas) != levels:
         raise InputError("give one latent dimension, one β and one σ (or None) per level.")
-    for d in latent_dims:
-        if int(d) < 1:
-            raise InputError(f"latent dimensions must be at least 1; got {list(latent_dims)}.")
-    for name, value in [("eta_enc", eta_enc), ("eta_dec", eta_dec)] + [
-        (f"beta{i + 1}", b) for i, b in enumerate(betas)
-    ]:
-        _check_positive(name, value)
+    latent_dims = [check_latent_dim(d) for d in latent_dims]
+    check_positive(
+        eta_enc=eta_enc, eta_dec=eta_dec, **{f"beta{i + 1}": b for i, b in enumerate(betas)}
+    )
     fixed = [
-        _variance_spec(s, d, f"sigma{i + 1}")
+        None if s is None else fixed_stds(s, d, f"sigma{i + 1}") ** 2
         for i, (s, d) in enumerate(zip(sigmas, latent_dims, strict=True))
     ]
     basis = _Eigenbasis.of(np.asarray(a, dtype=np.float64))
@@ -390,11 +369,9 @@ def solve_cvae(
 ) -> Optimum:
     """Numeric optimum of the linear CVAE (Eq. 5) with learnable (``sigma=None``) or fixed Σ.
     ``a`` = E[x xᵀ] ``(D0, D0)``, ``b`` = E[y yᵀ] ``(D2, D2)``, ``c`` = E[y xᵀ] ``(D2, D0)``."""
-    if int(latent_dim) < 1:
-        raise InputError(f"the latent dimension must be at least 1; got {latent_dim}.")
-    for name, value in (("beta", beta), ("eta_enc", eta_enc), ("eta_dec", eta_dec)):
-        _check_positive(name, value)
-    fixed = _variance_spec(sigma, int(latent_dim), "sigma")
+    latent_dim = check_latent_dim(latent_dim)
+    check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
+    fixed = None if sigma is None else fixed_stds(sigma, latent_dim) ** 2
     bx, by = _Eigenbasis.of(np.asarray(a, np.float64)), _Eigenbasis.of(np.asarray(b, np.float64))
     if by.values.size == 0:
         raise InputError("the targets y are all zero: there is nothing to model.")

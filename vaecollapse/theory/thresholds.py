@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .closed_form import fixed_stds
+from .checks import check_positive, fixed_stds
 from .spectra import Spectrum
 
 
@@ -43,9 +43,7 @@ def collapse_thresholds(
 ) -> list[dict]:
     """One row per latent mode: θ_i (as the spectrum defines it), whether it is active, and the β,
     η_dec (and, for fixed Σ, σ) at which it collapses."""
-    for name, value in (("beta", beta), ("eta_enc", eta_enc), ("eta_dec", eta_dec)):
-        if not value > 0:
-            raise InputError(f"{name} must be positive; got {value}.")
+    check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
     theta = _vae_theta(spectrum, latent_dim)
     noise = _noise(sigma, latent_dim, eta_enc)
     rows = []
@@ -63,6 +61,12 @@ def collapse_thresholds(
     return rows
 
 
+def _kth_threshold(rows: list[dict], key: str, k: int, latent_dim: int) -> float:
+    if not 1 <= k <= latent_dim:
+        raise InputError(f"k must lie between 1 and the latent dimension {latent_dim}; got {k}.")
+    return sorted((r[key] for r in rows), reverse=True)[k - 1]
+
+
 def largest_beta_keeping(
     k: int,
     spectrum: Spectrum,
@@ -73,10 +77,8 @@ def largest_beta_keeping(
     sigma: float | Sequence[float] | None = None,
 ) -> float:
     """The supremum of the β that keep at least ``k`` modes active (active for β below it)."""
-    if not 1 <= k <= latent_dim:
-        raise InputError(f"k must lie between 1 and the latent dimension {latent_dim}; got {k}.")
     rows = collapse_thresholds(spectrum, latent_dim, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma)
-    return sorted((r["beta"] for r in rows), reverse=True)[k - 1]
+    return _kth_threshold(rows, "beta", k, latent_dim)
 
 
 def largest_eta_dec_keeping(
@@ -89,10 +91,8 @@ def largest_eta_dec_keeping(
     sigma: float | Sequence[float] | None = None,
 ) -> float:
     """The supremum of the η_dec that keep at least ``k`` modes active."""
-    if not 1 <= k <= latent_dim:
-        raise InputError(f"k must lie between 1 and the latent dimension {latent_dim}; got {k}.")
     rows = collapse_thresholds(spectrum, latent_dim, beta=beta, eta_enc=eta_enc, sigma=sigma)
-    return sorted((r["eta_dec"] for r in rows), reverse=True)[k - 1]
+    return _kth_threshold(rows, "eta_dec", k, latent_dim)
 
 
 def phase_table(
@@ -134,15 +134,9 @@ def mhvae_thresholds(
     β1 or σ1 revive it. Rows: the β2 and η_dec above which, and the β1 and σ1 below which, it
     collapses.
     """
-    for name, value in (
-        ("beta1", beta1),
-        ("beta2", beta2),
-        ("eta_enc", eta_enc),
-        ("eta_dec", eta_dec),
-        ("sigma1", sigma1),
-    ):
-        if not value > 0:
-            raise InputError(f"{name} must be positive; got {value}.")
+    check_positive(
+        beta1=beta1, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma1, sigma2=sigma2
+    )
     ratio = 1.0 if sigma2 is None else (sigma2 / eta_enc) ** 2  # κ = η_dec² · ratio
     theta = spectrum.padded(min(latent_dim1, latent_dim2))
     rows = []

@@ -1,0 +1,70 @@
+"""ELBO terms in nats, unreduced, in the one convention of DESIGN.md.
+
+Every function returns per-sample, per-dimension terms; callers sum over dimensions and average
+over the batch (never average over pixels: that would be a silent β). Shapes: B = batch, D = data
+dimensions, d = latent dimensions, K = importance/reparameterisation samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float) -> torch.Tensor:
+    """−log N(x; mean, std²) per element, ``(..., D)``; ``std`` broadcasts (float, ``(D,)`` ...)."""
+    std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
+    return (x - mean) ** 2 / (2 * std**2) + torch.log(std) + LOG_2PI / 2
+
+
+def kl_diag_gaussians(
+    mean_q: torch.Tensor,
+    logvar_q: torch.Tensor,
+    mean_p: torch.Tensor | float = 0.0,
+    logvar_p: torch.Tensor | float = 0.0,
+) -> torch.Tensor:
+    """KL(N(mean_q, e^logvar_q) || N(mean_p, e^logvar_p)) per dimension: ``(B, d)``.
+
+    The prior may be a fixed isotropic N(0, η²) (``logvar_p = 2 log η``) or a conditional Gaussian
+    such as the MHVAE's p(z1 | z2) (``mean_p`` per sample)."""
+    mean_p = torch.as_tensor(mean_p, dtype=mean_q.dtype, device=mean_q.device)
+    logvar_p = torch.as_tensor(logvar_p, dtype=mean_q.dtype, device=mean_q.device)
+    return 0.5 * (
+        logvar_p
+        - logvar_q
+        + (torch.exp(logvar_q) + (mean_q - mean_p) ** 2) / torch.exp(logvar_p)
+        - 1
+    )
+
+
+def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, prior_std: float = 1.0) -> torch.Tensor:
+    """KL(q || N(0, prior_std² I)) per dimension: ``(B, d)``."""
+    if not prior_std > 0:
+        raise ValueError(f"prior_std must be positive, got {prior_std}")
+    return kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(prior_std))
+
+
+def linear_expected_nll(
+    x: torch.Tensor,
+    decoder_weight: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    std: torch.Tensor | float,
+) -> torch.Tensor:
+    """E_{z ~ N(mean, diag var)}[−log N(x; U z, std²)] per data dimension, exactly (Lucas et al.'s
+    analytic ELBO for a bias-free linear decoder). ``x``: ``(B, D)``; ``decoder_weight`` U:
+    ``(D, d)``; ``mean``: ``(B, d)``; ``var``: ``(B, d)`` or ``(d,)``. Returns ``(B, D)``."""
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    residual = (x - mean @ decoder_weight.T) ** 2  # (B, D)
+    spread = (var if var.ndim == 2 else var.expand_as(mean)) @ (decoder_weight**2).T  # (B, D)
+    return (residual + spread) / (2 * std**2) + torch.log(std) + LOG_2PI / 2
+
+
+def kl_warmup(step: int, warmup_steps: int) -> float:
+    """KL weight multiplier rising linearly from 0 to 1 over ``warmup_steps`` (1 when 0)."""
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+    return 1.0 if warmup_steps == 0 else min(1.0, step / warmup_steps)

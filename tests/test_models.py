@@ -1,0 +1,128 @@
+"""The VAE family: shapes, train/eval behaviour, analytic vs sampled ELBO, and ELBO training that
+reaches the theory engine's optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaecollapse.data import gaussian_with_spectrum
+from vaecollapse.errors import InputError
+from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.theory import vae_closed_form, vae_spectrum
+
+VARIANTS = [
+    ("linear", "amortized", None),
+    ("linear", "shared", None),
+    ("linear", "fixed", 0.5),
+    ("mlp", "amortized", None),
+    ("mlp", "shared", None),
+    ("mlp", "fixed", (0.5, 1.0, 2.0)),
+]
+
+
+@pytest.mark.parametrize(("backbone", "variance", "sigma"), VARIANTS)
+def test_shapes_and_unreduced_terms(backbone: str, variance: str, sigma) -> None:
+    model = VAE(
+        VAEConfig(
+            data_dim=7,
+            latent_dim=3,
+            backbone=backbone,
+            hidden=8,
+            depth=2,
+            encoder_variance=variance,
+            sigma=sigma,
+        )
+    )
+    terms = model(torch.rand(5, 7), n_samples=4)
+    assert terms.recon.shape == (5,) and terms.kl["z"].shape == (5, 3)
+    assert terms.z.shape == (4, 5, 3) and terms.mean["z"].shape == (5, 3)
+    assert terms.per_sample_loss().shape == (5,) and terms.loss().ndim == 0
+    if variance == "fixed":
+        expected = torch.log(torch.as_tensor(sigma, dtype=torch.float32) ** 2).expand(5, 3)
+        assert torch.allclose(terms.logvar["z"], expected)
+
+
+def test_train_step_changes_weights_eval_does_not() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(data_dim=6, latent_dim=2, backbone="mlp", hidden=8))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.rand(16, 6)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.train()
+    optimiser.zero_grad()
+    model(x).loss().backward()
+    optimiser.step()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(before[k], v)]
+    assert any("encoder_body" in k for k in changed) and any("decoder" in k for k in changed)
+    assert any("head.logvar" in k for k in changed)
+
+
+def test_analytic_reconstruction_is_the_expectation_of_the_sampled_one() -> None:
+    torch.manual_seed(1)
+    model = VAE(VAEConfig(data_dim=5, latent_dim=3, encoder_variance="shared"))
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        exact = model(x, analytic=True).recon
+        sampled = model(x, n_samples=100_000).recon
+    assert torch.allclose(sampled, exact, rtol=2e-2)
+    with pytest.raises(InputError):
+        VAE(VAEConfig(data_dim=5, latent_dim=2, backbone="mlp"))(x, analytic=True)
+
+
+def _sorted_mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.sort(a)[::-1] - np.sort(b)[::-1])))
+
+
+@pytest.mark.parametrize(("variance", "sigma"), [("shared", None), ("fixed", 0.7)])
+def test_elbo_training_reaches_the_theory(variance: str, sigma) -> None:
+    """A linear VAE trained by the ELBO converges to the closed form's singular values."""
+    torch.manual_seed(0)
+    x = torch.tensor(
+        gaussian_with_spectrum(512, [9, 4, 2, 0.8, 0.3, 0.1], seed=0), dtype=torch.float32
+    )
+    model = VAE(
+        VAEConfig(data_dim=6, latent_dim=4, encoder_variance=variance, sigma=sigma, beta=1.5)
+    )
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-2)
+    for _ in range(3000):
+        optimiser.zero_grad()
+        loss = model(x, analytic=True).loss()
+        loss.backward()
+        optimiser.step()
+    theory = vae_closed_form(vae_spectrum(x), 4, beta=1.5, sigma=sigma)
+    a = (x.T @ x / len(x)).double()
+    evals, evecs = torch.linalg.eigh(a)
+    root_a = evecs @ torch.diag(evals.clamp_min(0).sqrt()) @ evecs.T
+    learned_v = torch.linalg.svdvals(model.head.mean.weight.detach().double() @ root_a).numpy()
+    learned_u = torch.linalg.svdvals(model.decoder.weight.detach().double()).numpy()
+    assert _sorted_mean_abs_difference(learned_u, theory.singular_values["U"]) < 0.02
+    assert _sorted_mean_abs_difference(learned_v, theory.singular_values["V"]) < 0.02
+    assert float(loss.detach()) == pytest.approx(theory.loss, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"encoder_variance": "fixed"},
+        {"encoder_variance": "fixed", "sigma": -1.0},
+        {"encoder_variance": "sometimes"},
+        {"backbone": "transformer"},
+        {"backbone": "mlp", "activation": "gelu"},
+        {"beta": 0.0},
+        {"eta_dec": 0.0},
+    ],
+)
+def test_bad_configurations(kwargs) -> None:
+    with pytest.raises(InputError):
+        VAE(VAEConfig(data_dim=4, latent_dim=2, **kwargs))
+
+
+def test_wrong_input_shape() -> None:
+    with pytest.raises(InputError, match=r"\(B, 4\)"):
+        VAE(VAEConfig(data_dim=4, latent_dim=2))(torch.zeros(3, 5))

@@ -1,0 +1,75 @@
+"""The Gaussian-latent block every model family is built from: features -> (mean, log-variance)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+VARIANCE_MODES = ("amortized", "shared", "fixed")
+
+
+class GaussianHead(nn.Module):
+    """Maps features ``(B, F)`` to the mean and log-variance of q, each ``(B, d)``.
+
+    ``variance``: ``amortized`` (a linear map of the features), ``shared`` (one learnable
+    data-independent diagonal, as in the linear theory) or ``fixed`` (``sigma``: one std or one
+    per dimension). ``bias``: whether the mean map has a bias (the linear theory has none).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        latent_dim: int,
+        variance: str = "amortized",
+        sigma: float | Sequence[float] | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if variance not in VARIANCE_MODES:
+            raise InputError(f"encoder variance '{variance}' is not one of {VARIANCE_MODES}.")
+        self.variance = variance
+        self.mean = nn.Linear(in_features, latent_dim, bias=bias)
+        if variance == "amortized":
+            self.logvar = nn.Linear(in_features, latent_dim, bias=True)
+        elif variance == "shared":
+            self.shared_logvar = nn.Parameter(torch.zeros(latent_dim))
+        else:
+            if sigma is None:
+                raise InputError("a fixed encoder variance needs sigma (its standard deviation).")
+            stds = torch.as_tensor(sigma, dtype=torch.float32).flatten()
+            if stds.numel() == 1:
+                stds = stds.expand(latent_dim)
+            if stds.numel() != latent_dim or not bool(torch.all(stds > 0)):
+                raise InputError(
+                    f"sigma must be one positive std or {latent_dim} of them; got {sigma}."
+                )
+            self.register_buffer("fixed_logvar", 2 * torch.log(stds.clone()))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean(features)  # (B, d)
+        if self.variance == "amortized":
+            logvar = self.logvar(features)
+        elif self.variance == "shared":
+            logvar = self.shared_logvar.expand_as(mean)
+        else:
+            logvar = self.fixed_logvar.expand_as(mean)
+        return mean, logvar
+
+
+def reparameterise(mean: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1) -> torch.Tensor:
+    """``(K, B, d)`` samples z = mean + std * ε."""
+    eps = torch.randn((n_samples, *mean.shape), dtype=mean.dtype, device=mean.device)
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+def log_std_parameter(eta: float, learnable: bool) -> nn.Parameter | torch.Tensor:
+    """log η as a learnable parameter or a fixed tensor."""
+    if not (math.isfinite(eta) and eta > 0):
+        raise InputError(f"a decoder or prior std must be positive; got {eta}.")
+    value = torch.tensor(math.log(eta))
+    return nn.Parameter(value) if learnable else value

@@ -1,0 +1,90 @@
+"""The trainer: run directory contents, exact resume, the NaN guard, configuration checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaecollapse.data import load_dataset
+from vaecollapse.errors import InputError
+from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.train import TrainConfig, TrainingDivergedError, train
+
+MODEL = VAEConfig(data_dim=64, latent_dim=4, backbone="mlp", hidden=16)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _run(directory: Path, digits, epochs: int, **overrides) -> list[dict]:
+    torch.manual_seed(123)  # model initialisation; the trainer seeds everything after it
+    model = VAE(MODEL)
+    config = TrainConfig(
+        **({"epochs": epochs, "batch_size": 64, "lr": 3e-3, "seed": 7} | overrides)
+    )
+    return train(
+        model, digits, config, directory, run_config={"model": MODEL.__dict__}, progress=False
+    )
+
+
+def test_run_directory_and_learning(tmp_path: Path, digits) -> None:
+    history = _run(tmp_path, digits, epochs=3)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.pt",
+        "model.pt",
+    }
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3] and lines == json.loads(json.dumps(history))
+    for record in lines:
+        assert {"train_loss", "test_loss", "recon", "kl"} <= set(record) and "z" in record["kl"]
+        assert record["train_loss"] == pytest.approx(record["recon"] + record["kl"]["z"], rel=1e-6)
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    stored = json.loads((tmp_path / "config.json").read_text())
+    assert stored["train"]["epochs"] == 3 and stored["model"]["latent_dim"] == 4
+
+
+def test_resume_is_bit_identical(tmp_path: Path, digits) -> None:
+    straight = _run(tmp_path / "a", digits, epochs=4)
+    _run(tmp_path / "b", digits, epochs=2)
+    resumed = _run(tmp_path / "b", digits, epochs=4)  # same command, larger --epochs
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed) == strip(straight)
+    a = torch.load(tmp_path / "a" / "model.pt")
+    b = torch.load(tmp_path / "b" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_changed_configuration_is_refused(tmp_path: Path, digits) -> None:
+    _run(tmp_path, digits, epochs=1)
+    with pytest.raises(InputError, match="different configuration"):
+        _run(tmp_path, digits, epochs=2, lr=1e-2)
+
+
+def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path: Path, digits) -> None:
+    _run(tmp_path, digits, epochs=1)
+    good = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    poisoned = digits.train.x.clone()
+    poisoned[5] = float("nan")
+    bad = type(digits)(
+        **{**digits.__dict__, "train": type(digits.train)(poisoned, None, digits.train.labels)}
+    )
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step \d+"):
+        _run(tmp_path, bad, epochs=3)
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert kept["epoch"] == good["epoch"] == 1
+    assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"epochs": 0}, {"lr": -1.0}, {"batch_size": 0}, {"kl_warmup_epochs": -1}]
+)
+def test_bad_train_config(kwargs) -> None:
+    with pytest.raises(InputError):
+        TrainConfig(**kwargs)

@@ -13,6 +13,7 @@ from ..errors import InputError
 from .data_cmd import data
 from .demo_cmd import demo
 from .theory_cmd import theory
+from .train_cmd import train_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,6 +25,7 @@ def cli() -> None:
 cli.add_command(data)
 cli.add_command(demo)
 cli.add_command(theory)
+cli.add_command(train_command)
 
 
 def _fail(message: str) -> None:

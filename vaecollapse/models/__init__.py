@@ -1,13 +1,16 @@
 """Model families built from one Gaussian-latent block."""
 
 from .backbones import BACKBONES
+from .cvae import CVAE, CVAEConfig
 from .latent import VARIANCE_MODES, GaussianHead, reparameterise
 from .vae import VAE, ELBOTerms, VAEConfig
 
 __all__ = [
     "BACKBONES",
+    "CVAE",
     "VAE",
     "VARIANCE_MODES",
+    "CVAEConfig",
     "ELBOTerms",
     "GaussianHead",
     "VAEConfig",

@@ -1,0 +1,102 @@
+"""The conditional VAE (Dang et al. Sec. 4.1; Sohn et al.): q(z|x, y), p(y|z, x), and the prior
+N(0, η_enc² I) or, optionally, a learned conditional prior p(z|x)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..objectives import gaussian_nll, kl_diag_gaussians, kl_to_prior, linear_expected_nll
+from .backbones import feature_extractor, mean_network
+from .latent import GaussianHead, log_std_parameter, reparameterise
+from .vae import ELBOTerms
+
+
+@dataclass(frozen=True)
+class CVAEConfig:
+    """``x_dim``: the condition (D0); ``y_dim``: the target (D2). Other fields as VAEConfig;
+    ``conditional_prior``: learn p(z|x) (amortized Gaussian) instead of N(0, η_enc² I)."""
+
+    x_dim: int
+    y_dim: int
+    latent_dim: int
+    backbone: str = "linear"
+    hidden: int = 256
+    depth: int = 1
+    activation: str = "relu"
+    encoder_variance: str = "amortized"
+    sigma: float | tuple[float, ...] | None = None
+    beta: float = 1.0
+    eta_enc: float = 1.0
+    eta_dec: float = 1.0
+    learn_eta_dec: bool = False
+    conditional_prior: bool = False
+
+    def __post_init__(self) -> None:
+        if min(self.x_dim, self.y_dim, self.latent_dim) < 1:
+            raise InputError(
+                f"dimensions must be positive; got {self.x_dim}, {self.y_dim}, {self.latent_dim}."
+            )
+        if not self.beta > 0:
+            raise InputError(f"beta must be positive; got {self.beta}.")
+
+
+class CVAE(nn.Module):
+    def __init__(self, config: CVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.encoder_body, width = feature_extractor(
+            c.backbone, c.x_dim + c.y_dim, c.hidden, c.depth, c.activation
+        )
+        self.head = GaussianHead(
+            width, c.latent_dim, c.encoder_variance, c.sigma, bias=c.backbone != "linear"
+        )
+        # Decoder mean from [z, x]: for the linear backbone exactly U1 z + U2 x.
+        self.decoder = mean_network(
+            c.backbone, c.latent_dim + c.x_dim, c.y_dim, c.hidden, c.depth, c.activation
+        )
+        if c.conditional_prior:
+            self.prior_body, prior_width = feature_extractor(
+                c.backbone, c.x_dim, c.hidden, c.depth, c.activation
+            )
+            self.prior_head = GaussianHead(prior_width, c.latent_dim, "amortized")
+        log_eta = log_std_parameter(c.eta_dec, c.learn_eta_dec)
+        if isinstance(log_eta, nn.Parameter):
+            self.log_eta_dec = log_eta
+        else:
+            self.register_buffer("log_eta_dec", log_eta)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, D0)``, ``(B, D2)`` -> mean, log-variance ``(B, d)``."""
+        return self.head(self.encoder_body(torch.cat([x, y], dim=1)))
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, n_samples: int = 1, analytic: bool = False
+    ) -> ELBOTerms:
+        c = self.config
+        if x.ndim != 2 or y.ndim != 2 or x.shape[1] != c.x_dim or y.shape[1] != c.y_dim:
+            raise InputError(
+                f"expected x (B, {c.x_dim}) and y (B, {c.y_dim}); got {tuple(x.shape)}, "
+                f"{tuple(y.shape)}."
+            )
+        mean, logvar = self.encode(x, y)
+        eta = torch.exp(self.log_eta_dec)
+        z = None
+        if analytic:
+            if c.backbone != "linear":
+                raise InputError("the analytic reconstruction needs the linear backbone.")
+            u1, u2 = self.decoder.weight[:, : c.latent_dim], self.decoder.weight[:, c.latent_dim :]
+            recon = linear_expected_nll(y - x @ u2.T, u1, mean, torch.exp(logvar), eta).sum(1)
+        else:
+            z = reparameterise(mean, logvar, n_samples)  # (K, B, d)
+            decoded = self.decoder(torch.cat([z, x.expand(n_samples, *x.shape)], dim=-1))
+            recon = gaussian_nll(y, decoded, eta).sum(-1).mean(0)
+        if c.conditional_prior:
+            prior_mean, prior_logvar = self.prior_head(self.prior_body(x))
+            kl = kl_diag_gaussians(mean, logvar, prior_mean, prior_logvar)
+        else:
+            kl = kl_to_prior(mean, logvar, c.eta_enc)
+        return ELBOTerms(recon, {"z": kl}, {"z": mean}, {"z": logvar}, z, {"z": c.beta})

@@ -11,37 +11,23 @@ from torch import nn
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_diag_gaussians, kl_to_prior, linear_expected_nll
 from .backbones import feature_extractor, mean_network
-from .latent import GaussianHead, log_std_parameter, reparameterise
+from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 from .vae import ELBOTerms
 
 
-@dataclass(frozen=True)
-class CVAEConfig:
-    """``x_dim``: the condition (D0); ``y_dim``: the target (D2). Other fields as VAEConfig;
-    ``conditional_prior``: learn p(z|x) (amortized Gaussian) instead of N(0, η_enc² I)."""
+@dataclass(frozen=True, kw_only=True)
+class CVAEConfig(GaussianModelSettings):
+    """``x_dim``: the condition (D0); ``y_dim``: the target (D2); ``conditional_prior``: learn
+    p(z|x) (amortized Gaussian) instead of N(0, η_enc² I). Shared settings in the base class."""
 
     x_dim: int
     y_dim: int
-    latent_dim: int
-    backbone: str = "linear"
-    hidden: int = 256
-    depth: int = 1
-    activation: str = "relu"
-    encoder_variance: str = "amortized"
-    sigma: float | tuple[float, ...] | None = None
-    beta: float = 1.0
-    eta_enc: float = 1.0
-    eta_dec: float = 1.0
-    learn_eta_dec: bool = False
     conditional_prior: bool = False
 
     def __post_init__(self) -> None:
-        if min(self.x_dim, self.y_dim, self.latent_dim) < 1:
-            raise InputError(
-                f"dimensions must be positive; got {self.x_dim}, {self.y_dim}, {self.latent_dim}."
-            )
-        if not self.beta > 0:
-            raise InputError(f"beta must be positive; got {self.beta}.")
+        super().__post_init__()
+        if min(self.x_dim, self.y_dim) < 1:
+            raise InputError(f"dimensions must be positive; got {self.x_dim}, {self.y_dim}.")
 
 
 class CVAE(nn.Module):
@@ -63,11 +49,7 @@ class CVAE(nn.Module):
                 c.backbone, c.x_dim, c.hidden, c.depth, c.activation
             )
             self.prior_head = GaussianHead(prior_width, c.latent_dim, "amortized")
-        log_eta = log_std_parameter(c.eta_dec, c.learn_eta_dec)
-        if isinstance(log_eta, nn.Parameter):
-            self.log_eta_dec = log_eta
-        else:
-            self.register_buffer("log_eta_dec", log_eta)
+        register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, D0)``, ``(B, D2)`` -> mean, log-variance ``(B, d)``."""

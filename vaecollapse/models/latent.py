@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -67,9 +68,36 @@ def reparameterise(mean: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1)
     return mean + torch.exp(0.5 * logvar) * eps
 
 
-def log_std_parameter(eta: float, learnable: bool) -> nn.Parameter | torch.Tensor:
-    """log η as a learnable parameter or a fixed tensor."""
+def register_log_std(module: nn.Module, name: str, eta: float, learnable: bool) -> None:
+    """Give ``module`` the attribute ``name`` = log η: a parameter if learnable, else a buffer."""
     if not (math.isfinite(eta) and eta > 0):
         raise InputError(f"a decoder or prior std must be positive; got {eta}.")
     value = torch.tensor(math.log(eta))
-    return nn.Parameter(value) if learnable else value
+    if learnable:
+        module.register_parameter(name, nn.Parameter(value))
+    else:
+        module.register_buffer(name, value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GaussianModelSettings:
+    """Settings every family shares. ``sigma``: the std of a ``fixed`` encoder variance (one value
+    or one per dimension); ``hidden``/``depth``/``activation`` apply to the ``mlp`` backbone."""
+
+    latent_dim: int
+    backbone: str = "linear"
+    hidden: int = 256
+    depth: int = 1
+    activation: str = "relu"
+    encoder_variance: str = "amortized"
+    sigma: float | tuple[float, ...] | None = None
+    beta: float = 1.0
+    eta_enc: float = 1.0
+    eta_dec: float = 1.0
+    learn_eta_dec: bool = False
+
+    def __post_init__(self) -> None:
+        if self.latent_dim < 1:
+            raise InputError(f"the latent dimension must be positive; got {self.latent_dim}.")
+        if not self.beta > 0:
+            raise InputError(f"beta must be positive; got {self.beta}.")

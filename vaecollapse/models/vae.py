@@ -10,34 +10,19 @@ from torch import nn
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_to_prior, linear_expected_nll
 from .backbones import feature_extractor, mean_network
-from .latent import GaussianHead, log_std_parameter, reparameterise
+from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 
 
-@dataclass(frozen=True)
-class VAEConfig:
-    """Everything that defines a VAE. ``sigma``: the std of a ``fixed`` encoder variance (one value
-    or one per dimension). ``depth``/``hidden``/``activation`` apply to the ``mlp`` backbone."""
+@dataclass(frozen=True, kw_only=True)
+class VAEConfig(GaussianModelSettings):
+    """A VAE on ``data_dim``-dimensional inputs; the shared settings are in the base class."""
 
     data_dim: int
-    latent_dim: int
-    backbone: str = "linear"
-    hidden: int = 256
-    depth: int = 1
-    activation: str = "relu"
-    encoder_variance: str = "amortized"
-    sigma: float | tuple[float, ...] | None = None
-    beta: float = 1.0
-    eta_enc: float = 1.0
-    eta_dec: float = 1.0
-    learn_eta_dec: bool = False
 
     def __post_init__(self) -> None:
-        if self.data_dim < 1 or self.latent_dim < 1:
-            raise InputError(
-                f"dimensions must be positive; got {self.data_dim}, {self.latent_dim}."
-            )
-        if not self.beta > 0:
-            raise InputError(f"beta must be positive; got {self.beta}.")
+        super().__post_init__()
+        if self.data_dim < 1:
+            raise InputError(f"the data dimension must be positive; got {self.data_dim}.")
 
 
 @dataclass
@@ -76,11 +61,7 @@ class VAE(nn.Module):
         self.decoder = mean_network(
             c.backbone, c.latent_dim, c.data_dim, c.hidden, c.depth, c.activation
         )
-        log_eta = log_std_parameter(c.eta_dec, c.learn_eta_dec)
-        if isinstance(log_eta, nn.Parameter):
-            self.log_eta_dec = log_eta
-        else:
-            self.register_buffer("log_eta_dec", log_eta)
+        register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, D)`` -> mean, log-variance ``(B, d)``."""

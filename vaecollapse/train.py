@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from tqdm import tqdm
 
 from .data import Dataset, minibatch_indices
 from .errors import InputError
+from .fileio import replace_atomically
 from .objectives import kl_warmup
 
 
@@ -64,35 +62,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
-def _replace_atomically(path: Path, write: Callable[[str], object]) -> None:
-    """Write through ``write(temporary_path)`` beside ``path``, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_atomic(obj: object, path: Path) -> None:
-    _replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+    replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
-def _evaluate(model: nn.Module, dataset_split, config: TrainConfig, weight: float) -> dict:
+def _evaluate(model: nn.Module, dataset_split, config: TrainConfig) -> dict[str, float]:
     """Mean loss, reconstruction and KL per level over a split, in batches, without gradients."""
     model.eval()
-    totals: dict[str, float] = {}
+    totals: dict[str, torch.Tensor] = {}
     n = len(dataset_split)
     with torch.no_grad():
         for index in minibatch_indices(
             n, max(config.batch_size, 1024), shuffle=False, device=dataset_split.x.device
         ):
-            terms = _terms(model, dataset_split, index, config)
-            _accumulate(totals, terms, weight, len(index))
+            _accumulate(totals, _terms(model, dataset_split, index, config), weight=1.0)
     model.train()
-    return {k: v / n for k, v in totals.items()}
+    return {k: float(v) / n for k, v in totals.items()}
 
 
 def _terms(model: nn.Module, split, index: torch.Tensor, config: TrainConfig):
@@ -100,13 +85,15 @@ def _terms(model: nn.Module, split, index: torch.Tensor, config: TrainConfig):
     return model(*inputs, n_samples=config.n_samples, analytic=config.analytic)
 
 
-def _accumulate(totals: dict[str, float], terms, weight: float, count: int) -> torch.Tensor:
+def _accumulate(totals: dict[str, torch.Tensor], terms, weight: float) -> torch.Tensor:
+    """Add the batch's summed loss, reconstruction and KL per level (``kl_<level>``) to ``totals``
+    as device tensors (no host sync per step); return the batch loss to minimise."""
     kl_levels = {k: v.sum(1) for k, v in terms.kl.items()}
     loss = terms.recon + weight * sum(terms.betas[k] * v for k, v in kl_levels.items())
     batch = {"loss": loss.sum(), "recon": terms.recon.sum()}
     batch |= {f"kl_{k}": v.sum() for k, v in kl_levels.items()}
     for key, value in batch.items():
-        totals[key] = totals.get(key, 0.0) + float(value.detach())
+        totals[key] = totals.get(key, 0.0) + value.detach()
     return loss.mean()
 
 
@@ -123,7 +110,8 @@ def train(
     """Train ``model`` on ``dataset``, writing into ``run_dir``; returns every epoch's metrics.
 
     ``run_config``: what else defines the run (model and data settings), stored and compared on
-    resume. ``progress``: a tqdm bar (default: when stderr is a terminal), else one line per epoch.
+    resume. ``progress``: a tqdm bar within each epoch (default: when stderr is a terminal); a
+    summary line per epoch is always written to stderr.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +135,7 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         weight = kl_warmup(epoch, config.kl_warmup_epochs)
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}
         order = minibatch_indices(
             len(data.train), config.batch_size, generator=generator, device=target
         )
@@ -159,7 +147,7 @@ def train(
             leave=False,
         )
         for step, index in enumerate(bar):
-            loss = _accumulate(totals, _terms(model, data.train, index, config), weight, len(index))
+            loss = _accumulate(totals, _terms(model, data.train, index, config), weight)
             if not torch.isfinite(loss):
                 value = loss.detach().item()
                 raise TrainingDivergedError(
@@ -172,16 +160,16 @@ def train(
             optimiser.step()
             if show_bar:
                 bar.set_postfix(loss=f"{loss.detach().item():.4g}")
-        record = {"epoch": epoch + 1}
-        record |= {
-            f"train_{k}" if k == "loss" else k: v / len(data.train) for k, v in totals.items()
+        means = {k: float(v) / len(data.train) for k, v in totals.items()}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": means["loss"],
+            "recon": means["recon"],
+            "kl": {k.removeprefix("kl_"): v for k, v in means.items() if k.startswith("kl_")},
+            "kl_weight": weight,
         }
-        record["kl"] = {k[3:]: v for k, v in record.items() if k.startswith("kl_")}
-        record = {k: v for k, v in record.items() if not k.startswith("kl_")}
-        record["kl_weight"] = weight
         if data.test is not None:
-            test = _evaluate(model, data.test, config, weight=1.0)
-            record["test_loss"] = test["loss"]
+            record["test_loss"] = _evaluate(model, data.test, config)["loss"]
         record["seconds"] = time.perf_counter() - started
         history.append(record)
         _save_atomic(
@@ -239,4 +227,4 @@ def _write_lines_atomic(path: Path, records: list[dict]) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    _replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))

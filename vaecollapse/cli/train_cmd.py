@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import torch
 
 from ..data import DataSpec
 from ..errors import InputError
@@ -169,8 +170,6 @@ def train_command(config_file: str | None, **flags: Any) -> None:
         analytic=settings["analytic"],
         kl_warmup_epochs=settings["kl_warmup_epochs"],
     )
-    import torch
-
     torch.manual_seed(train_config.seed)  # the initial weights depend on the seed alone
     history = train(
         VAE(model_config),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataNotFoundError
+from ..fileio import replace_atomically
 
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -237,20 +238,9 @@ def _fetch_verified(known: KnownFile, mirrors: tuple[str, ...], directory: Path)
             errors.append(f"{url}: md5 mismatch")
             continue
         final = directory / known.name
-        _write_atomic(final, payload)
+        replace_atomically(final, lambda tmp, data=payload: Path(tmp).write_bytes(data))
         return final
     raise OSError("; ".join(errors))
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unpack(archive_path: Path, release: Release, target: Path) -> None:

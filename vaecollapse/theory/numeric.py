@@ -23,7 +23,7 @@ from ..errors import InputError
 from .checks import check_latent_dim, check_positive, fixed_stds
 from .objective import LOG_2PI, cvae_loss, hierarchical_loss
 from .report import Optimum, descending, numerical_rank
-from .spectra import PINV_RTOL, residual_moment
+from .spectra import PositiveEigenspace, descending_eigenvalues, residual_moment
 
 DTYPE = torch.float64
 
@@ -44,37 +44,20 @@ class SolverOptions:
     init_scale: float = 1.0
 
 
-@dataclass(frozen=True)
-class _Eigenbasis:
-    """The positive eigenspace of a PSD matrix: ``basis`` ``(D, k)``, ``values`` ``(k,)``."""
-
-    basis: np.ndarray
-    values: np.ndarray
-    dropped_trace: float
-    full_dim: int
-
-    @classmethod
-    def of(cls, m: np.ndarray) -> _Eigenbasis:
-        evals, evecs = np.linalg.eigh((m + m.T) / 2)
-        order = np.argsort(evals)[::-1]
-        evals, evecs = evals[order], evecs[:, order]
-        keep = evals > PINV_RTOL * max(float(evals[0]), 0.0)
-        return cls(
-            evecs[:, keep], evals[keep], float(np.clip(evals[~keep], 0, None).sum()), m.shape[0]
-        )
-
-    def dropped_constant(self, log_eta_dec: torch.Tensor) -> torch.Tensor:
-        """What the null directions add to E[−log p]: nothing to fit, only the normaliser."""
-        n_dropped = self.full_dim - self.values.size
-        return self.dropped_trace / (2 * torch.exp(2 * log_eta_dec)) + n_dropped * (
-            LOG_2PI / 2 + log_eta_dec
-        )
+def _dropped_constant(space: PositiveEigenspace, log_eta_dec: torch.Tensor) -> torch.Tensor:
+    """What the dropped null directions add to E[−log p]: nothing to fit, only the normaliser."""
+    n_dropped = space.full_dim - space.values.size
+    return space.dropped_trace / (2 * torch.exp(2 * log_eta_dec)) + n_dropped * (
+        LOG_2PI / 2 + log_eta_dec
+    )
 
 
 # Above this many parameters torch's L-BFGS (vectorised two-loop recursion) is the faster one;
 # below it SciPy's compiled L-BFGS-B is (measured: 8 ms vs 2.6 ms per iteration at 91k parameters,
 # the MNIST VAE with d = 64; 0.1 s vs 0.3 s per solve on problems of a few dozen parameters).
 TORCH_LBFGS_ABOVE = 20_000
+# Up to this many parameters the exact Hessian is cheap enough for the Newton polish.
+NEWTON_MAX_PARAMS = 1000
 
 
 def _minimise(
@@ -91,9 +74,6 @@ def _minimise(
         _minimise_scipy(loss_fn, params, options, rounds=3)
         return _newton_polish(loss_of, params)
     return _minimise_scipy(loss_fn, params, options, rounds=options.rounds)
-
-
-NEWTON_MAX_PARAMS = 1000
 
 
 def _newton_polish(
@@ -281,7 +261,7 @@ def solve_hierarchical(
         None if s is None else fixed_stds(s, d, f"sigma{i + 1}") ** 2
         for i, (s, d) in enumerate(zip(sigmas, latent_dims, strict=True))
     ]
-    basis = _Eigenbasis.of(np.asarray(a, dtype=np.float64))
+    basis = PositiveEigenspace.of(a)
     if basis.values.size == 0:
         raise InputError("the data's second moment is zero: there is nothing to model.")
     a_rot = torch.tensor(basis.values, dtype=DTYPE)  # diagonal in its eigenbasis
@@ -314,7 +294,7 @@ def solve_hierarchical(
         maps = [tensors[0] * unwhiten, *tensors[1:levels]]
         return hierarchical_loss(
             a_rot, maps, tensors[levels : 2 * levels], variances, betas, eta_enc, log_eta
-        ) + basis.dropped_constant(log_eta)
+        ) + _dropped_constant(basis, log_eta)
 
     loss, params, values = _best_of(options.restarts, build, options)
     encoders, decoders = params[:levels], params[levels : 2 * levels]
@@ -377,7 +357,7 @@ def solve_cvae(
     latent_dim = check_latent_dim(latent_dim)
     check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
     fixed = None if sigma is None else fixed_stds(sigma, latent_dim) ** 2
-    bx, by = _Eigenbasis.of(np.asarray(a, np.float64)), _Eigenbasis.of(np.asarray(b, np.float64))
+    bx, by = PositiveEigenspace.of(a), PositiveEigenspace.of(b)
     if by.values.size == 0:
         raise InputError("the targets y are all zero: there is nothing to model.")
     a_rot = torch.tensor(bx.values, dtype=DTYPE)  # diagonals in their eigenbases
@@ -413,7 +393,7 @@ def solve_cvae(
             beta,
             eta_enc,
             log_eta,
-        ) + by.dropped_constant(log_eta)
+        ) + _dropped_constant(by, log_eta)
 
     loss, params, values = _best_of(options.restarts, build, options)
     w2, u1 = params[1], params[2]
@@ -421,7 +401,8 @@ def solve_cvae(
     # W2 alone is not identifiable (W1 can cancel its action on the part of y that x predicts); what
     # is: the map from the whitened residual e = y − C A⁺ x, the information z carries beyond x.
     singular = {"U1": _sv(u1, d)}
-    e_basis = _Eigenbasis.of(residual_moment(a, b, c))
+    e_moment = residual_moment(a, b, c)
+    e_basis = PositiveEigenspace.of(e_moment)
     e_map = torch.tensor(e_basis.basis.T @ by.basis, dtype=DTYPE)  # rotated y → E's eigenbasis
     w2 = w2 * unwhiten_y
     residual_encoder = w2 @ e_map.T * torch.sqrt(torch.tensor(e_basis.values, dtype=DTYPE))
@@ -429,9 +410,7 @@ def solve_cvae(
     return Optimum(
         model="cvae",
         method="numeric",
-        theta=descending(
-            np.clip(np.linalg.eigvalsh(residual_moment(a, b, c)), 0, None), b.shape[0]
-        ),
+        theta=descending_eigenvalues(e_moment),
         singular_values=singular,
         encoder_std={"z": np.sort(np.sqrt(var.numpy()))},
         learnable={"z": fixed is None},

@@ -67,23 +67,42 @@ def moments(
     return a, ys.T @ ys / n, ys.T @ xs / n
 
 
-def _descending_eigenvalues(m: np.ndarray) -> np.ndarray:
+def descending_eigenvalues(m: np.ndarray) -> np.ndarray:
     values = np.linalg.eigvalsh((m + m.T) / 2)[::-1]
     return np.clip(values, 0.0, None)
 
 
 def vae_spectrum_from_moment(a: np.ndarray) -> Spectrum:
-    return Spectrum(np.sqrt(_descending_eigenvalues(a)), "vae")
+    return Spectrum(np.sqrt(descending_eigenvalues(a)), "vae")
 
 
-def pseudo_inverse_psd(a: np.ndarray, rtol: float = PINV_RTOL) -> np.ndarray:
-    """A⁺ restricted to the eigenvalues of the PSD matrix ``a`` above ``rtol * max eigenvalue``."""
-    evals, evecs = np.linalg.eigh((a + a.T) / 2)
-    keep = evals > rtol * max(float(evals.max()), 0.0)
-    if not keep.any():
-        return np.zeros_like(a)
-    kept = evecs[:, keep]
-    return (kept / evals[keep]) @ kept.T
+@dataclass(frozen=True)
+class PositiveEigenspace:
+    """The eigenvalues of a PSD matrix above ``PINV_RTOL`` × the largest, in descending order:
+    ``basis`` ``(D, k)``, ``values`` ``(k,)``; ``dropped_trace``: the sum of the rest (≥ 0);
+    ``full_dim``: D."""
+
+    basis: np.ndarray
+    values: np.ndarray
+    dropped_trace: float
+    full_dim: int
+
+    @classmethod
+    def of(cls, m: np.ndarray) -> PositiveEigenspace:
+        m = np.asarray(m, dtype=np.float64)
+        evals, evecs = np.linalg.eigh((m + m.T) / 2)
+        evals, evecs = evals[::-1], evecs[:, ::-1]
+        keep = evals > PINV_RTOL * max(float(evals[0]), 0.0)
+        dropped = float(np.clip(evals[~keep], 0, None).sum())
+        return cls(evecs[:, keep], evals[keep], dropped, m.shape[0])
+
+    def pseudo_inverse(self) -> np.ndarray:
+        return (self.basis / self.values) @ self.basis.T
+
+
+def pseudo_inverse_psd(a: np.ndarray) -> np.ndarray:
+    """A⁺ restricted to the positive eigenspace of the PSD matrix ``a`` (see PositiveEigenspace)."""
+    return PositiveEigenspace.of(a).pseudo_inverse()
 
 
 def residual_moment(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -93,7 +112,7 @@ def residual_moment(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def cvae_spectrum_from_moments(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> Spectrum:
-    return Spectrum(_descending_eigenvalues(residual_moment(a, b, c)), "cvae")
+    return Spectrum(descending_eigenvalues(residual_moment(a, b, c)), "cvae")
 
 
 def _training_split(source: object) -> tuple[object, object | None]:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data.views import quadrant_mask
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_diag_gaussians, kl_to_prior, linear_expected_nll
-from .backbones import feature_extractor, mean_network
+from .backbones import IMAGE_BACKBONES, decoder_mean, encoder_body
 from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 from .vae import ELBOTerms
 
@@ -18,7 +19,9 @@ from .vae import ELBOTerms
 @dataclass(frozen=True, kw_only=True)
 class CVAEConfig(GaussianModelSettings):
     """``x_dim``: the condition (D0); ``y_dim``: the target (D2); ``conditional_prior``: learn
-    p(z|x) (amortized Gaussian) instead of N(0, η_enc² I). Shared settings in the base class."""
+    p(z|x) (amortized Gaussian) instead of N(0, η_enc² I). Shared settings in the base class.
+    Image backbones (cnn, resnet18) need the quadrant task: ``image_shape`` is the whole image's,
+    x its bottom-left quadrant and y the rest, both in raster order."""
 
     x_dim: int
     y_dim: int
@@ -34,20 +37,19 @@ class CVAE(nn.Module):
     def __init__(self, config: CVAEConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.encoder_body, width = feature_extractor(
-            c.backbone, c.x_dim + c.y_dim, c.hidden, c.depth, c.activation
-        )
+        x_pixels = y_pixels = None
+        if c.backbone in IMAGE_BACKBONES and c.image_shape is not None:
+            mask = quadrant_mask(c.image_shape)
+            x_pixels, y_pixels = torch.nonzero(mask)[:, 0], torch.nonzero(~mask)[:, 0]
+        xy_pixels = None if x_pixels is None else torch.cat([x_pixels, y_pixels])
+        self.encoder_body, width = encoder_body(c, c.x_dim + c.y_dim, xy_pixels)
         self.head = GaussianHead(
             width, c.latent_dim, c.encoder_variance, c.sigma, bias=c.backbone != "linear"
         )
         # Decoder mean from [z, x]: for the linear backbone exactly U1 z + U2 x.
-        self.decoder = mean_network(
-            c.backbone, c.latent_dim + c.x_dim, c.y_dim, c.hidden, c.depth, c.activation
-        )
+        self.decoder = decoder_mean(c, c.latent_dim + c.x_dim, c.y_dim, y_pixels)
         if c.conditional_prior:
-            self.prior_body, prior_width = feature_extractor(
-                c.backbone, c.x_dim, c.hidden, c.depth, c.activation
-            )
+            self.prior_body, prior_width = encoder_body(c, c.x_dim, x_pixels)
             self.prior_head = GaussianHead(prior_width, c.latent_dim, "amortized")
         register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .backbones import ACTIVATIONS, BACKBONES
 
 VARIANCE_MODES = ("amortized", "shared", "fixed")
 
@@ -82,7 +83,9 @@ def register_log_std(module: nn.Module, name: str, eta: float, learnable: bool) 
 @dataclass(frozen=True, kw_only=True)
 class GaussianModelSettings:
     """Settings every family shares. ``sigma``: the std of a ``fixed`` encoder variance (one value
-    or one per dimension); ``hidden``/``depth``/``activation`` apply to the ``mlp`` backbone."""
+    or one per dimension); ``hidden``/``depth``/``activation`` apply to MLPs; ``channels`` are the
+    conv / transposed-conv widths of image backbones, which need ``image_shape`` ``(C, H, W)``;
+    ``latent_hidden``: the width of MLPs between latent levels (default ``hidden``)."""
 
     latent_dim: int
     backbone: str = "linear"
@@ -95,8 +98,17 @@ class GaussianModelSettings:
     eta_enc: float = 1.0
     eta_dec: float = 1.0
     learn_eta_dec: bool = False
+    channels: tuple[int, ...] = (32, 16)
+    image_shape: tuple[int, int, int] | None = None
+    latent_hidden: int | None = None
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise InputError(f"backbone '{self.backbone}' is not one of {BACKBONES}.")
+        if self.activation not in ACTIVATIONS:
+            raise InputError(f"activation '{self.activation}' is not one of {tuple(ACTIVATIONS)}.")
+        if not self.channels or min(self.channels) < 1:
+            raise InputError(f"channels must be positive widths; got {self.channels}.")
         if self.latent_dim < 1:
             raise InputError(f"the latent dimension must be positive; got {self.latent_dim}.")
         if not self.beta > 0:

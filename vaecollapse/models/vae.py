@@ -9,15 +9,17 @@ from torch import nn
 
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_to_prior, linear_expected_nll
-from .backbones import feature_extractor, mean_network
+from .backbones import decoder_mean, encoder_body
 from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 
 
 @dataclass(frozen=True, kw_only=True)
 class VAEConfig(GaussianModelSettings):
-    """A VAE on ``data_dim``-dimensional inputs; the shared settings are in the base class."""
+    """A VAE on ``data_dim``-dimensional inputs; the shared settings are in the base class.
+    ``deterministic``: a plain autoencoder (z = the encoder mean, no KL; Dai et al.'s baseline)."""
 
     data_dim: int
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -52,15 +54,11 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder_body, width = feature_extractor(
-            c.backbone, c.data_dim, c.hidden, c.depth, c.activation
-        )
+        self.encoder_body, width = encoder_body(c, c.data_dim)
         self.head = GaussianHead(
             width, c.latent_dim, c.encoder_variance, c.sigma, bias=c.backbone != "linear"
         )
-        self.decoder = mean_network(
-            c.backbone, c.latent_dim, c.data_dim, c.hidden, c.depth, c.activation
-        )
+        self.decoder = decoder_mean(c, c.latent_dim, c.data_dim)
         register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +74,9 @@ class VAE(nn.Module):
             )
         mean, logvar = self.encode(x)
         eta = torch.exp(self.log_eta_dec)
+        if self.config.deterministic:
+            recon = gaussian_nll(x, self.decoder(mean), eta).sum(-1)
+            return ELBOTerms(recon, {}, {"z": mean}, {}, mean.unsqueeze(0))
         z = None
         if analytic:
             if self.config.backbone != "linear":

@@ -1,0 +1,189 @@
+"""The Markovian hierarchical VAE (Dang et al. Sec. 4.2) with L >= 2 latent levels:
+q(z1|x), q(z_{l+1}|z_l) Gaussian; p(z_l|z_{l+1}) = N(dec_{l+1}(z_{l+1}), η_dec² I),
+p(x|z1) = N(dec_1(z1), η_dec² I), p(z_L) = N(0, η_enc² I); one β per level.
+
+Level l < L contributes β_l E_q[log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})] with z_{l+1} drawn from
+q(z_{l+1}|z_l) (so it depends on the sampled z_l, exactly as in the theory's objective); the top
+level β_L E_q KL(q(z_L|z_{L-1}) || p(z_L)). Level names are ``z1`` ... ``zL``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior
+from .backbones import decoder_mean, encoder_body, latent_map_settings
+from .latent import VARIANCE_MODES, GaussianHead, GaussianModelSettings, register_log_std
+from .vae import ELBOTerms
+
+
+@dataclass(frozen=True, kw_only=True)
+class MHVAEConfig(GaussianModelSettings):
+    """An MHVAE on ``data_dim`` inputs with ``levels`` latent levels. Per-level tuples override the
+    shared ``latent_dim``/``beta``/``encoder_variance``/``sigma`` (level 1 first); ``sigmas`` holds
+    one std (or one per dimension) per level, used where that level's variance is ``fixed``."""
+
+    data_dim: int
+    levels: int = 2
+    latent_dims: tuple[int, ...] | None = None
+    betas: tuple[float, ...] | None = None
+    encoder_variances: tuple[str, ...] | None = None
+    sigmas: tuple[float | tuple[float, ...] | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.data_dim < 1:
+            raise InputError(f"the data dimension must be positive; got {self.data_dim}.")
+        if self.levels < 2:
+            raise InputError(f"a hierarchical VAE needs at least 2 levels; got {self.levels}.")
+        for name in ("latent_dims", "betas", "encoder_variances", "sigmas"):
+            value = getattr(self, name)
+            if value is not None and len(value) != self.levels:
+                raise InputError(
+                    f"{name} needs one entry per level ({self.levels}); got {len(value)}."
+                )
+        if min(self.level_dims()) < 1 or min(self.level_betas()) <= 0:
+            raise InputError("every level needs a positive latent dimension and a positive beta.")
+        for mode in self.level_variances():
+            if mode not in VARIANCE_MODES:
+                raise InputError(f"encoder variance '{mode}' is not one of {VARIANCE_MODES}.")
+
+    def level_dims(self) -> tuple[int, ...]:
+        return self.latent_dims or (self.latent_dim,) * self.levels
+
+    def level_betas(self) -> tuple[float, ...]:
+        return self.betas or (self.beta,) * self.levels
+
+    def level_variances(self) -> tuple[str, ...]:
+        return self.encoder_variances or (self.encoder_variance,) * self.levels
+
+    def level_sigmas(self) -> tuple:
+        return self.sigmas or (self.sigma,) * self.levels
+
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(f"z{level + 1}" for level in range(self.levels))
+
+
+class GaussianEncoder(nn.Module):
+    """A backbone body followed by a Gaussian head: ``(..., in) -> mean, logvar (..., d)``."""
+
+    def __init__(self, body: nn.Module, head: GaussianHead) -> None:
+        super().__init__()
+        self.body, self.head = body, head
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.body(inputs))
+
+
+class MHVAE(nn.Module):
+    def __init__(self, config: MHVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        dims, modes, sigmas = c.level_dims(), c.level_variances(), c.level_sigmas()
+        latent = latent_map_settings(c)
+        bias = c.backbone != "linear"
+        encoders, decoders = [], []
+        for level in range(c.levels):
+            settings, in_dim = (c, c.data_dim) if level == 0 else (latent, dims[level - 1])
+            body, width = encoder_body(settings, in_dim)
+            head = GaussianHead(width, dims[level], modes[level], sigmas[level], bias=bias)
+            encoders.append(GaussianEncoder(body, head))
+            decoders.append(decoder_mean(settings, dims[level], in_dim))
+        self.encoders, self.decoders = nn.ModuleList(encoders), nn.ModuleList(decoders)
+        register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, D)`` -> the first level's mean and log-variance ``(B, d1)``."""
+        return self.encoders[0](x)
+
+    def forward(self, x: torch.Tensor, n_samples: int = 1, analytic: bool = False) -> ELBOTerms:
+        """Unreduced terms. ``kl[zl]``: ``(B, d_l)`` per-dimension level terms (for l < L an
+        unbiased estimate of E[log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})], which a single draw may
+        make negative); ``mean[zl]``/``logvar[zl]``: q's parameters averaged over the draws of the
+        levels below (for l > 1, ``mean`` estimates E_q[z_l | x]); ``z``: the level-1 draws
+        ``(K, B, d1)``.
+        ``analytic``: every expectation exact (linear backbone; levels above the first need a
+        data-independent variance)."""
+        c = self.config
+        if x.ndim != 2 or x.shape[1] != c.data_dim:
+            raise InputError(f"expected inputs of shape (B, {c.data_dim}); got {tuple(x.shape)}.")
+        if analytic:
+            return self._analytic_terms(x)
+        eta = torch.exp(self.log_eta_dec)
+        names = c.level_names()
+        mean, logvar = self.encoders[0](x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(
+            (n_samples, *mean.shape), dtype=mean.dtype, device=mean.device
+        )  # (K, B, d1)
+        first_draws = z
+        recon = gaussian_nll(x, self.decoders[0](z), eta).sum(-1).mean(0)
+        kl, means, logvars = {}, {names[0]: mean}, {names[0]: logvar}
+        for level in range(1, c.levels):
+            upper_mean, upper_logvar = self.encoders[level](z)  # (K, B, d_{l+1})
+            upper = upper_mean + torch.exp(0.5 * upper_logvar) * torch.randn_like(upper_mean)
+            cross_entropy = gaussian_nll(z, self.decoders[level](upper), eta)
+            kl[names[level - 1]] = (cross_entropy - 0.5 * (LOG_2PI + 1 + logvar)).mean(0)
+            means[names[level]] = upper_mean.mean(0)
+            logvars[names[level]] = upper_logvar.mean(0)
+            z, mean, logvar = upper, upper_mean, upper_logvar
+        kl[names[-1]] = kl_to_prior(mean, logvar, c.eta_enc).mean(0)
+        betas = dict(zip(names, c.level_betas(), strict=True))
+        return ELBOTerms(recon, kl, means, logvars, first_draws, betas)
+
+    def _analytic_terms(self, x: torch.Tensor) -> ELBOTerms:
+        """Exact expectations for the linear model: every level is Gaussian given x, with a mean
+        ``(B, d)`` and a covariance ``(B, d, d)`` propagated up the chain."""
+        c = self.config
+        if c.backbone != "linear":
+            raise InputError("the analytic ELBO needs the linear backbone.")
+        if any(mode == "amortized" for mode in c.level_variances()[1:]):
+            raise InputError(
+                "the analytic ELBO needs data-independent variances (shared or fixed) above the "
+                "first level."
+            )
+        eta = torch.exp(self.log_eta_dec)
+        names = c.level_names()
+        mean, logvar = self.encoders[0](x)
+        cov = torch.diag_embed(torch.exp(logvar))  # (B, d1, d1)
+        recon = _expected_nll(x, self.decoders[0].weight, mean, cov, eta).sum(1)
+        kl, means, logvars = {}, {names[0]: mean}, {names[0]: logvar}
+        for level in range(1, c.levels):
+            upper_mean, upper_logvar = self.encoders[level](mean)
+            w = self.encoders[level].head.mean.weight  # (d_{l+1}, d_l)
+            u = self.decoders[level].weight  # (d_l, d_{l+1})
+            # z_l − U z_{l+1} = (I − U W) z_l − U s ε: Gaussian with this mean and covariance.
+            residual_map = torch.eye(w.shape[1], dtype=w.dtype, device=w.device) - u @ w
+            noise = u @ torch.diag_embed(torch.exp(upper_logvar[0])) @ u.T
+            zero = torch.zeros_like(mean)
+            cross_entropy = _expected_nll(zero, residual_map, mean, cov, eta, extra_cov=noise)
+            kl[names[level - 1]] = cross_entropy - 0.5 * (LOG_2PI + 1 + logvar)
+            cov = w @ cov @ w.T + torch.diag_embed(torch.exp(upper_logvar))
+            mean, logvar = upper_mean, upper_logvar
+            means[names[level]], logvars[names[level]] = mean, logvar
+        second_moment = mean**2 + torch.diagonal(cov, dim1=1, dim2=2)
+        log_eta_enc = math.log(c.eta_enc)
+        kl[names[-1]] = 0.5 * (second_moment / c.eta_enc**2 - 1 - logvar + 2 * log_eta_enc)
+        betas = dict(zip(names, c.level_betas(), strict=True))
+        return ELBOTerms(recon, kl, means, logvars, None, betas)
+
+
+def _expected_nll(
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    mean: torch.Tensor,
+    cov: torch.Tensor,
+    eta: torch.Tensor,
+    extra_cov: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """E[−log N(t; M z, η² I)] per output dimension ``(B, D)`` for z ~ N(mean ``(B, d)``, cov
+    ``(B, d, d)``) and M = ``weight`` ``(D, d)``; ``extra_cov`` ``(D, D)``: independent noise."""
+    residual = (target - mean @ weight.T) ** 2
+    spread = torch.einsum("ij,bjk,ik->bi", weight, cov, weight)
+    if extra_cov is not None:
+        spread = spread + torch.diagonal(extra_cov)
+    return (residual + spread) / (2 * eta**2) + torch.log(eta) + LOG_2PI / 2

@@ -88,9 +88,118 @@ def test_bad_config_files_exit_2(run_cli, tmp_path: Path, text: str, fragment: s
             "--out",
             "x",
         ],
+        ["train", "--model", "cvae", "--dataset", "digits", "--latent-dim", "2", "--out", "x"],
+        ["train", "--model", "mhvae", "--dataset", "digits", "--latent-dims", "2,x", "--out", "x"],
+        [
+            "train",
+            "--model",
+            "vae",
+            "--dataset",
+            "digits",
+            "--latent-dim",
+            "2",
+            "--beta2",
+            "3",
+            "--out",
+            "x",
+        ],
+        [
+            "train",
+            "--model",
+            "mhvae",
+            "--dataset",
+            "digits",
+            "--latent-dim",
+            "2",
+            "--encoder-variance",
+            "fixed,shared,shared",
+            "--sigma",
+            "0.5",
+            "--out",
+            "x",
+        ],
+        ["train", "--backbone", "cnn", "--data", "missing.npz", "--latent-dim", "2", "--out", "x"],
     ],
 )
 def test_bad_flags_exit_2(run_cli, tmp_path: Path, args: list[str], monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = run_cli(*args)
     assert result.code == 2 and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "--model",
+            "cvae",
+            "--dataset",
+            "digits-quadrant",
+            "--backbone",
+            "cnn",
+            "--channels",
+            "4,2",
+            "--conditional-prior",
+        ],
+        [
+            "--model",
+            "mhvae",
+            "--dataset",
+            "digits",
+            "--backbone",
+            "mlp",
+            "--hidden",
+            "16",
+            "--latent-dims",
+            "3,2",
+            "--encoder-variance",
+            "fixed,amortized",
+            "--sigma",
+            "0.5",
+            "--beta1",
+            "0.5",
+            "--beta2",
+            "2",
+        ],
+        [
+            "--model",
+            "mhvae",
+            "--dataset",
+            "digits",
+            "--levels",
+            "3",
+            "--encoder-variance",
+            "shared",
+            "--analytic",
+            "--learn-eta-dec",
+        ],
+        [
+            "--model",
+            "vae",
+            "--dataset",
+            "digits",
+            "--backbone",
+            "mlp",
+            "--hidden",
+            "16",
+            "--deterministic",
+        ],
+    ],
+)
+def test_every_family_trains_from_the_cli(run_cli, tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / "run"
+    common = ["--latent-dim", "3", "--epochs", "1", "--batch-size", "512", "--out", str(out)]
+    result = run_cli("train", *args, *common)
+    assert result.code == 0, result.err
+    stored = json.loads((out / "config.json").read_text())
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    family = args[1]
+    assert stored["model"]["family"] == family
+    if family == "mhvae":
+        levels = len(stored["model"]["latent_dims"] or []) or stored["model"]["levels"]
+        assert set(record["kl"]) == {f"z{i + 1}" for i in range(levels)}
+    if "--beta1" in args:
+        assert stored["model"]["betas"] == [0.5, 2.0]
+        assert stored["model"]["encoder_variances"] == ["fixed", "amortized"]
+    if "--deterministic" in args:
+        assert record["kl"] == {}

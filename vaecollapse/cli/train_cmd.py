@@ -11,7 +11,7 @@ import torch
 
 from ..data import DataSpec
 from ..errors import InputError
-from ..models import VAE, VAEConfig
+from ..models.factory import build_model, config_to_json, model_config
 from ..train import TrainConfig, train
 
 if sys.version_info >= (3, 11):
@@ -30,15 +30,24 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "view": (str, None),
     "center": (bool, False),
     "latent_dim": (int, None),
+    "levels": (int, 2),
+    "latent_dims": (list, None),
     "hidden": (int, 256),
     "depth": (int, 1),
     "activation": (str, "relu"),
-    "encoder_variance": (str, "amortized"),
+    "channels": (list, [32, 16]),
+    "latent_hidden": (int, None),
+    "encoder_variance": ((str, list), "amortized"),
     "sigma": ((float, list), None),
     "beta": (float, 1.0),
+    "beta1": (float, None),
+    "beta2": (float, None),
+    "betas": (list, None),
     "eta_enc": (float, 1.0),
     "eta_dec": (float, 1.0),
     "learn_eta_dec": (bool, False),
+    "conditional_prior": (bool, False),
+    "deterministic": (bool, False),
     "epochs": (int, 100),
     "batch_size": (int, 128),
     "lr": (float, 1e-3),
@@ -49,6 +58,7 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "kl_warmup_epochs": (int, 0),
     "out": (str, None),
 }
+LIST_FLAGS = {"latent_dims": int, "channels": int, "betas": float, "digits": int}
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -100,21 +110,38 @@ def _check_type(key: str, value: Any, file: Path) -> Any:
 
 @click.command("train")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file.")
-@click.option("--model", type=click.Choice(["vae"]), help="Model family.")
-@click.option("--backbone", type=click.Choice(["linear", "mlp"]))
-@click.option("--dataset", help="Data set name (digits, mnist, fashion-mnist, cifar10 ...).")
+@click.option("--model", type=click.Choice(["vae", "cvae", "mhvae"]), help="Model family.")
+@click.option("--backbone", type=click.Choice(["linear", "mlp", "cnn", "resnet18"]))
+@click.option("--dataset", help="Data set name (digits, mnist, mnist-quadrant, cifar10 ...).")
 @click.option("--data", help=".npy or .npz file.")
 @click.option("--data-dir")
-@click.option("--latent-dim", type=click.IntRange(min=1))
+@click.option("--digits", help="Keep only these labels, e.g. 1 or 1,7.")
+@click.option("--latent-dim", type=click.IntRange(min=1), help="Latent size (every level).")
+@click.option("--levels", type=click.IntRange(min=2), help="MHVAE latent levels (default 2).")
+@click.option("--latent-dims", help="MHVAE latent size per level, e.g. 16,8.")
 @click.option("--hidden", type=click.IntRange(min=1))
 @click.option("--depth", type=click.IntRange(min=1))
 @click.option("--activation", type=click.Choice(["relu", "tanh"]))
-@click.option("--encoder-variance", type=click.Choice(["amortized", "shared", "fixed"]))
-@click.option("--sigma", type=float, help="Std of a fixed encoder variance.")
-@click.option("--beta", type=float)
-@click.option("--eta-enc", type=float)
-@click.option("--eta-dec", type=float)
+@click.option("--channels", help="Conv widths of cnn backbones, e.g. 32,16.")
+@click.option("--latent-hidden", type=click.IntRange(min=1), help="Width of MLPs between levels.")
+@click.option(
+    "--encoder-variance",
+    help="amortized, shared or fixed; MHVAE: one per level, e.g. fixed,shared.",
+)
+@click.option(
+    "--sigma",
+    help="Std of fixed encoder variances (VAE: one or one per dimension; "
+    "MHVAE: one or one per level).",
+)
+@click.option("--beta", type=float, help="KL weight (every level).")
+@click.option("--beta1", type=float, help="MHVAE: weight of the level-1 term.")
+@click.option("--beta2", type=float, help="MHVAE: weight of the level-2 term.")
+@click.option("--betas", help="MHVAE: one weight per level, e.g. 1,0.5,0.5.")
+@click.option("--eta-enc", type=float, help="Prior std.")
+@click.option("--eta-dec", type=float, help="Decoder std (initial value if learned).")
 @click.option("--learn-eta-dec", is_flag=True, default=None)
+@click.option("--conditional-prior", is_flag=True, default=None, help="CVAE: learn p(z|x).")
+@click.option("--deterministic", is_flag=True, default=None, help="VAE: a plain autoencoder.")
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--lr", type=float)
@@ -129,9 +156,11 @@ def train_command(config_file: str | None, **flags: Any) -> None:
     settings = {key: default for key, (_, default) in SCHEMA.items()}
     if config_file:
         settings |= read_config_file(config_file)
-    settings |= {key: value for key, value in flags.items() if value is not None}
+    settings |= {key: _from_flag(key, value) for key, value in flags.items() if value is not None}
     for required in ("latent_dim", "out"):
-        if settings[required] is None:
+        if settings[required] is None and not (
+            required == "latent_dim" and settings["latent_dims"]
+        ):
             raise click.UsageError(f"--{required.replace('_', '-')} is required (flag or config).")
     if (settings["dataset"] is None) == (settings["data"] is None):
         raise click.UsageError("give exactly one of --dataset NAME or --data FILE.")
@@ -143,24 +172,7 @@ def train_command(config_file: str | None, **flags: Any) -> None:
         data_dir=settings["data_dir"],
     )
     dataset = spec.load()
-    if dataset.train.y is not None:
-        raise InputError(f"'{spec.source}' is paired (x, y); a VAE models one variable.")
-    model_config = VAEConfig(
-        data_dim=dataset.x_dim,
-        latent_dim=settings["latent_dim"],
-        backbone=settings["backbone"],
-        hidden=settings["hidden"],
-        depth=settings["depth"],
-        activation=settings["activation"],
-        encoder_variance=settings["encoder_variance"],
-        sigma=settings["sigma"]
-        if not isinstance(settings["sigma"], list)
-        else tuple(settings["sigma"]),
-        beta=settings["beta"],
-        eta_enc=settings["eta_enc"],
-        eta_dec=settings["eta_dec"],
-        learn_eta_dec=settings["learn_eta_dec"],
-    )
+    config = model_config(settings["model"], dataset, **_model_settings(settings))
     train_config = TrainConfig(
         epochs=settings["epochs"],
         batch_size=settings["batch_size"],
@@ -172,11 +184,11 @@ def train_command(config_file: str | None, **flags: Any) -> None:
     )
     torch.manual_seed(train_config.seed)  # the initial weights depend on the seed alone
     history = train(
-        VAE(model_config),
+        build_model(config),
         dataset,
         train_config,
         settings["out"],
-        run_config={"model": model_config.__dict__, "data": spec.__dict__},
+        run_config={"model": config_to_json(config), "data": spec.__dict__},
         device=settings["device"],
     )
     last = history[-1]
@@ -184,3 +196,79 @@ def train_command(config_file: str | None, **flags: Any) -> None:
     if "test_loss" in last:
         summary += f", test loss {last['test_loss']:.4f}"
     click.echo(f"{summary}; run directory {settings['out']}")
+
+
+def _from_flag(key: str, value: Any) -> Any:
+    """Comma-separated flags become lists; ``--sigma`` and ``--encoder-variance`` may be either."""
+    if key in LIST_FLAGS:
+        return _parse_list(key, value, LIST_FLAGS[key])
+    if key == "sigma":
+        values = _parse_list(key, value, float)
+        return values[0] if len(values) == 1 else values
+    if key == "encoder_variance" and "," in value:
+        return [part.strip() for part in value.split(",")]
+    return value
+
+
+def _parse_list(key: str, text: str, kind: type) -> list:
+    try:
+        return [kind(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise InputError(
+            f"--{key.replace('_', '-')} takes comma-separated {kind.__name__}s; got '{text}'."
+        ) from None
+
+
+def _model_settings(s: dict[str, Any]) -> dict[str, Any]:
+    """The model-config fields for the chosen family, from the flat settings."""
+    family = s["model"]
+    common = {
+        "latent_dim": s["latent_dim"] or s["latent_dims"][0],
+        "backbone": s["backbone"],
+        "hidden": s["hidden"],
+        "depth": s["depth"],
+        "activation": s["activation"],
+        "channels": tuple(s["channels"]),
+        "latent_hidden": s["latent_hidden"],
+        "beta": s["beta"],
+        "eta_enc": s["eta_enc"],
+        "eta_dec": s["eta_dec"],
+        "learn_eta_dec": s["learn_eta_dec"],
+    }
+    variance, sigma = s["encoder_variance"], s["sigma"]
+    if family == "mhvae":
+        levels = len(s["latent_dims"]) if s["latent_dims"] else s["levels"]
+        betas = s["betas"]
+        if betas is None and (s["beta1"] is not None or s["beta2"] is not None):
+            if levels != 2:
+                raise InputError("--beta1/--beta2 are for two levels; use --betas for more.")
+            betas = [s["beta1"] or s["beta"], s["beta2"] or s["beta"]]
+        return common | {
+            "levels": levels,
+            "latent_dims": _tuple_or_none(s["latent_dims"]),
+            "betas": _tuple_or_none(betas),
+            "encoder_variances": _per_level(variance, levels, "encoder_variance"),
+            "sigmas": _per_level(sigma, levels, "sigma"),
+        }
+    if isinstance(variance, list) or s["beta1"] is not None or s["beta2"] is not None:
+        raise InputError(
+            "per-level settings (beta1, beta2, a list of variances) need --model mhvae."
+        )
+    common |= {"encoder_variance": variance, "sigma": _tuple_or_none(sigma)}
+    if family == "cvae":
+        return common | {"conditional_prior": s["conditional_prior"]}
+    return common | {"deterministic": s["deterministic"]}
+
+
+def _tuple_or_none(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _per_level(value: Any, levels: int, key: str) -> tuple | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return (value,) * levels
+    if len(value) != levels:
+        raise InputError(f"{key} has {len(value)} entries but the model has {levels} levels.")
+    return tuple(value)

@@ -88,3 +88,37 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path: Path, digits) -> Non
 def test_bad_train_config(kwargs) -> None:
     with pytest.raises(InputError):
         TrainConfig(**kwargs)
+
+
+def test_learnable_decoder_std_reaches_the_ppca_likelihood(tmp_path: Path) -> None:
+    """Lucas et al.: the linear VAE with learnable η_dec is pPCA. Trained by the trainer, its exact
+    ELBO reaches scikit-learn's pPCA log-likelihood (an outside oracle; see the theory tests for
+    the n − 1 rescaling) and its η_dec² sklearn's noise variance."""
+    import math
+
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
+
+    x = gaussian_with_spectrum(500, [6.0, 3.0, 1.0, 0.4, 0.3, 0.2], seed=4)
+    x = x - x.mean(0)
+    n = len(x)
+    oracle = PCA(n_components=2).fit(x * math.sqrt((n - 1) / n))
+    config = VAEConfig(data_dim=6, latent_dim=2, encoder_variance="shared", learn_eta_dec=True)
+    torch.manual_seed(0)
+    model = VAE(config)
+    train(
+        model,
+        synthetic_dataset("ppca", x),
+        TrainConfig(epochs=300, batch_size=100, lr=1e-2, analytic=True),
+        tmp_path,
+        progress=False,
+    )
+    with torch.no_grad():
+        elbo = -float(model(torch.tensor(x, dtype=torch.float32), analytic=True).loss())
+    assert elbo == pytest.approx(oracle.score(x), abs=2e-3 * abs(oracle.score(x)))
+    assert elbo <= oracle.score(x) + 1e-4  # the ELBO is a lower bound
+    eta2 = float(torch.exp(2 * model.log_eta_dec.detach()))
+    assert eta2 == pytest.approx(oracle.noise_variance_, rel=2e-2)
+    assert np.isfinite(eta2)

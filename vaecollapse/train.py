@@ -24,6 +24,7 @@ from .data import Dataset, minibatch_indices
 from .errors import InputError
 from .fileio import replace_atomically
 from .objectives import kl_warmup
+from .optim import Adam
 
 
 class TrainingDivergedError(InputError):
@@ -121,7 +122,7 @@ def train(
     target = resolve_device(device)
     model.to(target)
     data = dataset.to(target)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimiser = Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     torch.manual_seed(config.seed)
     start_epoch, history = 0, []
@@ -155,7 +156,7 @@ def train(
                     f"last good checkpoint (epoch {epoch}) is kept in {checkpoint_path}. Lower the "
                     "learning rate or check the data and hyper-parameters."
                 )
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             if show_bar:

@@ -93,11 +93,20 @@ def theory_prediction(model: nn.Module, dataset: Dataset):
         (d1, d2), (b1, b2) = c.level_dims(), c.level_betas()
         sigma1, sigma2 = (_fixed_sigma(e.head) for e in model.encoders)
         return predict(
-            "mhvae", dataset, d1, latent_dim2=d2, beta=b1, beta2=b2, sigma=sigma1, sigma2=sigma2,
+            "mhvae",
+            dataset,
+            d1,
+            latent_dim2=d2,
+            beta=b1,
+            beta2=b2,
+            sigma=sigma1,
+            sigma2=sigma2,
             **common,
-        )  # fmt: skip
+        )
     family = "cvae" if isinstance(model, CVAE) else "vae"
-    return predict(family, dataset, c.latent_dim, beta=c.beta, sigma=_fixed_sigma(model.head), **common)
+    return predict(
+        family, dataset, c.latent_dim, beta=c.beta, sigma=_fixed_sigma(model.head), **common
+    )
 
 
 def theory_comparison(model: nn.Module, dataset: Dataset) -> dict:

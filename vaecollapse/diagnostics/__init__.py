@@ -1,0 +1,36 @@
+"""Collapse diagnostics: per-dimension KL, (ε,δ)-collapse, active units, IWAE, theory vs learned,
+plots and a verdict. Pure functions of tensors where possible."""
+
+from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
+from .linear import learned_spectra, theory_comparison
+from .metrics import (
+    RunningMoments,
+    active_units,
+    collapse_curve,
+    collapsed_dimensions,
+    default_epsilons,
+    kl_active_fraction,
+    sorted_mean_abs_difference,
+)
+from .report import DiagnosisReport, LevelReport, diagnose, diagnose_model
+from .verdict import explain
+
+__all__ = [
+    "DiagnosisReport",
+    "LevelReport",
+    "LikelihoodEstimate",
+    "RunningMoments",
+    "active_units",
+    "collapse_curve",
+    "collapsed_dimensions",
+    "default_epsilons",
+    "diagnose",
+    "diagnose_model",
+    "explain",
+    "importance_log_likelihood",
+    "kl_active_fraction",
+    "learned_spectra",
+    "model_log_weights",
+    "sorted_mean_abs_difference",
+    "theory_comparison",
+]

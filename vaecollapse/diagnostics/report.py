@@ -1,0 +1,288 @@
+"""Diagnosis reports: per-level KL, (ε,δ)-collapse, active units, encoder stds and (optionally)
+the importance-weighted log-likelihood, for any encoder callable or for this toolkit's models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..objectives import kl_diag_gaussians
+from .iwae import LikelihoodEstimate, gaussian_log_density, importance_log_likelihood
+from .metrics import (
+    AU_THRESHOLD,
+    RunningMoments,
+    active_units,
+    collapse_curve,
+    collapsed_dimensions,
+    default_epsilons,
+    kl_active_fraction,
+)
+
+Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class LevelReport:
+    """One latent level. ``kl``: the ``(N, d)`` KL matrix; ``kl_per_dim``: its column means;
+    ``mean_variance``: Var_x E_q[z_i | x] per dimension; ``encoder_std``: q's stds ``(N, d)``."""
+
+    kl: torch.Tensor
+    mean_variance: torch.Tensor
+    encoder_std: torch.Tensor
+    epsilon: float
+    delta: float
+    epsilons: np.ndarray = field(default_factory=default_epsilons)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.kl.shape[1])
+
+    @property
+    def kl_per_dim(self) -> np.ndarray:
+        return self.kl.double().mean(0).numpy()
+
+    @property
+    def kl_total(self) -> float:
+        return float(self.kl_per_dim.sum())
+
+    @property
+    def collapsed_dims(self) -> list[int]:
+        return collapsed_dimensions(self.kl, self.epsilon, self.delta).tolist()
+
+    @property
+    def active_units(self) -> int:
+        return active_units(self.mean_variance)
+
+    @property
+    def kl_active_fraction(self) -> float:
+        return kl_active_fraction(self.kl)
+
+    @property
+    def collapse_curve(self) -> np.ndarray:
+        return collapse_curve(self.kl, self.epsilons, self.delta)
+
+    def to_json(self) -> dict:
+        d = self.latent_dim
+        return {
+            "latent_dim": d,
+            "kl_per_dim": self.kl_per_dim.tolist(),
+            "kl_total": self.kl_total,
+            "collapsed_dims": self.collapsed_dims,
+            "active_units": self.active_units,
+            "active_units_pct": 100.0 * self.active_units / d,
+            "kl_active_pct": 100.0 * self.kl_active_fraction,
+            "mean_variance": self.mean_variance.tolist(),
+            "encoder_std_mean": self.encoder_std.double().mean(0).tolist(),
+            "collapse_curve": {
+                "epsilon": self.epsilons.tolist(),
+                "collapsed": self.collapse_curve.tolist(),
+            },
+        }
+
+
+class DiagnosisReport:
+    """What ``diagnose`` returns. Fields (attribute or key access): ``levels`` (name ->
+    LevelReport), ``epsilon``, ``delta``, ``iwae`` (LikelihoodEstimate or None), ``verdict`` (or
+    None), ``theory`` (theory vs learned, linear models, or None); for the first level
+    ``kl_per_dim``, ``kl_total``, ``active_units``, ``collapsed_dims``, ``kl_active_fraction``."""
+
+    def __init__(
+        self,
+        levels: dict[str, LevelReport],
+        epsilon: float,
+        delta: float,
+        iwae: LikelihoodEstimate | None = None,
+    ) -> None:
+        self.levels, self.epsilon, self.delta, self.iwae = levels, epsilon, delta, iwae
+        self.verdict: dict | None = None
+        self.theory: dict | None = None
+
+    def _first(self) -> LevelReport:
+        return next(iter(self.levels.values()))
+
+    @property
+    def kl_per_dim(self) -> np.ndarray:
+        return self._first().kl_per_dim
+
+    @property
+    def kl_total(self) -> float:
+        return sum(level.kl_total for level in self.levels.values())
+
+    @property
+    def active_units(self) -> int:
+        return self._first().active_units
+
+    @property
+    def collapsed_dims(self) -> list[int]:
+        return self._first().collapsed_dims
+
+    @property
+    def kl_active_fraction(self) -> float:
+        return self._first().kl_active_fraction
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def to_json(self) -> dict:
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "au_threshold": AU_THRESHOLD,
+            "levels": {name: level.to_json() for name, level in self.levels.items()},
+            "iwae": None if self.iwae is None else self.iwae.to_json(),
+            "theory": self.theory,
+            "verdict": self.verdict,
+        }
+
+
+def _check_settings(epsilon: float, delta: float, prior_std: float) -> None:
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise InputError(f"epsilon must be positive; got {epsilon}.")
+    if not 0 <= delta < 1:
+        raise InputError(f"delta must be in [0, 1); got {delta}.")
+    if not (math.isfinite(prior_std) and prior_std > 0):
+        raise InputError(f"prior_std must be positive; got {prior_std}.")
+
+
+def _as_data(data: Any) -> torch.Tensor:
+    tensor = torch.as_tensor(data)
+    if tensor.ndim < 2 or tensor.shape[0] == 0:
+        raise InputError(
+            f"data must be a non-empty batch (N, ...); got shape {tuple(tensor.shape)}."
+        )
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise InputError("the data hold NaN or infinite values.")
+    return tensor
+
+
+def diagnose(
+    encoder: Encoder,
+    data: Any,
+    *,
+    prior_std: float = 1.0,
+    epsilon: float = 0.01,
+    delta: float = 0.05,
+    batch_size: int = 1024,
+    decoder_log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    iwae_k: int = 1000,
+) -> DiagnosisReport:
+    """Diagnose ANY encoder: a callable mapping a batch ``(B, ...)`` to ``(mean, logvar)``, each
+    ``(B, d)``, against the prior N(0, prior_std² I). With ``decoder_log_likelihood(x, z)`` —
+    ``x`` ``(B, ...)``, ``z`` ``(K, B, d)`` -> log p(x | z) ``(K, B)`` — also the IWAE estimate of
+    log p(x) with ``iwae_k`` samples."""
+    _check_settings(epsilon, delta, prior_std)
+    x = _as_data(data)
+    prior_logvar = 2 * math.log(prior_std)
+    kls, stds, moments = [], [], RunningMoments()
+    with torch.no_grad():
+        for batch in x.split(batch_size):
+            mean, logvar = encoder(batch)
+            if mean.shape != logvar.shape or mean.ndim != 2 or mean.shape[0] != batch.shape[0]:
+                raise InputError(
+                    "the encoder must return (mean, logvar), each (B, d); got shapes "
+                    f"{tuple(mean.shape)} and {tuple(logvar.shape)}."
+                )
+            kls.append(kl_diag_gaussians(mean, logvar, 0.0, prior_logvar).cpu())
+            stds.append(torch.exp(0.5 * logvar).cpu())
+            moments.update(mean)
+    level = LevelReport(torch.cat(kls), moments.variance.cpu(), torch.cat(stds), epsilon, delta)
+    iwae = None
+    if decoder_log_likelihood is not None:
+
+        def log_weights(rows: torch.Tensor, _: torch.Tensor | None, k: int) -> torch.Tensor:
+            mean, logvar = encoder(rows)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn((k, *mean.shape), dtype=mean.dtype)
+            prior = gaussian_log_density(z, torch.zeros(()), prior_logvar)
+            posterior = gaussian_log_density(z, mean, logvar)
+            return decoder_log_likelihood(rows, z) + prior - posterior
+
+        iwae = importance_log_likelihood(log_weights, x, k=iwae_k)
+    return DiagnosisReport({"z": level}, epsilon, delta, iwae)
+
+
+def model_level_statistics(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_samples: int = 1
+) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per level of one of this toolkit's models: (KL ``(B, d)``, E_q[z | x] ``(B, d)``, q's std
+    ``(B, d)``). Hierarchical levels use the paper's terms: KL(q(z_l | z_{l-1}) || p(z_l | z_{l+1}))
+    with z_{l+1} drawn from q, and KL(q(z_L | z_{L-1}) || p(z_L)), averaged over ``n_samples``."""
+    from ..models import MHVAE
+
+    if not isinstance(model, MHVAE):
+        terms = model(x, n_samples=n_samples) if y is None else model(x, y, n_samples=n_samples)
+        if not terms.kl:
+            raise InputError("a deterministic autoencoder has no posterior to diagnose.")
+        return {
+            name: (kl, terms.mean[name], torch.exp(0.5 * terms.logvar[name]))
+            for name, kl in terms.kl.items()
+        }
+    names = model.config.level_names()
+    log_eta2 = 2 * model.log_eta_dec
+    mean, logvar = model.encoders[0](x)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn((n_samples, *mean.shape), dtype=mean.dtype)
+    levels = []
+    for level in range(1, model.config.levels):
+        upper_mean, upper_logvar = model.encoders[level](z)
+        upper = upper_mean + torch.exp(0.5 * upper_logvar) * torch.randn_like(upper_mean)
+        kl = kl_diag_gaussians(mean, logvar, model.decoders[level](upper), log_eta2)
+        levels.append((kl.mean(0) if kl.ndim == 3 else kl, mean, logvar))
+        z, mean, logvar = upper, upper_mean, upper_logvar
+    top = kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(model.config.eta_enc)).mean(0)
+    levels.append((top, mean, logvar))
+    out = {}
+    for name, (kl, m, lv) in zip(names, levels, strict=True):
+        m, lv = (t.mean(0) if t.ndim == 3 else t for t in (m, lv))
+        out[name] = (kl, m, torch.exp(0.5 * lv))
+    return out
+
+
+def diagnose_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    epsilon: float = 0.01,
+    delta: float = 0.05,
+    iwae_k: int = 0,
+    batch_size: int = 1024,
+    n_samples: int = 1,
+) -> DiagnosisReport:
+    """Diagnose a VAE, CVAE or MHVAE of this toolkit on ``x`` (and the CVAE's ``y``): every level,
+    and the IWAE log-likelihood when ``iwae_k`` > 0."""
+    from .iwae import model_log_weights
+
+    _check_settings(epsilon, delta, 1.0)
+    model.eval()
+    collected: dict[str, list[list[torch.Tensor]]] = {}
+    moments: dict[str, RunningMoments] = {}
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            rows = slice(start, start + batch_size)
+            stats = model_level_statistics(
+                model, x[rows], None if y is None else y[rows], n_samples
+            )
+            for name, (kl, mean, std) in stats.items():
+                collected.setdefault(name, [[], []])
+                collected[name][0].append(kl.cpu())
+                collected[name][1].append(std.cpu())
+                moments.setdefault(name, RunningMoments()).update(mean)
+    levels = {
+        name: LevelReport(
+            torch.cat(kls), moments[name].variance.cpu(), torch.cat(stds), epsilon, delta
+        )
+        for name, (kls, stds) in collected.items()
+    }
+    iwae = None
+    if iwae_k > 0:
+        iwae = importance_log_likelihood(model_log_weights(model), x, y, k=iwae_k)
+    return DiagnosisReport(levels, epsilon, delta, iwae)

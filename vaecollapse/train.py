@@ -107,12 +107,13 @@ def train(
     run_config: dict | None = None,
     device: str = "auto",
     progress: bool | None = None,
+    log_every: int = 1,
 ) -> list[dict]:
     """Train ``model`` on ``dataset``, writing into ``run_dir``; returns every epoch's metrics.
 
     ``run_config``: what else defines the run (model and data settings), stored and compared on
     resume. ``progress``: a tqdm bar within each epoch (default: when stderr is a terminal); a
-    summary line per epoch is always written to stderr.
+    summary line every ``log_every`` epochs (and after the last) is written to stderr.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,8 @@ def train(
         message = f"epoch {epoch + 1}/{config.epochs}  train {record['train_loss']:.4f}"
         if "test_loss" in record:
             message += f"  test {record['test_loss']:.4f}"
-        print(message, file=sys.stderr)
+        if (epoch + 1) % log_every == 0 or epoch + 1 == config.epochs:
+            print(message, file=sys.stderr)
     _save_atomic(model.state_dict(), run_dir / "model.pt")
     return history
 

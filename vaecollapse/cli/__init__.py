@@ -12,6 +12,7 @@ import click
 from ..errors import InputError
 from .data_cmd import data
 from .demo_cmd import demo
+from .diagnose_cmd import diagnose
 from .theory_cmd import theory
 from .train_cmd import train_command
 
@@ -24,6 +25,7 @@ def cli() -> None:
 
 cli.add_command(data)
 cli.add_command(demo)
+cli.add_command(diagnose)
 cli.add_command(theory)
 cli.add_command(train_command)
 

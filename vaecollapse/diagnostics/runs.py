@@ -1,0 +1,101 @@
+"""Diagnosing a run directory written by ``vaecollapse train``: the report, its verdict, the
+theory comparison for linear models, and the files it leaves in the run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..data import Dataset, DataSpec
+from ..errors import InputError
+from ..fileio import replace_atomically
+from ..models.factory import load_run_model
+from .linear import theory_comparison
+from .plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms
+from .report import DiagnosisReport, diagnose_model
+from .verdict import explain
+
+
+def diagnose_run(
+    run_dir: str | Path,
+    *,
+    epsilon: float = 0.01,
+    delta: float = 0.05,
+    iwae_k: int = 0,
+    split: str = "test",
+    dataset: Dataset | None = None,
+) -> tuple[DiagnosisReport, Dataset]:
+    """The report of a run's model on its data set's ``split`` (the training split when the data
+    set has no test split), with ``verdict`` and, for linear models, ``theory`` filled in."""
+    model, stored = load_run_model(run_dir)
+    if dataset is None:
+        dataset = DataSpec(**stored.get("data", {})).load()
+    if split not in ("train", "test"):
+        raise InputError(f"split must be train or test; got '{split}'.")
+    part = dataset.test if split == "test" and dataset.test is not None else dataset.train
+    report = diagnose_model(model, part.x, part.y, epsilon=epsilon, delta=delta, iwae_k=iwae_k)
+    report.verdict = explain(report, model, dataset)
+    if getattr(model.config, "backbone", None) == "linear":
+        try:
+            report.theory = theory_comparison(model, dataset)
+        except InputError as reason:  # e.g. an amortized variance: outside the theory
+            report.theory = {"not_applicable": str(reason)}
+    return report, dataset
+
+
+def write_diagnosis(
+    report: DiagnosisReport, run_dir: str | Path, label: str = "model"
+) -> list[Path]:
+    """``diagnosis.json`` and three PNGs in ``run_dir`` (each written atomically)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "diagnosis.json"
+    text = json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    return [
+        path,
+        plot_collapse_curves({label: report}, run_dir / "collapse_curve.png"),
+        plot_kl_bars(report, run_dir / "kl_per_dim.png"),
+        plot_std_histograms({label: report}, run_dir / "encoder_std.png"),
+    ]
+
+
+def format_report(report: DiagnosisReport) -> str:
+    """A plain-text table per level, then the likelihood, theory comparison and verdict."""
+    lines = []
+    for name, level in report.levels.items():
+        collapsed = set(level.collapsed_dims)
+        lines.append(f"level {name}: {level.latent_dim} dimensions")
+        lines.append(f"  {'dim':>4} {'mean KL':>10} {'Var E[z|x]':>11} {'mean σ':>8}  state")
+        stds = level.encoder_std.double().mean(0)
+        for i, (kl, var) in enumerate(zip(level.kl_per_dim, level.mean_variance, strict=True)):
+            state = "collapsed" if i in collapsed else "active"
+            lines.append(
+                f"  {i:>4} {kl:>10.4f} {float(var):>11.4f} {float(stds[i]):>8.4f}  {state}"
+            )
+        d = level.latent_dim
+        lines.append(
+            f"  KL {level.kl_total:.3f} nats; (ε={report.epsilon:g}, δ={report.delta:g})-collapsed "
+            f"{len(collapsed)}/{d}; AU (Burda) {level.active_units}/{d} "
+            f"({100 * level.active_units / d:.0f}%); pairs with KL ≥ 0.01: "
+            f"{100 * level.kl_active_fraction:.1f}%"
+        )
+    if report.iwae is not None:
+        lines.append(
+            f"IWAE log-likelihood (K={report.iwae.samples}): {report.iwae.mean:.3f} "
+            f"± {report.iwae.standard_error:.3f} nats"
+        )
+    if report.theory and "maps" in report.theory:
+        parts = [f"{k} {v['d_ma']:.4f}" for k, v in report.theory["maps"].items()]
+        parts += [f"σ_{k} {v['d_ma']:.4f}" for k, v in report.theory["encoder_std"].items()]
+        lines.append("theory vs learned, D_MA: " + ", ".join(parts))
+        lines.append(f"theory predicts active: {report.theory['predicted_active']}")
+    if report.verdict:
+        lines.append(f"verdict: {report.verdict['summary']}")
+        for finding in report.verdict["findings"]:
+            lines.append(
+                f"  - {finding['level']}, {finding['dims']} dim(s): {finding['cause']}: "
+                f"{finding['explanation']}"
+            )
+            if finding["suggestion"]:
+                lines.append(f"    suggestion: {finding['suggestion']}")
+    return "\n".join(lines)

@@ -192,3 +192,18 @@ def test_verdict_names_over_regularised_dimensions_and_theory_matches() -> None:
     comparison = theory_comparison(model, data)
     assert comparison["maps"]["U"]["d_ma"] < 0.02 and comparison["maps"]["V"]["d_ma"] < 0.02
     assert comparison["predicted_active"]["z"] == 2
+
+
+@pytest.mark.parametrize("backbone", ["linear", "mlp"])
+def test_expanded_decoder_likelihood_equals_the_direct_one(backbone: str) -> None:
+    from vaecollapse.diagnostics.iwae import decoder_log_likelihood
+    from vaecollapse.objectives import gaussian_nll
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(data_dim=30, latent_dim=4, backbone=backbone, hidden=8))
+    x, z, eta = torch.rand(5, 30), torch.randn(7, 5, 4), torch.tensor(0.3)
+    with torch.no_grad():
+        direct = -gaussian_nll(x, model.decoder(z), eta).sum(-1)
+        expanded = decoder_log_likelihood(model.decoder, x, z, eta)
+    assert expanded.shape == (7, 5)
+    assert torch.allclose(expanded, direct, rtol=1e-5, atol=1e-3)

@@ -11,6 +11,16 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
+
+def __getattr__(name: str):
+    # Loaded on first use, so that `import vaecollapse` (and every CLI start) stays light.
+    if name == "diagnose":
+        from .diagnostics import diagnose
+
+        return diagnose
+    raise AttributeError(f"module 'vaecollapse' has no attribute {name!r}")
+
+
 __all__ = [
     "CorruptDataError",
     "DataNotFoundError",
@@ -19,5 +29,6 @@ __all__ = [
     "InputError",
     "Split",
     "__version__",
+    "diagnose",
     "load_dataset",
 ]

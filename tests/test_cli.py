@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -38,6 +39,15 @@ def test_demo_runs_offline_as_console_script(tmp_path) -> None:
         stdin=subprocess.DEVNULL,
         timeout=300,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VAECOLLAPSE_OFFLINE": "1"},
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
-    assert "digits" in run.stdout and "1438" in run.stdout
+    assert "| linear VAE d=8 |" in run.stdout and "| linear CVAE d=8 |" in run.stdout
+    out = tmp_path / "vaecollapse-demo"
+    rows = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 6
+    assert all(r["predicted_active"] == r["observed_active"] for r in rows), rows
+    assert len({r["predicted_active"] for r in rows if r["model"] == "vae"}) == 3
+    for name in ("summary.md", "predicted_vs_observed.png", "collapse_curves_cvae.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "vae-beta2" / "diagnosis.json").exists()

@@ -160,8 +160,10 @@ def train(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            if show_bar:
-                bar.set_postfix(loss=f"{loss.detach().item():.4g}")
+            if show_bar:  # reading the running KL syncs the device: only when a bar is shown
+                seen = min((step + 1) * config.batch_size, len(data.train))
+                kl = sum(float(v) for k, v in totals.items() if k.startswith("kl_")) / seen
+                bar.set_postfix(loss=f"{loss.detach().item():.4g}", kl=f"{kl:.4g}")
         means = {k: float(v) / len(data.train) for k, v in totals.items()}
         record = {
             "epoch": epoch + 1,

@@ -13,6 +13,7 @@ from ..errors import InputError
 from .data_cmd import data
 from .demo_cmd import demo
 from .diagnose_cmd import diagnose
+from .reproduce_cmd import reproduce
 from .theory_cmd import theory
 from .train_cmd import train_command
 
@@ -26,6 +27,7 @@ def cli() -> None:
 cli.add_command(data)
 cli.add_command(demo)
 cli.add_command(diagnose)
+cli.add_command(reproduce)
 cli.add_command(theory)
 cli.add_command(train_command)
 

@@ -1,0 +1,49 @@
+"""``vaecollapse reproduce``: re-run the papers' figures and tables, one command each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ..experiments import REGISTRY, run_entry
+from ..experiments.registry import write_text
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_entries", is_flag=True, help="List the registered experiments.")
+@click.option("--quick", is_flag=True, help="The small variant (minutes), asserting the claim.")
+@click.option("--out", default="reproductions", show_default=True, help="Output directory.")
+@click.option("--data-dir", help="Root holding the data sets (default: the usual search order).")
+def reproduce(
+    name: str | None, list_entries: bool, quick: bool, out: str, data_dir: str | None
+) -> None:
+    """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
+    CSV, its figures and a markdown table of our numbers beside the paper's."""
+    if list_entries:
+        for entry in REGISTRY.values():
+            click.echo(f"{entry.name:<16} {entry.title}")
+        return
+    if name is None:
+        raise click.UsageError("give an experiment name, `all`, or --list.")
+    names = list(REGISTRY) if name == "all" else [name]
+    if name != "all" and name not in REGISTRY:
+        raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
+    lines = ["| entry | claim holds | wall s |", "|---|---|---|"]
+    failed = []
+    for entry_name in names:
+        result = run_entry(entry_name, out, quick=quick, data_dir=data_dir)
+        status = "yes" if result.claim_holds else "NO"
+        if not result.claim_holds:
+            failed.append(entry_name)
+        lines.append(f"| {entry_name} | {status} | {result.seconds:.1f} |")
+        click.echo(
+            f"{entry_name}: claim {'holds' if result.claim_holds else 'does NOT hold'} "
+            f"({result.seconds:.1f} s); {out}/{entry_name}/comparison.md"
+        )
+    if name == "all":
+        write_text(Path(out) / "summary.md", "\n".join(lines) + "\n")
+    if failed:
+        click.echo(f"claims not reproduced: {', '.join(failed)}", err=True)

@@ -1,0 +1,124 @@
+"""The experiment registry: one entry per figure or table of the papers (EXPERIMENTS.md).
+
+An entry's ``run(context)`` executes its runs inside ``context.out`` (skipping what is already
+complete there, so an interrupted ``all`` resumes), and returns an ``EntryResult``: result rows
+(written as ``results.csv``), a paper-vs-ours table (``comparison.md``), the figures it drew and
+whether its qualitative claim held.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..fileio import replace_atomically
+
+
+@dataclass
+class Comparison:
+    """One line of the paper-vs-ours table."""
+
+    quantity: str
+    paper: str
+    ours: str
+    agreement: str
+
+
+@dataclass
+class EntryResult:
+    claim: str
+    claim_holds: bool
+    rows: list[dict] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Context:
+    """Where and how an entry runs. ``quick``: the small CI variant of the entry."""
+
+    out: Path
+    quick: bool
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    title: str
+    paper: str
+    convention: str  # which KL convention the comparison with the paper uses
+    run: Callable[[Context], EntryResult]
+
+
+REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, title: str, convention: str, paper: str = "Dang et al. (ICLR 2024)"):
+    """Decorator: add ``run(context) -> EntryResult`` to the registry under ``name``."""
+
+    def add(run: Callable[[Context], EntryResult]) -> Callable[[Context], EntryResult]:
+        if name in REGISTRY:
+            raise ValueError(f"experiment '{name}' is registered twice")
+        REGISTRY[name] = Entry(name, title, paper, convention, run)
+        return run
+
+    return add
+
+
+def run_entry(name: str, out: str | Path, quick: bool = False, data_dir: str | None = None):
+    """Run one entry into ``out/name`` and write its CSV and markdown table."""
+    if name not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise InputError(f"unknown experiment '{name}'. Known: {known}.")
+    entry = REGISTRY[name]
+    directory = Path(out) / name
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = entry.run(Context(directory, quick, data_dir))
+    result.seconds = time.perf_counter() - started
+    write_text(directory / "results.csv", to_csv(result.rows))
+    write_text(directory / "comparison.md", to_markdown(entry, result, quick))
+    return result
+
+
+def to_csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def to_markdown(entry: Entry, result: EntryResult, quick: bool) -> str:
+    lines = [
+        f"# {entry.name}: {entry.title}",
+        "",
+        f"Source: {entry.paper}. Mode: {'quick' if quick else 'full'}. "
+        f"Wall time: {result.seconds:.1f} s.",
+        f"KL convention: {entry.convention}",
+        "",
+        f"Claim: {result.claim} — **{'holds' if result.claim_holds else 'does not hold'}**.",
+        "",
+        "| quantity | paper | ours | agreement |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c.quantity} | {c.paper} | {c.ours} | {c.agreement} |" for c in result.comparisons
+    ]
+    if result.figures:
+        lines += ["", "Figures: " + ", ".join(p.name for p in result.figures)]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> None:
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))

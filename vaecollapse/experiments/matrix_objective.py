@@ -91,7 +91,9 @@ def _result(ctx: Context, name: str, rows: list[dict], quantities: dict, optimum
             "active dimensions at the optimum",
             "—",
             ", ".join(f"{k}: {v}" for k, v in optimum.active_dims.items()),
-            f"data entries N(0, {DATA_STD}²): every θ is far below the threshold (collapse)",
+            f"data entries N(0, {DATA_STD}²): complete collapse is the optimum"
+            if not any(optimum.active_dims.values())
+            else "partly active optimum",
         )
     )
     return EntryResult(

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .data import load_dataset
-from .diagnostics.plots import _pyplot, _save, plot_collapse_curves
+from .diagnostics.plots import plot_collapse_curves, pyplot, save_figure
 from .diagnostics.runs import diagnose_run, write_diagnosis
 from .fileio import replace_atomically
 from .models.factory import build_model, config_to_json, model_config
@@ -119,7 +119,7 @@ def format_table(rows: list[DemoRow]) -> str:
 
 
 def plot_predicted_vs_observed(rows: list[DemoRow], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(BETAS), figsize=(9, 3.4))
     for axis, family in zip(axes, BETAS, strict=True):
         mine = [r for r in rows if r.model == family]
@@ -132,7 +132,7 @@ def plot_predicted_vs_observed(rows: list[DemoRow], path: Path) -> Path:
         axis.set_title(f"linear {family.upper()} on {DATA[family]}")
         axis.legend(fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _write_text(path: Path, text: str) -> None:

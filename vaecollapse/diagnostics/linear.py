@@ -33,7 +33,7 @@ def _stds(head) -> np.ndarray:
     return np.sort(torch.exp(0.5 * logvar.detach().double()).cpu().numpy())
 
 
-def _fixed_sigma(head) -> float | list[float] | None:
+def fixed_sigma(head) -> float | list[float] | None:
     if head.variance != "fixed":
         return None
     stds = torch.exp(0.5 * head.fixed_logvar.double()).cpu().numpy()
@@ -91,7 +91,7 @@ def theory_prediction(model: nn.Module, dataset: Dataset):
     common = {"eta_enc": c.eta_enc, "eta_dec": c.eta_dec}
     if isinstance(model, MHVAE):
         (d1, d2), (b1, b2) = c.level_dims(), c.level_betas()
-        sigma1, sigma2 = (_fixed_sigma(e.head) for e in model.encoders)
+        sigma1, sigma2 = (fixed_sigma(e.head) for e in model.encoders)
         return predict(
             "mhvae",
             dataset,
@@ -105,7 +105,7 @@ def theory_prediction(model: nn.Module, dataset: Dataset):
         )
     family = "cvae" if isinstance(model, CVAE) else "vae"
     return predict(
-        family, dataset, c.latent_dim, beta=c.beta, sigma=_fixed_sigma(model.head), **common
+        family, dataset, c.latent_dim, beta=c.beta, sigma=fixed_sigma(model.head), **common
     )
 
 

@@ -12,7 +12,7 @@ from ..fileio import replace_atomically
 from .report import DiagnosisReport
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,16 +21,16 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
     replace_atomically(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
 def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], path: str | Path) -> Path:
     """Collapsed dimensions against ε (log axis) at each report's δ; one line per report and
     level."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for label, report in reports.items():
         for name, level in report.levels.items():
@@ -43,12 +43,12 @@ def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], path: str | Pat
     axis.set_title(f"(ε, δ)-collapse, δ = {delta:g}")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    return _save(figure, Path(path))
+    return save_figure(figure, Path(path))
 
 
 def plot_kl_bars(report: DiagnosisReport, path: str | Path) -> Path:
     """Mean KL of every latent dimension, one panel per level, collapsed dimensions in grey."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(report.levels), figsize=(4.5 * len(report.levels), 3.4))
     for axis, (name, level) in zip(np.atleast_1d(axes), report.levels.items(), strict=True):
         values = level.kl_per_dim
@@ -59,12 +59,12 @@ def plot_kl_bars(report: DiagnosisReport, path: str | Path) -> Path:
         axis.set_ylabel("mean KL (nats)")
         axis.set_title(f"{name}: {len(collapsed)} of {values.size} collapsed")
     figure.tight_layout()
-    return _save(figure, Path(path))
+    return save_figure(figure, Path(path))
 
 
 def plot_std_histograms(reports: Mapping[str, DiagnosisReport], path: str | Path) -> Path:
     """Histograms of q's standard deviations σ_z over samples and dimensions (first level)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for label, report in reports.items():
         stds = next(iter(report.levels.values())).encoder_std.flatten().numpy()
@@ -73,4 +73,4 @@ def plot_std_histograms(reports: Mapping[str, DiagnosisReport], path: str | Path
     axis.set_ylabel("count (samples × dimensions)")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    return _save(figure, Path(path))
+    return save_figure(figure, Path(path))

@@ -20,15 +20,16 @@ from torch import nn
 
 from ..data import Dataset
 from ..theory import collapse_thresholds, cvae_spectrum, mhvae_thresholds, vae_spectrum
+from .linear import fixed_sigma
 from .report import DiagnosisReport
 
 NEGLIGIBLE = 1e-6  # θ_i below this times θ_1: the data have no variance along that mode
 
 
 def _fixed_sigma(head) -> float | None:
-    if head.variance != "fixed":
-        return None
-    return float(np.exp(0.5 * head.fixed_logvar.double().cpu().numpy()).mean())
+    """The fixed encoder std of a head (the mean over dimensions when they differ), else None."""
+    sigma = fixed_sigma(head)
+    return None if sigma is None else float(np.mean(sigma))
 
 
 def _finding(level: str, dims: list[int] | int, cause: str, why: str, fix: str | None) -> dict:

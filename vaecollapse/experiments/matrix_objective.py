@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..diagnostics.metrics import sorted_mean_abs_difference
-from ..diagnostics.plots import _pyplot, _save
+from ..diagnostics.plots import pyplot, save_figure
 from ..optim import Adam
 from ..theory import cvae_closed_form, cvae_spectrum, mhvae_closed_form, moments, vae_spectrum
 from ..theory.objective import cvae_loss, hierarchical_loss
@@ -56,7 +56,7 @@ def _optimise(params, loss_fn, measures: dict, iterations: int) -> list[dict]:
 
 def _result(ctx: Context, name: str, rows: list[dict], quantities: dict, optimum,
             figure_title: str) -> EntryResult:  # fmt: skip
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.4))
     for key, label in quantities.items():
         axis.plot([r["iteration"] for r in rows], [r[key] for r in rows], label=label)
@@ -66,7 +66,7 @@ def _result(ctx: Context, name: str, rows: list[dict], quantities: dict, optimum
     axis.set_title(figure_title)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure_path = _save(figure, ctx.out / f"{name}.png")
+    figure_path = save_figure(figure, ctx.out / f"{name}.png")
     final, closed_loss = rows[-1], optimum.loss
     holds = all(final[key] < 0.01 for key in quantities)
     comparisons = [

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..models.latent import reparameterise
 from ..objectives import LOG_2PI, gaussian_nll
 
 # (x rows, y rows or None, K) -> (K, B) log importance weights
@@ -121,17 +122,9 @@ def model_log_weights(model: nn.Module) -> LogWeights:
     raise InputError(f"no importance weights are defined for a {type(model).__name__}.")
 
 
-def _draw(mean: torch.Tensor, logvar: torch.Tensor, k: int | None) -> torch.Tensor:
-    """``k`` draws ``(k, *mean.shape)``, or one draw per row when the parameters already carry
-    a sample dimension (``k`` None)."""
-    shape = mean.shape if k is None else (k, *mean.shape)
-    noise = torch.randn(shape, dtype=mean.dtype, device=mean.device)
-    return mean + torch.exp(0.5 * logvar) * noise
-
-
 def _vae_weights(model, x: torch.Tensor, k: int) -> torch.Tensor:
     mean, logvar = model.encode(x)
-    z = _draw(mean, logvar, k)  # (K, B, d)
+    z = reparameterise(mean, logvar, k)  # (K, B, d)
     log_lik = decoder_log_likelihood(model.decoder, x, z, torch.exp(model.log_eta_dec))
     prior = gaussian_log_density(z, torch.zeros(()), 2 * math.log(model.config.eta_enc))
     return log_lik + prior - gaussian_log_density(z, mean, logvar)
@@ -141,7 +134,7 @@ def _cvae_weights(model, x: torch.Tensor, y: torch.Tensor | None, k: int) -> tor
     if y is None:
         raise InputError("a CVAE's likelihood log p(y | x) needs y.")
     mean, logvar = model.encode(x, y)
-    z = _draw(mean, logvar, k)
+    z = reparameterise(mean, logvar, k)
     codes = torch.cat([z, x.expand(k, *x.shape)], dim=-1)
     log_lik = decoder_log_likelihood(model.decoder, y, codes, torch.exp(model.log_eta_dec))
     if model.config.conditional_prior:
@@ -155,14 +148,14 @@ def _cvae_weights(model, x: torch.Tensor, y: torch.Tensor | None, k: int) -> tor
 def _mhvae_weights(model, x: torch.Tensor, k: int) -> torch.Tensor:
     eta = torch.exp(model.log_eta_dec)
     log_eta2 = 2 * torch.log(eta)
-    mean, logvar = model.encoders[0](x)
-    z = _draw(mean, logvar, k)
+    chain = model.sample_chain(x, k)
+    z, mean, logvar = chain[0]
     weights = decoder_log_likelihood(model.decoders[0], x, z, eta)
     weights = weights - gaussian_log_density(z, mean, logvar)
-    for level in range(1, model.config.levels):
-        upper_mean, upper_logvar = model.encoders[level](z)
-        upper = _draw(upper_mean, upper_logvar, None)
-        weights = weights + gaussian_log_density(z, model.decoders[level](upper), log_eta2)
+    for decoder, (upper, upper_mean, upper_logvar) in zip(
+        model.decoders[1:], chain[1:], strict=True
+    ):
+        weights = weights + gaussian_log_density(z, decoder(upper), log_eta2)
         weights = weights - gaussian_log_density(upper, upper_mean, upper_logvar)
         z = upper
     return weights + gaussian_log_density(z, torch.zeros(()), 2 * math.log(model.config.eta_enc))

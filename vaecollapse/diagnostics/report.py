@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..models.latent import reparameterise
 from ..objectives import kl_diag_gaussians
 from .iwae import LikelihoodEstimate, gaussian_log_density, importance_log_likelihood
 from .metrics import (
@@ -201,7 +202,7 @@ def diagnose(
 
         def log_weights(rows: torch.Tensor, _: torch.Tensor | None, k: int) -> torch.Tensor:
             mean, logvar = encoder(rows)
-            z = mean + torch.exp(0.5 * logvar) * torch.randn((k, *mean.shape), dtype=mean.dtype)
+            z = reparameterise(mean, logvar, k)
             prior = gaussian_log_density(z, torch.zeros(()), prior_logvar)
             posterior = gaussian_log_density(z, mean, logvar)
             return decoder_log_likelihood(rows, z) + prior - posterior
@@ -226,23 +227,19 @@ def model_level_statistics(
             name: (kl, terms.mean[name], torch.exp(0.5 * terms.logvar[name]))
             for name, kl in terms.kl.items()
         }
-    names = model.config.level_names()
     log_eta2 = 2 * model.log_eta_dec
-    mean, logvar = model.encoders[0](x)
-    z = mean + torch.exp(0.5 * logvar) * torch.randn((n_samples, *mean.shape), dtype=mean.dtype)
-    levels = []
-    for level in range(1, model.config.levels):
-        upper_mean, upper_logvar = model.encoders[level](z)
-        upper = upper_mean + torch.exp(0.5 * upper_logvar) * torch.randn_like(upper_mean)
-        kl = kl_diag_gaussians(mean, logvar, model.decoders[level](upper), log_eta2)
-        levels.append((kl.mean(0) if kl.ndim == 3 else kl, mean, logvar))
-        z, mean, logvar = upper, upper_mean, upper_logvar
-    top = kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(model.config.eta_enc)).mean(0)
-    levels.append((top, mean, logvar))
+    chain = model.sample_chain(x, n_samples)
+    # Every KL carries the sample dimension (the prior of level l depends on the draws above).
+    kls = [
+        kl_diag_gaussians(mean, logvar, model.decoders[level + 1](chain[level + 1][0]), log_eta2)
+        for level, (_, mean, logvar) in enumerate(chain[:-1])
+    ]
+    _, mean, logvar = chain[-1]
+    kls.append(kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(model.config.eta_enc)))
     out = {}
-    for name, (kl, m, lv) in zip(names, levels, strict=True):
+    for name, kl, (_, m, lv) in zip(model.config.level_names(), kls, chain, strict=True):
         m, lv = (t.mean(0) if t.ndim == 3 else t for t in (m, lv))
-        out[name] = (kl, m, torch.exp(0.5 * lv))
+        out[name] = (kl.mean(0), m, torch.exp(0.5 * lv))
     return out
 
 

@@ -63,9 +63,13 @@ class GaussianHead(nn.Module):
         return mean, logvar
 
 
-def reparameterise(mean: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1) -> torch.Tensor:
-    """``(K, B, d)`` samples z = mean + std * ε."""
-    eps = torch.randn((n_samples, *mean.shape), dtype=mean.dtype, device=mean.device)
+def reparameterise(
+    mean: torch.Tensor, logvar: torch.Tensor, n_samples: int | None = 1
+) -> torch.Tensor:
+    """Samples z = mean + std * ε: ``(K, *mean.shape)`` for ``n_samples`` K, or one draw of
+    ``mean.shape`` when None (parameters that already carry a sample dimension)."""
+    shape = mean.shape if n_samples is None else (n_samples, *mean.shape)
+    eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
     return mean + torch.exp(0.5 * logvar) * eps
 
 

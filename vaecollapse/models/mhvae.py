@@ -18,7 +18,13 @@ from torch import nn
 from ..errors import InputError
 from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior
 from .backbones import decoder_mean, encoder_body, latent_map_settings
-from .latent import VARIANCE_MODES, GaussianHead, GaussianModelSettings, register_log_std
+from .latent import (
+    VARIANCE_MODES,
+    GaussianHead,
+    GaussianModelSettings,
+    register_log_std,
+    reparameterise,
+)
 from .vae import ELBOTerms
 
 
@@ -101,6 +107,19 @@ class MHVAE(nn.Module):
         """``(B, D)`` -> the first level's mean and log-variance ``(B, d1)``."""
         return self.encoders[0](x)
 
+    def sample_chain(
+        self, x: torch.Tensor, n_samples: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per level, bottom up: (draws ``(K, B, d_l)``, q's mean, q's log-variance), each level
+        drawn from q given the draws of the level below. Level 1's parameters are ``(B, d1)``,
+        the others' ``(K, B, d_l)``."""
+        mean, logvar = self.encoders[0](x)
+        chain = [(reparameterise(mean, logvar, n_samples), mean, logvar)]
+        for encoder in self.encoders[1:]:
+            mean, logvar = encoder(chain[-1][0])
+            chain.append((reparameterise(mean, logvar, None), mean, logvar))
+        return chain
+
     def forward(self, x: torch.Tensor, n_samples: int = 1, analytic: bool = False) -> ELBOTerms:
         """Unreduced terms. ``kl[zl]``: ``(B, d_l)`` per-dimension level terms (for l < L an
         unbiased estimate of E[log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})], which a single draw may
@@ -116,21 +135,17 @@ class MHVAE(nn.Module):
             return self._analytic_terms(x)
         eta = torch.exp(self.log_eta_dec)
         names = c.level_names()
-        mean, logvar = self.encoders[0](x)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn(
-            (n_samples, *mean.shape), dtype=mean.dtype, device=mean.device
-        )  # (K, B, d1)
-        first_draws = z
-        recon = gaussian_nll(x, self.decoders[0](z), eta).sum(-1).mean(0)
+        chain = self.sample_chain(x, n_samples)
+        first_draws, mean, logvar = chain[0]
+        recon = gaussian_nll(x, self.decoders[0](first_draws), eta).sum(-1).mean(0)
         kl, means, logvars = {}, {names[0]: mean}, {names[0]: logvar}
         for level in range(1, c.levels):
-            upper_mean, upper_logvar = self.encoders[level](z)  # (K, B, d_{l+1})
-            upper = upper_mean + torch.exp(0.5 * upper_logvar) * torch.randn_like(upper_mean)
+            (z, _, logvar), (upper, upper_mean, upper_logvar) = chain[level - 1], chain[level]
             cross_entropy = gaussian_nll(z, self.decoders[level](upper), eta)
             kl[names[level - 1]] = (cross_entropy - 0.5 * (LOG_2PI + 1 + logvar)).mean(0)
             means[names[level]] = upper_mean.mean(0)
             logvars[names[level]] = upper_logvar.mean(0)
-            z, mean, logvar = upper, upper_mean, upper_logvar
+        _, mean, logvar = chain[-1]
         kl[names[-1]] = kl_to_prior(mean, logvar, c.eta_enc).mean(0)
         betas = dict(zip(names, c.level_betas(), strict=True))
         return ELBOTerms(recon, kl, means, logvars, first_draws, betas)

@@ -56,10 +56,14 @@ def linear_expected_nll(
 ) -> torch.Tensor:
     """E_{z ~ N(mean, diag var)}[−log N(x; U z, std²)] per data dimension, exactly (Lucas et al.'s
     analytic ELBO for a bias-free linear decoder). ``x``: ``(B, D)``; ``decoder_weight`` U:
-    ``(D, d)``; ``mean``: ``(B, d)``; ``var``: ``(B, d)`` or ``(d,)``. Returns ``(B, D)``."""
+    ``(D, d)``; ``mean``: ``(B, d)``; ``var``: a diagonal ``(B, d)`` or ``(d,)``, or a full
+    covariance ``(B, d, d)``. Returns ``(B, D)``."""
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
     residual = (x - mean @ decoder_weight.T) ** 2  # (B, D)
-    spread = (var if var.ndim == 2 else var.expand_as(mean)) @ (decoder_weight**2).T  # (B, D)
+    if var.ndim == 3:  # diag(U Σ Uᵀ) per sample
+        spread = torch.einsum("ij,bjk,ik->bi", decoder_weight, var, decoder_weight)
+    else:
+        spread = (var if var.ndim == 2 else var.expand_as(mean)) @ (decoder_weight**2).T
     return (residual + spread) / (2 * std**2) + torch.log(std) + LOG_2PI / 2
 
 

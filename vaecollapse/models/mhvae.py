@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior
+from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior, linear_expected_nll
 from .backbones import decoder_mean, encoder_body, latent_map_settings
 from .latent import (
     VARIANCE_MODES,
@@ -165,17 +165,19 @@ class MHVAE(nn.Module):
         names = c.level_names()
         mean, logvar = self.encoders[0](x)
         cov = torch.diag_embed(torch.exp(logvar))  # (B, d1, d1)
-        recon = _expected_nll(x, self.decoders[0].weight, mean, cov, eta).sum(1)
+        recon = linear_expected_nll(x, self.decoders[0].weight, mean, cov, eta).sum(1)
         kl, means, logvars = {}, {names[0]: mean}, {names[0]: logvar}
         for level in range(1, c.levels):
             upper_mean, upper_logvar = self.encoders[level](mean)
             w = self.encoders[level].head.mean.weight  # (d_{l+1}, d_l)
             u = self.decoders[level].weight  # (d_l, d_{l+1})
-            # z_l − U z_{l+1} = (I − U W) z_l − U s ε: Gaussian with this mean and covariance.
+            # z_l − U z_{l+1} = (I − U W) z_l − U s ε: the first part through the shared helper,
+            # the independent noise's diag(U Σ Uᵀ) added to its squared error.
             residual_map = torch.eye(w.shape[1], dtype=w.dtype, device=w.device) - u @ w
-            noise = u @ torch.diag_embed(torch.exp(upper_logvar[0])) @ u.T
-            zero = torch.zeros_like(mean)
-            cross_entropy = _expected_nll(zero, residual_map, mean, cov, eta, extra_cov=noise)
+            noise_spread = (u**2) @ torch.exp(upper_logvar[0])
+            cross_entropy = linear_expected_nll(
+                torch.zeros_like(mean), residual_map, mean, cov, eta
+            ) + noise_spread / (2 * eta**2)
             kl[names[level - 1]] = cross_entropy - 0.5 * (LOG_2PI + 1 + logvar)
             cov = w @ cov @ w.T + torch.diag_embed(torch.exp(upper_logvar))
             mean, logvar = upper_mean, upper_logvar
@@ -185,20 +187,3 @@ class MHVAE(nn.Module):
         kl[names[-1]] = 0.5 * (second_moment / c.eta_enc**2 - 1 - logvar + 2 * log_eta_enc)
         betas = dict(zip(names, c.level_betas(), strict=True))
         return ELBOTerms(recon, kl, means, logvars, None, betas)
-
-
-def _expected_nll(
-    target: torch.Tensor,
-    weight: torch.Tensor,
-    mean: torch.Tensor,
-    cov: torch.Tensor,
-    eta: torch.Tensor,
-    extra_cov: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """E[−log N(t; M z, η² I)] per output dimension ``(B, D)`` for z ~ N(mean ``(B, d)``, cov
-    ``(B, d, d)``) and M = ``weight`` ``(D, d)``; ``extra_cov`` ``(D, D)``: independent noise."""
-    residual = (target - mean @ weight.T) ** 2
-    spread = torch.einsum("ij,bjk,ik->bi", weight, cov, weight)
-    if extra_cov is not None:
-        spread = spread + torch.diagonal(extra_cov)
-    return (residual + spread) / (2 * eta**2) + torch.log(eta) + LOG_2PI / 2

@@ -17,8 +17,9 @@ from ..theory import moments, predict
 from .metrics import sorted_mean_abs_difference
 
 
-def _root_second_moment(x: torch.Tensor) -> torch.Tensor:
-    a, _, _ = moments(x)
+def root_second_moment(a: np.ndarray) -> torch.Tensor:
+    """A^{1/2} (float64) of a PSD second moment A: W·A^{1/2} has the singular values of
+    W·P_A·Φ^{1/2}."""
     evals, evecs = np.linalg.eigh(a)
     return torch.from_numpy((evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T)
 
@@ -40,7 +41,7 @@ def fixed_sigma(head) -> float | list[float] | None:
     return float(stds[0]) if np.allclose(stds, stds[0]) else stds.tolist()
 
 
-def _svd(matrix: torch.Tensor) -> np.ndarray:
+def singular_values(matrix: torch.Tensor) -> np.ndarray:
     return torch.linalg.svdvals(matrix.detach().double().cpu()).numpy()
 
 
@@ -52,29 +53,32 @@ def learned_spectra(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, n
         raise InputError("theory vs learned needs a model with the linear backbone.")
     x = dataset.train.x.cpu()
     if isinstance(model, VAE):
-        root = _root_second_moment(x)
+        root = root_second_moment(moments(x)[0])
         return {
             "singular_values": {
-                "U": _svd(model.decoder.weight),
-                "V": _svd(model.head.mean.weight.double().cpu() @ root),
+                "U": singular_values(model.decoder.weight),
+                "V": singular_values(model.head.mean.weight.double().cpu() @ root),
             },
             "encoder_std": {"z": _stds(model.head)},
         }
     if isinstance(model, CVAE):
         u1 = model.decoder.weight[:, : model.config.latent_dim]
-        return {"singular_values": {"U1": _svd(u1)}, "encoder_std": {"z": _stds(model.head)}}
+        return {
+            "singular_values": {"U1": singular_values(u1)},
+            "encoder_std": {"z": _stds(model.head)},
+        }
     if isinstance(model, MHVAE):
         if model.config.levels != 2:
             raise InputError("the theory covers the two-level MHVAE.")
-        root = _root_second_moment(x)
+        root = root_second_moment(moments(x)[0])
         w1, w2 = (e.head.mean.weight for e in model.encoders)
         u1, u2 = (d.weight for d in model.decoders)
         return {
             "singular_values": {
-                "V1": _svd(w1.double().cpu() @ root),
-                "U1": _svd(u1),
-                "W2": _svd(w2),
-                "U2": _svd(u2),
+                "V1": singular_values(w1.double().cpu() @ root),
+                "U1": singular_values(u1),
+                "W2": singular_values(w2),
+                "U2": singular_values(u2),
             },
             "encoder_std": {f"z{i + 1}": _stds(e.head) for i, e in enumerate(model.encoders)},
         }

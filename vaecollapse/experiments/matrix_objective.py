@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..diagnostics.linear import root_second_moment, singular_values
 from ..diagnostics.metrics import sorted_mean_abs_difference
 from ..diagnostics.plots import pyplot, save_figure
 from ..optim import Adam
@@ -32,10 +33,6 @@ def _parameters(shapes: list[tuple[int, ...]], seed: int) -> list[torch.Tensor]:
         (0.5 * torch.randn(shape, generator=generator, dtype=torch.float64)).requires_grad_()
         for shape in shapes
     ]
-
-
-def _svd(m: torch.Tensor) -> np.ndarray:
-    return torch.linalg.svdvals(m.detach()).numpy()
 
 
 def _optimise(params, loss_fn, measures: dict, iterations: int) -> list[dict]:
@@ -117,7 +114,9 @@ def thm2_synthetic(ctx: Context) -> EntryResult:
         return cvae_loss(a, b, c, w1, w2, u1, u2, torch.exp(logvar), 1.0, 1.0, log_eta)
 
     measures = {
-        "omega": lambda: sorted_mean_abs_difference(_svd(u1), optimum.singular_values["U1"]),
+        "omega": lambda: sorted_mean_abs_difference(
+            singular_values(u1), optimum.singular_values["U1"]
+        ),
         "sigma": lambda: sorted_mean_abs_difference(
             torch.exp(0.5 * logvar).detach().numpy(), optimum.encoder_std["z"]
         ),
@@ -138,8 +137,7 @@ def _mhvae_entry(ctx: Context, name: str, sigma2: float | None, title: str) -> E
     w1, w2, u1, u2, logvar2 = _parameters([(DIM, DIM)] * 4 + [(DIM,)], seed=1)
     var1 = torch.ones(DIM, dtype=torch.float64)
     log_eta = torch.zeros((), dtype=torch.float64)
-    evals, evecs = np.linalg.eigh(a.numpy())
-    root_a = torch.from_numpy((evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T)
+    root_a = root_second_moment(a.numpy())
 
     def var2() -> torch.Tensor:
         return torch.exp(logvar2) if sigma2 is None else torch.full((DIM,), sigma2**2).double()
@@ -149,9 +147,11 @@ def _mhvae_entry(ctx: Context, name: str, sigma2: float | None, title: str) -> E
 
     measures = {
         "lambda": lambda: sorted_mean_abs_difference(
-            _svd(w1 @ root_a), optimum.singular_values["V1"]
+            singular_values(w1 @ root_a), optimum.singular_values["V1"]
         ),
-        "omega": lambda: sorted_mean_abs_difference(_svd(u2), optimum.singular_values["U2"]),
+        "omega": lambda: sorted_mean_abs_difference(
+            singular_values(u2), optimum.singular_values["U2"]
+        ),
     }
     params = [w1, w2, u1, u2] + ([logvar2] if sigma2 is None else [])
     rows = _optimise(params, loss, measures, ITERATIONS)

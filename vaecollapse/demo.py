@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import torch
 
 from .data import load_dataset
 from .diagnostics.plots import plot_collapse_curves, pyplot, save_figure
-from .diagnostics.runs import diagnose_run, write_diagnosis
+from .diagnostics.runs import train_and_diagnose, write_diagnosis
 from .fileio import replace_atomically
-from .models.factory import build_model, config_to_json, model_config
 from .theory import predict
-from .train import TrainConfig, train
+from .train import TrainConfig
 
 LATENT_DIM = 8
 BETAS = {"vae": (0.35, 0.5, 2.0), "cvae": (0.2, 0.35, 0.6)}
@@ -53,23 +50,18 @@ def run_demo(out: str | Path, epochs: int = TRAINING.epochs) -> list[DemoRow]:
     for family, betas in BETAS.items():
         dataset = load_dataset(DATA[family])
         for beta in betas:
-            config = model_config(
-                family, dataset, latent_dim=LATENT_DIM, encoder_variance="shared", beta=beta
-            )
             prediction = predict(family, dataset, LATENT_DIM, beta=beta)
             run_dir = out / f"{family}-beta{beta:g}"
-            torch.manual_seed(0)
-            history = train(
-                build_model(config),
-                dataset,
-                TrainConfig(**{**TRAINING.__dict__, "epochs": epochs}),
+            history, report = train_and_diagnose(
                 run_dir,
-                run_config={"model": config_to_json(config), "data": {"source": DATA[family]}},
+                family,
+                DATA[family],
+                dataset,
+                {"latent_dim": LATENT_DIM, "encoder_variance": "shared", "beta": beta},
+                replace(TRAINING, epochs=epochs),
                 device="cpu",
-                progress=False,
                 log_every=epochs,
             )
-            report, _ = diagnose_run(run_dir, dataset=dataset)
             write_diagnosis(report, run_dir, label=f"{family} β={beta:g}")
             reports[(family, beta)] = report
             decoder_map = "U" if family == "vae" else "U1"

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from ..data import Dataset, DataSpec
 from ..errors import InputError
 from ..fileio import replace_atomically
-from ..models.factory import load_run_model
+from ..models.factory import build_model, config_to_json, load_run_model, model_config
+from ..train import TrainConfig, train
 from .linear import theory_comparison
 from .plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms
 from .report import DiagnosisReport, diagnose_model
@@ -41,6 +44,36 @@ def diagnose_run(
         except InputError as reason:  # e.g. an amortized variance: outside the theory
             report.theory = {"not_applicable": str(reason)}
     return report, dataset
+
+
+def train_and_diagnose(
+    run_dir: str | Path,
+    family: str,
+    source: str,
+    dataset: Dataset,
+    settings: dict,
+    train_config: TrainConfig,
+    *,
+    device: str = "auto",
+    log_every: int = 1,
+    iwae_k: int = 0,
+) -> tuple[list[dict], DiagnosisReport]:
+    """Train one model (or resume it, or skip it when complete) into ``run_dir`` — initial weights
+    from ``train_config.seed`` — and diagnose it on the test split. Returns (history, report)."""
+    config = model_config(family, dataset, **settings)
+    torch.manual_seed(train_config.seed)
+    history = train(
+        build_model(config),
+        dataset,
+        train_config,
+        run_dir,
+        run_config={"model": config_to_json(config), "data": {"source": source}},
+        device=device,
+        progress=False,
+        log_every=log_every,
+    )
+    report, _ = diagnose_run(run_dir, dataset=dataset, iwae_k=iwae_k)
+    return history, report
 
 
 def write_diagnosis(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from ..data import load_dataset
 from ..diagnostics.plots import pyplot, save_figure
+from ..diagnostics.runs import train_and_diagnose
 from ..theory import cvae_spectrum
 from ..train import TrainConfig
-from .registry import Comparison, Context, EntryResult, register, train_and_diagnose
+from .registry import Comparison, Context, EntryResult, register
 
 PAPER_THETA = {1: 3.33, 2: 2.09, 4: 1.59, 8: 0.84, 16: 0.44, 32: 0.19, 64: 0.062}
 
@@ -31,8 +32,9 @@ def fig6a(ctx: Context) -> EntryResult:
         beta = float(theta[k - 1])
         settings = {"latent_dim": latent, "encoder_variance": "shared", "beta": beta}
         _, report = train_and_diagnose(
-            ctx, f"beta-theta{k}", "cvae", source, dataset, settings, training
-        )
+            ctx.out / f"beta-theta{k}", "cvae", source, dataset, settings, training,
+            log_every=max(1, training.epochs // 4),
+        )  # fmt: skip
         rows.append(
             {
                 "k": k,

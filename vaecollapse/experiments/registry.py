@@ -122,37 +122,3 @@ def to_markdown(entry: Entry, result: EntryResult, quick: bool) -> str:
 
 def write_text(path: Path, text: str) -> None:
     replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def train_and_diagnose(
-    ctx: Context,
-    run_name: str,
-    family: str,
-    source: str,
-    dataset,
-    settings: dict,
-    train_config,
-    *,
-    iwae_k: int = 0,
-):
-    """Train (or resume, or skip when complete) one run under ``ctx.out/run_name`` and diagnose
-    it on the test split. Returns (history, report)."""
-    import torch
-
-    from ..diagnostics.runs import diagnose_run
-    from ..models.factory import build_model, config_to_json, model_config
-    from ..train import train
-
-    config = model_config(family, dataset, **settings)
-    torch.manual_seed(train_config.seed)
-    history = train(
-        build_model(config),
-        dataset,
-        train_config,
-        ctx.out / run_name,
-        run_config={"model": config_to_json(config), "data": {"source": source}},
-        progress=False,
-        log_every=max(1, train_config.epochs // 4),
-    )
-    report, _ = diagnose_run(ctx.out / run_name, dataset=dataset, iwae_k=iwae_k)
-    return history, report

@@ -114,7 +114,11 @@ def model_log_weights(model: nn.Module) -> LogWeights:
     if isinstance(model, VAE):
         if model.config.deterministic:
             raise InputError("a deterministic autoencoder has no likelihood to estimate.")
-        return lambda x, y, k: _vae_weights(model, x, k)
+        return encoder_log_weights(
+            model.encode,
+            lambda x, z: decoder_log_likelihood(model.decoder, x, z, torch.exp(model.log_eta_dec)),
+            2 * math.log(model.config.eta_enc),
+        )
     if isinstance(model, CVAE):
         return lambda x, y, k: _cvae_weights(model, x, y, k)
     if isinstance(model, MHVAE):
@@ -122,12 +126,21 @@ def model_log_weights(model: nn.Module) -> LogWeights:
     raise InputError(f"no importance weights are defined for a {type(model).__name__}.")
 
 
-def _vae_weights(model, x: torch.Tensor, k: int) -> torch.Tensor:
-    mean, logvar = model.encode(x)
-    z = reparameterise(mean, logvar, k)  # (K, B, d)
-    log_lik = decoder_log_likelihood(model.decoder, x, z, torch.exp(model.log_eta_dec))
-    prior = gaussian_log_density(z, torch.zeros(()), 2 * math.log(model.config.eta_enc))
-    return log_lik + prior - gaussian_log_density(z, mean, logvar)
+def encoder_log_weights(
+    encode: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    prior_logvar: float,
+) -> LogWeights:
+    """Weights for a one-level model with prior N(0, e^prior_logvar I): ``encode`` maps rows to
+    (mean, logvar) ``(B, d)``; ``log_likelihood(x, z)`` gives log p(x | z) ``(K, B)``."""
+
+    def log_weights(x: torch.Tensor, _: torch.Tensor | None, k: int) -> torch.Tensor:
+        mean, logvar = encode(x)
+        z = reparameterise(mean, logvar, k)  # (K, B, d)
+        prior = gaussian_log_density(z, torch.zeros(()), prior_logvar)
+        return log_likelihood(x, z) + prior - gaussian_log_density(z, mean, logvar)
+
+    return log_weights
 
 
 def _cvae_weights(model, x: torch.Tensor, y: torch.Tensor | None, k: int) -> torch.Tensor:

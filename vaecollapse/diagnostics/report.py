@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..models.latent import reparameterise
 from ..objectives import kl_diag_gaussians
-from .iwae import LikelihoodEstimate, gaussian_log_density, importance_log_likelihood
+from .iwae import LikelihoodEstimate, encoder_log_weights, importance_log_likelihood
 from .metrics import (
     AU_THRESHOLD,
     RunningMoments,
@@ -199,15 +198,8 @@ def diagnose(
     level = LevelReport(torch.cat(kls), moments.variance.cpu(), torch.cat(stds), epsilon, delta)
     iwae = None
     if decoder_log_likelihood is not None:
-
-        def log_weights(rows: torch.Tensor, _: torch.Tensor | None, k: int) -> torch.Tensor:
-            mean, logvar = encoder(rows)
-            z = reparameterise(mean, logvar, k)
-            prior = gaussian_log_density(z, torch.zeros(()), prior_logvar)
-            posterior = gaussian_log_density(z, mean, logvar)
-            return decoder_log_likelihood(rows, z) + prior - posterior
-
-        iwae = importance_log_likelihood(log_weights, x, k=iwae_k)
+        weights = encoder_log_weights(encoder, decoder_log_likelihood, prior_logvar)
+        iwae = importance_log_likelihood(weights, x, k=iwae_k)
     return DiagnosisReport({"z": level}, epsilon, delta, iwae)
 
 

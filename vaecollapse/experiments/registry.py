@@ -36,16 +36,25 @@ class EntryResult:
     rows: list[dict] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this invocation's wall time (runs found complete are not re-trained)
+    train_seconds: float = 0.0  # training time of all its runs, from their histories
 
 
 @dataclass
 class Context:
-    """Where and how an entry runs. ``quick``: the small CI variant of the entry."""
+    """Where and how an entry runs. ``quick``: the small CI variant of the entry. ``shared``: the
+    run directories entries share (a sweep point two figures both use is trained once)."""
 
     out: Path
     quick: bool
     data_dir: str | None = None
+    verify: bool = True  # md5 checks of the official data files
+    shared: Path | None = None
+
+    def run_dir(self, *parts: str) -> Path:
+        """A run directory in the shared area, apart for quick and full runs."""
+        base = self.shared if self.shared is not None else self.out / "runs"
+        return base.joinpath("quick" if self.quick else "full", *parts)
 
 
 @dataclass(frozen=True)
@@ -55,25 +64,39 @@ class Entry:
     paper: str
     convention: str  # which KL convention the comparison with the paper uses
     run: Callable[[Context], EntryResult]
+    data: tuple[str, ...] = ()  # data sets its full run needs besides the embedded digits
 
 
 REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, title: str, convention: str, paper: str = "Dang et al. (ICLR 2024)"):
+def register(
+    name: str,
+    title: str,
+    convention: str,
+    paper: str = "Dang et al. (ICLR 2024)",
+    data: tuple[str, ...] = (),
+):
     """Decorator: add ``run(context) -> EntryResult`` to the registry under ``name``."""
 
     def add(run: Callable[[Context], EntryResult]) -> Callable[[Context], EntryResult]:
         if name in REGISTRY:
             raise ValueError(f"experiment '{name}' is registered twice")
-        REGISTRY[name] = Entry(name, title, paper, convention, run)
+        REGISTRY[name] = Entry(name, title, paper, convention, run, data)
         return run
 
     return add
 
 
-def run_entry(name: str, out: str | Path, quick: bool = False, data_dir: str | None = None):
-    """Run one entry into ``out/name`` and write its CSV and markdown table."""
+def run_entry(
+    name: str,
+    out: str | Path,
+    quick: bool = False,
+    data_dir: str | None = None,
+    verify: bool = True,
+) -> EntryResult:
+    """Run one entry into ``out/name`` (its runs under ``out/shared-runs``, where other entries
+    can reuse them) and write its CSV and markdown table."""
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         raise InputError(f"unknown experiment '{name}'. Known: {known}.")
@@ -81,7 +104,7 @@ def run_entry(name: str, out: str | Path, quick: bool = False, data_dir: str | N
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    result = entry.run(Context(directory, quick, data_dir))
+    result = entry.run(Context(directory, quick, data_dir, verify, Path(out) / "shared-runs"))
     result.seconds = time.perf_counter() - started
     write_text(directory / "results.csv", to_csv(result.rows))
     write_text(directory / "comparison.md", to_markdown(entry, result, quick))
@@ -104,7 +127,8 @@ def to_markdown(entry: Entry, result: EntryResult, quick: bool) -> str:
         f"# {entry.name}: {entry.title}",
         "",
         f"Source: {entry.paper}. Mode: {'quick' if quick else 'full'}. "
-        f"Wall time: {result.seconds:.1f} s.",
+        f"Wall time: {result.seconds:.1f} s (training of its runs: {result.train_seconds:.1f} s, "
+        "counting epochs run by earlier, interrupted invocations).",
         f"KL convention: {entry.convention}",
         "",
         f"Claim: {result.claim} — **{'holds' if result.claim_holds else 'does not hold'}**.",

@@ -120,6 +120,21 @@ class MHVAE(nn.Module):
             chain.append((reparameterise(mean, logvar, None), mean, logvar))
         return chain
 
+    @torch.no_grad()
+    def generate(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` ancestral samples ``(n, D)``: z_L ~ N(0, η_enc² I), each lower level drawn from
+        N(dec(z_{l+1}), η_dec² I), and the data mean dec(z_1)."""
+        c, device = self.config, self.log_eta_dec.device
+        eta_dec = torch.exp(self.log_eta_dec)
+
+        def noise(dim: int) -> torch.Tensor:
+            return torch.randn(n, dim, generator=generator).to(device)
+
+        z = c.eta_enc * noise(c.level_dims()[-1])
+        for level in range(c.levels - 1, 0, -1):
+            z = self.decoders[level](z) + eta_dec * noise(c.level_dims()[level - 1])
+        return self.decoders[0](z)
+
     def forward(self, x: torch.Tensor, n_samples: int = 1, analytic: bool = False) -> ELBOTerms:
         """Unreduced terms. ``kl[zl]``: ``(B, d_l)`` per-dimension level terms (for l < L an
         unbiased estimate of E[log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})], which a single draw may

@@ -1,0 +1,226 @@
+"""Learnable vs fixed encoder variance (Dang et al. Section 4.1): fig2a (linear VAE on MNIST),
+table2 (ReLU VAE on MNIST) and fig5 (ResNet-18 VAE on CIFAR-10). A learnable Σ lets a dimension's
+posterior settle exactly on the prior; a fixed one keeps every dimension's KL away from zero."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..diagnostics.report import DiagnosisReport
+from ..theory import vae_spectrum
+from ..train import TrainConfig
+from .common import (
+    LINEAR_CONVENTION,
+    PAPER_CODE_CONVENTION,
+    collapsed_at,
+    level_summary,
+    load,
+    ours,
+    paper_vs_ours,
+    plot_sweeps,
+    total_train_seconds,
+    train_runs,
+)
+from .registry import Comparison, Context, EntryResult, register
+
+FIG2A_EPSILON = 8e-5  # the ε at which the paper counts the learnable model's collapsed dimensions
+
+
+@register(
+    "fig2a",
+    "linear VAE: learnable vs fixed encoder variance (Fig. 2a)",
+    LINEAR_CONVENTION,
+    data=("mnist",),
+)
+def fig2a(ctx: Context) -> EntryResult:
+    if ctx.quick:
+        source, training = "digits", TrainConfig(epochs=150, lr=3e-3)
+    else:
+        source, training = "mnist", TrainConfig(epochs=100, lr=1e-4)
+    dataset = load(ctx, source)
+    theta = vae_spectrum(dataset).values
+    # the paper's β = 4 keeps the modes with θ > 2 on MNIST; on the 8×8 digits, whose θ_2 and
+    # θ_3 nearly tie, the β halfway between θ_1² and θ_2² keeps one
+    beta = 4.0 if not ctx.quick else float(((theta[0] + theta[1]) / 2) ** 2)
+    common = {"latent_dim": 5, "beta": beta}
+    runs = {
+        "learnable": common | {"encoder_variance": "shared"},
+        "fixed": common | {"encoder_variance": "fixed", "sigma": 1.0},
+    }
+    outcomes = train_runs(ctx, f"linear-vae-{source}", "vae", source, dataset, runs, training)
+    predicted = int((theta[:5] > math.sqrt(beta)).sum())
+    rows = [
+        {
+            "variance": label,
+            "beta": beta,
+            f"collapsed_at_eps_{FIG2A_EPSILON:g}": collapsed_at(o.report, FIG2A_EPSILON),
+            "theory_active": predicted,
+            **level_summary(o.report),
+        }
+        for label, o in outcomes.items()
+    ]
+    learnable, fixed = (collapsed_at(outcomes[k].report, FIG2A_EPSILON) for k in runs)
+    at_default = [collapsed_at(outcomes[k].report, 0.01) for k in runs]
+    figure = plot_sweeps(
+        {f"linear VAE on {source}, β = {beta:.3g}": {k: o.report for k, o in outcomes.items()}},
+        ctx.out / "fig2a.png",
+    )
+    comparisons = [
+        Comparison(
+            f"dimensions collapsed at ε = {FIG2A_EPSILON:g} (learnable / fixed)",
+            "3 / 0" if not ctx.quick else "—",
+            f"{learnable} / {fixed}",
+            "agrees" if (learnable, fixed) == (3, 0) else "see note",
+        ),
+        Comparison(
+            "dimensions collapsed at ε = 0.01; averaged over the ε grid (learnable / fixed)",
+            "—",
+            " / ".join(map(str, at_default))
+            + "; "
+            + " / ".join(f"{mean_collapsed(outcomes[k].report):.2f}" for k in runs),
+            "",
+        ),
+        Comparison(
+            "theory: active dimensions at the global optimum (θ > √β·η_dec)",
+            "2 (θ = 6.17, 2.10 > 2)" if not ctx.quick else "—",
+            f"{predicted} (θ = {', '.join(f'{t:.3g}' for t in theta[:3])}, ...)",
+            "agrees" if not ctx.quick and predicted == 2 else "—",
+        ),
+    ]
+    return EntryResult(
+        claim="after the same training, a learnable Σ's (ε,δ)-collapse curve lies above that of "
+        "Σ = I fixed (more dimensions collapsed, averaged over the log ε grid)",
+        claim_holds=mean_collapsed(outcomes["learnable"].report)
+        > mean_collapsed(outcomes["fixed"].report),
+        rows=rows,
+        comparisons=comparisons,
+        figures=[figure],
+        train_seconds=total_train_seconds(outcomes.values()),
+    )
+
+
+TABLE2_PAPER = {  # learnable, fixed
+    "iwae_ll": (-744.99, -743.63),
+    "kl": (9.54, 9.80),
+    "au_kl_pairs_pct": (69, 100),
+}
+
+
+@register(
+    "table2",
+    "ReLU VAE: learnable vs fixed encoder variance, IWAE / KL / AU (Table 2)",
+    PAPER_CODE_CONVENTION,
+    data=("mnist",),
+)
+def table2(ctx: Context) -> EntryResult:
+    if ctx.quick:
+        source, latent, iwae_k = "digits", 8, 50
+        training = TrainConfig(epochs=60, lr=1e-3)
+    else:
+        source, latent, iwae_k = "mnist", 16, 1000
+        training = TrainConfig(epochs=100, lr=1e-4)
+    dataset = load(ctx, source)
+    common = {"latent_dim": latent, "backbone": "mlp", "hidden": 256, "beta": ours(1.0)}
+    runs = {
+        "learnable": common | {"encoder_variance": "shared"},
+        "fixed": common | {"encoder_variance": "fixed", "sigma": 0.5},
+    }
+    outcomes = train_runs(
+        ctx, f"relu-vae-{source}", "vae", source, dataset, runs, training, iwae_k=iwae_k
+    )
+    rows = [{"variance": k, **level_summary(o.report)} for k, o in outcomes.items()]
+    learnable, fixed = rows
+    comparisons = [
+        paper_vs_ours(
+            f"{name} (learnable, fixed)",
+            None if ctx.quick else TABLE2_PAPER[key],
+            (learnable[key], fixed[key]),
+        )
+        for key, name in (
+            ("iwae_ll", f"IWAE log-likelihood, K = {iwae_k}"),
+            ("kl", "KL (nats)"),
+            ("au_kl_pairs_pct", "AU % (paper code: pairs with KL ≥ 0.01)"),
+        )
+    ]
+    comparisons.append(
+        paper_vs_ours(
+            "AU % (Burda: Var_x E[z|x] > 0.01)",
+            None,
+            (learnable["au_burda_pct"], fixed["au_burda_pct"]),
+        )
+    )
+    figure = plot_sweeps(
+        {f"ReLU VAE on {source}": {k: o.report for k, o in outcomes.items()}},
+        ctx.out / "table2.png",
+    )
+    return EntryResult(
+        claim="the learnable Σ leaves fewer active units (paper-code AU) than Σ = 0.5²I fixed",
+        claim_holds=learnable["au_kl_pairs_pct"] < fixed["au_kl_pairs_pct"],
+        rows=rows,
+        comparisons=comparisons,
+        figures=[figure],
+        train_seconds=total_train_seconds(outcomes.values()),
+    )
+
+
+@register(
+    "fig5",
+    "ResNet-18 VAE on CIFAR-10: learnable vs fixed encoder variance (Fig. 5)",
+    PAPER_CODE_CONVENTION,
+    data=("cifar10",),
+)
+def fig5(ctx: Context) -> EntryResult:
+    if ctx.quick:  # a handful of images: the data set the test writes, or the real one
+        latent, hidden, training = 16, 32, TrainConfig(epochs=6, batch_size=16, lr=1e-3)
+    else:
+        latent, hidden, training = 128, 512, TrainConfig(epochs=100, lr=1e-3)
+    dataset = load(ctx, "cifar10")
+    common = {
+        "latent_dim": latent,
+        "backbone": "resnet18",
+        "hidden": hidden,
+        "channels": (32, 8),
+        "beta": ours(2.0),
+    }
+    runs = {
+        "learnable": common | {"encoder_variance": "shared"},
+        "fixed": common | {"encoder_variance": "fixed", "sigma": 1.0},
+    }
+    outcomes = train_runs(ctx, "resnet-vae-cifar10", "vae", "cifar10", dataset, runs, training)
+    # the paper reads Fig. 5 at δ = 0.01
+    curves = {k: o.report for k, o in outcomes.items()}
+    for report in curves.values():
+        for level in report.levels.values():
+            level.delta = 0.01
+    epsilon = 1e-3
+    counts = {k: collapsed_at(r, epsilon) for k, r in curves.items()}
+    rows = [
+        {"variance": k, "collapsed_at_eps_1e-3": counts[k], **level_summary(r)}
+        for k, r in curves.items()
+    ]
+    figure = plot_sweeps({"ResNet-18 VAE on CIFAR-10 (δ = 0.01)": curves}, ctx.out / "fig5.png")
+    comparisons = [
+        Comparison(
+            f"dimensions collapsed at ε = {epsilon:g}, δ = 0.01 (learnable / fixed)",
+            "learnable: most; fixed: few",
+            f"{counts['learnable']} / {counts['fixed']} of {latent}",
+            "agrees" if counts["learnable"] > counts["fixed"] else "disagrees",
+        )
+    ]
+    return EntryResult(
+        claim="the learnable Σ's (ε,δ)-collapse curve lies above that of Σ = I fixed (averaged "
+        "over the log ε grid)",
+        claim_holds=mean_collapsed(curves["learnable"]) > mean_collapsed(curves["fixed"]),
+        rows=rows,
+        comparisons=comparisons,
+        figures=[figure],
+        train_seconds=total_train_seconds(outcomes.values()),
+    )
+
+
+def mean_collapsed(report: DiagnosisReport) -> float:
+    """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which curve lies higher."""
+    (level,) = report.levels.values()
+    return float(np.mean(level.collapse_curve))

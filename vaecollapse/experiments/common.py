@@ -104,6 +104,13 @@ def collapsed_at(report: DiagnosisReport, epsilon: float, level: str | None = No
     return int(collapsed_dimensions(chosen.kl, epsilon, chosen.delta).numel())
 
 
+def mean_collapsed(report: DiagnosisReport, level: str | None = None) -> float:
+    """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which of two curves lies
+    higher, in one number."""
+    chosen = report.levels[level] if level else next(iter(report.levels.values()))
+    return float(np.mean(chosen.collapse_curve))
+
+
 def monotone(values: Sequence[float], increasing: bool, tolerance: float = 0.0) -> bool:
     """Whether ``values`` never move against the stated direction by more than ``tolerance``."""
     steps = np.diff(np.asarray(values, dtype=float))

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from ..diagnostics.report import DiagnosisReport
 from ..theory import vae_spectrum
 from ..train import TrainConfig
 from .common import (
@@ -17,6 +14,7 @@ from .common import (
     collapsed_at,
     level_summary,
     load,
+    mean_collapsed,
     ours,
     paper_vs_ours,
     plot_sweeps,
@@ -218,9 +216,3 @@ def fig5(ctx: Context) -> EntryResult:
         figures=[figure],
         train_seconds=total_train_seconds(outcomes.values()),
     )
-
-
-def mean_collapsed(report: DiagnosisReport) -> float:
-    """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which curve lies higher."""
-    (level,) = report.levels.values()
-    return float(np.mean(level.collapse_curve))

@@ -226,7 +226,7 @@ def fig3a(ctx: Context) -> EntryResult:
             None,
             [predicted[d] for d in FIG3A_DIGITS],
             "{:d}",
-        ),  # fmt: skip
+        ),
     ]
     smallest, largest = by_sum[0], by_sum[-1]
     holds = True

@@ -210,17 +210,16 @@ def plot_d_ma(snapshots: list[dict], path: Path, title: str) -> Path:
 
 
 def image_grid(images: torch.Tensor, image_shape: tuple[int, int, int], rows: int) -> np.ndarray:
-    """``(n, D)`` images in [0, 1] -> one ``(rows·H, cols·W[, C])`` mosaic."""
+    """``(n, D)`` images in [0, 1] -> one ``(rows·(H+1), cols·(W+1)[, C])`` mosaic, one white
+    pixel between images."""
     channels, height, width = image_shape
     n = images.shape[0]
     cols = -(-n // rows)
-    canvas = np.ones((rows * height, cols * width, channels))
+    canvas = np.ones((rows * (height + 1), cols * (width + 1), channels))
     pictures = images.detach().cpu().clamp(0, 1).reshape(n, channels, height, width).numpy()
     for i, picture in enumerate(pictures):
-        r, c = divmod(i, cols)
-        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = picture.transpose(
-            1, 2, 0
-        )
+        top, left = (height + 1) * (i // cols), (width + 1) * (i % cols)
+        canvas[top : top + height, left : left + width] = picture.transpose(1, 2, 0)
     return canvas[..., 0] if channels == 1 else canvas
 
 

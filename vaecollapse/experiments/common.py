@@ -20,7 +20,7 @@ from ..diagnostics.report import DiagnosisReport
 from ..diagnostics.runs import train_and_diagnose
 from ..models.factory import build_model, config_to_json, model_config
 from ..train import TrainConfig, train
-from .registry import Comparison, Context
+from .registry import Comparison, Context, EntryResult
 
 LINEAR_CONVENTION = (
     "DESIGN.md's ||x−μ||²/(2η_dec²) + β·KL, which the paper's linear scripts also use; β is the "
@@ -225,3 +225,32 @@ def image_grid(images: torch.Tensor, image_shape: tuple[int, int, int], rows: in
 
 def total_train_seconds(outcomes: Iterable[RunOutcome]) -> float:
     return float(sum(o.train_seconds for o in outcomes))
+
+
+def theory_convergence(
+    snapshots: list[dict], history: list[dict], figure: Path, paper: str, bound: float = 0.08
+) -> EntryResult:
+    """The result of a ``train_with_snapshots`` run: every D_MA must end below ``bound`` and
+    below its value at the first snapshot (a fixed std, exact from the start, counts as
+    converged)."""
+    first, last = snapshots[0], snapshots[-1]
+    keys = [k for k in last if k.startswith("d_ma")]
+    converged = {k: last[k] < bound and (last[k] < first[k] or last[k] < 1e-9) for k in keys}
+    comparisons = [
+        Comparison(
+            f"{k.removeprefix('d_ma_').replace('std_', 'σ ')}: D_MA at epoch {last['epoch']}",
+            paper,
+            f"{last[k]:.4f} (epoch {first['epoch']}: {first[k]:.3f})",
+            "agrees" if converged[k] else f"not below {bound:g} and falling",
+        )
+        for k in keys
+    ]
+    return EntryResult(
+        claim=f"every D_MA between the trained maps (and stds) and the closed form ends below "
+        f"{bound:g} and below its value at the first snapshot",
+        claim_holds=all(converged.values()),
+        rows=snapshots,
+        comparisons=comparisons,
+        figures=[figure],
+        train_seconds=float(sum(record["seconds"] for record in history)),
+    )

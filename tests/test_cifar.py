@@ -10,22 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import RELEASES, load_dataset
+from vaecollapse.data import load_dataset
 from vaecollapse.errors import CorruptDataError
 
-
-def write_cifar_stand_in(root: Path, n_per_batch: int = 5) -> Path:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in RELEASES["cifar-10-batches-py"].file_names:
-        batch = {
-            b"batch_label": name.encode(),
-            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-            b"labels": rng.integers(0, 10, n_per_batch).tolist(),
-        }
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    return folder
+from .stand_ins import write_cifar_stand_in
 
 
 def test_stand_in_loads_without_verification(tmp_path: Path) -> None:

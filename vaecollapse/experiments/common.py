@@ -4,9 +4,10 @@ the checks and plots the sweeps use."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..diagnostics.metrics import collapsed_dimensions
 from ..diagnostics.plots import pyplot, save_figure
 from ..diagnostics.report import DiagnosisReport
 from ..diagnostics.runs import train_and_diagnose
+from ..fileio import replace_atomically
 from ..models.factory import build_model, config_to_json, model_config
 from ..train import TrainConfig, train
 from .registry import Comparison, Context, EntryResult
@@ -174,21 +176,28 @@ def train_with_snapshots(
     it with the theory after each: ``(history, [{"epoch", <map> D_MA ..., σ D_MA ...}])``."""
     config = model_config(family, dataset, **settings)
     run_dir = ctx.run_dir(group)
-    snapshots, history = [], []
+    record_path = run_dir / "snapshots.json"
+    recorded = json.loads(record_path.read_text()) if record_path.exists() else []
+    history: list[dict] = []
     for epoch in epochs:
         torch.manual_seed(training.seed)
         model = build_model(config)
         history = train(
-            model, dataset, TrainConfig(**{**training.__dict__, "epochs": epoch}), run_dir,
+            model, dataset, TrainConfig(**{**asdict(training), "epochs": epoch}), run_dir,
             run_config={"model": config_to_json(config), "data": {"source": source}},
             progress=False, log_every=max(1, training.epochs // 4),
         )  # fmt: skip
+        reached = len(history)  # beyond ``epoch`` when an earlier invocation went further
+        if any(row["epoch"] == reached for row in recorded):
+            continue
         compared = theory_comparison(model.cpu(), dataset.to("cpu"))
-        row = {"epoch": epoch}
+        row = {"epoch": reached}
         row |= {f"d_ma_{name}": v["d_ma"] for name, v in compared["maps"].items()}
         row |= {f"d_ma_std_{name}": v["d_ma"] for name, v in compared["encoder_std"].items()}
-        snapshots.append(row)
-    return history, snapshots
+        recorded.append(row)
+        text = json.dumps(recorded, indent=1)
+        replace_atomically(record_path, lambda tmp, text=text: Path(tmp).write_text(text))
+    return history, sorted(recorded, key=lambda row: row["epoch"])
 
 
 def plot_d_ma(snapshots: list[dict], path: Path, title: str) -> Path:

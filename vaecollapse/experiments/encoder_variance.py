@@ -171,7 +171,7 @@ def table2(ctx: Context) -> EntryResult:
 )
 def fig5(ctx: Context) -> EntryResult:
     if ctx.quick:  # a handful of images: the data set the test writes, or the real one
-        latent, hidden, training = 16, 32, TrainConfig(epochs=4, batch_size=8, lr=1e-2)
+        latent, hidden, training = 16, 32, TrainConfig(epochs=15, batch_size=8, lr=1e-3)
     else:
         latent, hidden, training = 128, 512, TrainConfig(epochs=100, lr=1e-3)
     dataset = load(ctx, "cifar10")

@@ -77,6 +77,10 @@ def test_reproduce_command(run_cli, tmp_path: Path) -> None:
     result = run_cli("reproduce", "thm3-synthetic", "--quick", "--out", str(tmp_path))
     assert result.code == 0 and "claim holds" in result.out
     assert (tmp_path / "thm3-synthetic" / "comparison.md").exists()
+    collected = run_cli("reproduce", "--collect", "--out", str(tmp_path))
+    assert collected.code == 0 and "| thm3-synthetic | quick | holds |" in collected.out
+    assert "### thm3-synthetic" in collected.out and "Not run yet" in collected.out
+    assert run_cli("reproduce", "--collect", "--out", str(tmp_path / "none")).code == 2
     unknown = run_cli("reproduce", "fig99", "--out", str(tmp_path))
     assert unknown.code == 2 and "unknown experiment" in unknown.err
     assert run_cli("reproduce").code == 2

@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from ..experiments import REGISTRY, run_entry
-from ..experiments.registry import write_text
+from ..experiments.registry import collect_report, write_text
 
 
 @click.command()
@@ -17,14 +17,27 @@ from ..experiments.registry import write_text
 @click.option("--quick", is_flag=True, help="The small variant (minutes), asserting the claim.")
 @click.option("--out", default="reproductions", show_default=True, help="Output directory.")
 @click.option("--data-dir", help="Root holding the data sets (default: the usual search order).")
+@click.option(
+    "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."
+)
 def reproduce(
-    name: str | None, list_entries: bool, quick: bool, out: str, data_dir: str | None
+    name: str | None,
+    list_entries: bool,
+    quick: bool,
+    out: str,
+    data_dir: str | None,
+    collect: bool,
 ) -> None:
     """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
     CSV, its figures and a markdown table of our numbers beside the paper's."""
     if list_entries:
         for entry in REGISTRY.values():
             click.echo(f"{entry.name:<16} {entry.title}")
+        return
+    if collect:
+        if not Path(out).is_dir():
+            raise InputError(f"--out {out} is not a directory of reproductions.")
+        click.echo(collect_report(out), nl=False)
         return
     if name is None:
         raise click.UsageError("give an experiment name, `all`, or --list.")

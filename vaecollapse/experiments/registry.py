@@ -146,3 +146,29 @@ def to_markdown(entry: Entry, result: EntryResult, quick: bool) -> str:
 
 def write_text(path: Path, text: str) -> None:
     replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def collect_report(out: str | Path) -> str:
+    """Every entry's ``comparison.md`` found under ``out``, in registry order, after a table of
+    their modes, claims and times (the body of REPRODUCTION.md)."""
+    out = Path(out)
+    found = [(name, out / name / "comparison.md") for name in REGISTRY]
+    found = [(name, path.read_text()) for name, path in found if path.is_file()]
+    lines = [
+        "| entry | mode | claim | wall s (last invocation) | training s (all its runs) |",
+        "|---|---|---|---|---|",
+    ]
+    total_train = 0.0
+    for name, text in found:
+        mode = "quick" if "Mode: quick" in text else "full"
+        claim = "holds" if "**holds**" in text else "does not hold"
+        wall = float(text.split("Wall time: ", 1)[1].split(" s", 1)[0])
+        trained = float(text.split("training of its runs: ", 1)[1].split(" s", 1)[0])
+        total_train += trained
+        lines.append(f"| {name} | {mode} | {claim} | {wall:.1f} | {trained:.1f} |")
+    missing = [name for name in REGISTRY if name not in dict(found)]
+    lines += ["", f"Training time of all runs listed: {total_train / 60:.1f} min."]
+    if missing:
+        lines.append(f"Not run yet in {out}: {', '.join(missing)}.")
+    sections = [text.replace("\n# ", "\n### ").replace("# ", "### ", 1) for _, text in found]
+    return "\n".join(lines) + "\n\n" + "\n".join(sections)

@@ -192,12 +192,13 @@ def fig5(ctx: Context) -> EntryResult:
     for report in curves.values():
         for level in report.levels.values():
             level.delta = 0.01
-    epsilon = 1e-3
+    epsilon = 0.01  # the paper compares the two models "with a same ε threshold"
     counts = {k: collapsed_at(r, epsilon) for k, r in curves.items()}
     rows = [
-        {"variance": k, "collapsed_at_eps_1e-3": counts[k], **level_summary(r)}
+        {"variance": k, "collapsed_at_eps_0.01": counts[k], "mean_collapsed": mean_collapsed(r),
+         **level_summary(r)}
         for k, r in curves.items()
-    ]
+    ]  # fmt: skip
     figure = plot_sweeps({"ResNet-18 VAE on CIFAR-10 (δ = 0.01)": curves}, ctx.out / "fig5.png")
     comparisons = [
         Comparison(
@@ -208,9 +209,9 @@ def fig5(ctx: Context) -> EntryResult:
         )
     ]
     return EntryResult(
-        claim="the learnable Σ's (ε,δ)-collapse curve lies above that of Σ = I fixed (averaged "
-        "over the log ε grid)",
-        claim_holds=mean_collapsed(curves["learnable"]) > mean_collapsed(curves["fixed"]),
+        claim=f"at ε = {epsilon:g} (δ = 0.01) the learnable Σ has more collapsed dimensions than "
+        "Σ = I fixed",
+        claim_holds=counts["learnable"] > counts["fixed"],
         rows=rows,
         comparisons=comparisons,
         figures=[figure],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..data import Dataset, load_dataset
 from ..diagnostics.linear import theory_comparison
 from ..diagnostics.metrics import collapsed_dimensions
 from ..diagnostics.plots import pyplot, save_figure
-from ..diagnostics.report import DiagnosisReport
+from ..diagnostics.report import DiagnosisReport, LevelReport
 from ..diagnostics.runs import train_and_diagnose
 from ..fileio import replace_atomically
 from ..models.factory import build_model, config_to_json, model_config
@@ -33,6 +33,9 @@ PAPER_CODE_CONVENTION = (
     "DESIGN.md's convention; we train with β_ours = β_paper/2 so that our runs are the paper's "
     "(tables show β_paper). KL, AU and log-likelihoods do not depend on the convention."
 )
+
+
+KL_NOISE = 1e-3  # nats: KL differences between completely collapsed runs stay below this
 
 
 def ours(beta_paper: float) -> float:
@@ -83,10 +86,15 @@ def train_runs(
     return outcomes
 
 
+def chosen_level(report: DiagnosisReport, level: str | None = None) -> LevelReport:
+    """The named level of a report, or its only (first) one."""
+    return report.levels[level] if level else next(iter(report.levels.values()))
+
+
 def level_summary(report: DiagnosisReport, level: str | None = None) -> dict:
     """KL (nats, summed over dimensions), both AU readings in percent and the (ε,δ)-collapsed
     count of one level (the only one by default), plus the IWAE estimate when there is one."""
-    chosen = report.levels[level] if level else next(iter(report.levels.values()))
+    chosen = chosen_level(report, level)
     d = chosen.latent_dim
     row = {
         "kl": chosen.kl_total,
@@ -102,14 +110,14 @@ def level_summary(report: DiagnosisReport, level: str | None = None) -> dict:
 
 def collapsed_at(report: DiagnosisReport, epsilon: float, level: str | None = None) -> int:
     """Dimensions (ε,δ)-collapsed at ``epsilon`` (the report's δ)."""
-    chosen = report.levels[level] if level else next(iter(report.levels.values()))
+    chosen = chosen_level(report, level)
     return int(collapsed_dimensions(chosen.kl, epsilon, chosen.delta).numel())
 
 
 def mean_collapsed(report: DiagnosisReport, level: str | None = None) -> float:
     """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which of two curves lies
     higher, in one number."""
-    chosen = report.levels[level] if level else next(iter(report.levels.values()))
+    chosen = chosen_level(report, level)
     return float(np.mean(chosen.collapse_curve))
 
 
@@ -151,7 +159,7 @@ def plot_sweeps(
     figure, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.5), squeeze=False)
     for axis, (title, reports) in zip(axes[0], panels.items(), strict=True):
         for label, report in reports.items():
-            chosen = report.levels[level] if level else next(iter(report.levels.values()))
+            chosen = chosen_level(report, level)
             axis.step(chosen.epsilons, chosen.collapse_curve, where="post", label=label)
         axis.set_xscale("log")
         axis.set_xlabel("ε")
@@ -183,7 +191,7 @@ def train_with_snapshots(
         torch.manual_seed(training.seed)
         model = build_model(config)
         history = train(
-            model, dataset, TrainConfig(**{**asdict(training), "epochs": epoch}), run_dir,
+            model, dataset, replace(training, epochs=epoch), run_dir,
             run_config={"model": config_to_json(config), "data": {"source": source}},
             progress=False, log_every=max(1, training.epochs // 4),
         )  # fmt: skip
@@ -198,6 +206,21 @@ def train_with_snapshots(
         text = json.dumps(recorded, indent=1)
         replace_atomically(record_path, lambda tmp, text=text: Path(tmp).write_text(text))
     return history, sorted(recorded, key=lambda row: row["epoch"])
+
+
+def plot_weighted_kl(
+    betas: Sequence[float], weighted_kl: Sequence[float], path: Path, symbol: str, title: str
+) -> Path:
+    """β·KL against β = θ_k (log axis) for fig6a and fig6b; ``symbol``: "β" or "β2"."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    axis.plot(betas, weighted_kl, "o-")
+    axis.set_xscale("log")
+    axis.set_xlabel(f"{symbol} = θ_k")
+    axis.set_ylabel(f"{symbol}·KL{'(z2)' if symbol == 'β2' else ''} (nats, test)")
+    axis.set_title(title)
+    figure.tight_layout()
+    return save_figure(figure, path)
 
 
 def plot_d_ma(snapshots: list[dict], path: Path, title: str) -> Path:

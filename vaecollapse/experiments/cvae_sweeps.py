@@ -10,6 +10,7 @@ from ..data import correlated_pairs, synthetic_dataset
 from ..theory import cvae_spectrum, predict
 from ..train import TrainConfig
 from .common import (
+    KL_NOISE,
     PAPER_CODE_CONVENTION,
     RunOutcome,
     level_summary,
@@ -24,8 +25,6 @@ from .common import (
     trend,
 )
 from .registry import Comparison, Context, EntryResult, register
-
-KL_NOISE = 1e-3  # nats: differences between completely collapsed runs are below this
 
 FIG2B_BETAS, FIG2B_ETAS = (0.1, 0.5, 1.0, 2.0), (0.25, 0.5, 1.0, 2.0)
 TABLE3_BETAS, TABLE3_ETAS = (0.25, 0.5, 1.0, 2.0, 3.0), (0.25, 0.5, 0.75, 1.0, 2.0)

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from ..diagnostics.plots import pyplot, save_figure
 from ..theory import cvae_spectrum
 from ..train import TrainConfig
 from .common import (
     LINEAR_CONVENTION,
     load,
     plot_d_ma,
+    plot_weighted_kl,
     theory_convergence,
     total_train_seconds,
     train_runs,
@@ -61,15 +61,10 @@ def fig6a(ctx: Context) -> EntryResult:
                 "beta_kl": beta * report.kl_total,
             }
         )
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.4))
-    axis.plot([r["beta"] for r in rows], [r["beta_kl"] for r in rows], "o-")
-    axis.set_xscale("log")
-    axis.set_xlabel("β = θ_k")
-    axis.set_ylabel("β·KL (nats, test)")
-    axis.set_title(f"linear CVAE on {source}, d = {latent}")
-    figure.tight_layout()
-    figure_path = save_figure(figure, ctx.out / "fig6a.png")
+    figure_path = plot_weighted_kl(
+        [r["beta"] for r in rows], [r["beta_kl"] for r in rows], ctx.out / "fig6a.png", "β",
+        f"linear CVAE on {source}, d = {latent}",
+    )  # fmt: skip
 
     first = next(r for r in rows if r["k"] == 1)
     smallest_beta = min(rows, key=lambda r: r["beta"])

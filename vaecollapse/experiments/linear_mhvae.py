@@ -4,16 +4,17 @@ Theorems 3 and 5."""
 
 from __future__ import annotations
 
-from ..diagnostics.plots import pyplot, save_figure
 from ..theory import predict, vae_spectrum
 from ..train import TrainConfig
 from .common import (
+    KL_NOISE,
     LINEAR_CONVENTION,
     level_summary,
     load,
     monotone,
     paper_vs_ours,
     plot_d_ma,
+    plot_weighted_kl,
     theory_convergence,
     total_train_seconds,
     train_runs,
@@ -66,18 +67,13 @@ def fig6b(ctx: Context) -> EntryResult:
                 "beta2_kl_z2": beta2 * summary["kl"],
             }
         )
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.4))
-    axis.plot([r["beta2"] for r in rows], [r["beta2_kl_z2"] for r in rows], "o-")
-    axis.set_xscale("log")
-    axis.set_xlabel("β2 = θ_k")
-    axis.set_ylabel("β2·KL(z2) (nats, test)")
-    axis.set_title(f"linear MHVAE on {source}, d1 = d2 = {latent}")
-    figure.tight_layout()
-    figure_path = save_figure(figure, ctx.out / "fig6b.png")
+    figure_path = plot_weighted_kl(
+        [r["beta2"] for r in rows], [r["beta2_kl_z2"] for r in rows], ctx.out / "fig6b.png", "β2",
+        f"linear MHVAE on {source}, d1 = d2 = {latent}",
+    )  # fmt: skip
     first = rows[0]
     kls = [r["kl_z2"] for r in rows]  # β2 falls along the rows
-    holds = first["beta2_kl_z2"] < 0.01 * rows[-1]["beta2_kl_z2"] and monotone(kls, True, 1e-3)
+    holds = first["beta2_kl_z2"] < 0.01 * rows[-1]["beta2_kl_z2"] and monotone(kls, True, KL_NOISE)
     comparisons = [
         paper_vs_ours(
             f"θ_k, k = {ks}",

@@ -43,6 +43,13 @@ def ours(beta_paper: float) -> float:
     return beta_paper / 2.0
 
 
+def data_derived(value: float) -> float:
+    """A hyper-parameter computed from the data (a threshold θ_k), to 10 significant digits: the
+    eigen-solvers' last digits change with the thread count, and a run's stored configuration
+    must compare equal when it is resumed or found complete."""
+    return float(f"{value:.10g}")
+
+
 def load(ctx: Context, source: str, **options) -> Dataset:
     return load_dataset(source, data_dir=ctx.data_dir, verify=ctx.verify, **options)
 

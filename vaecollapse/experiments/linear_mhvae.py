@@ -9,6 +9,7 @@ from ..train import TrainConfig
 from .common import (
     KL_NOISE,
     LINEAR_CONVENTION,
+    data_derived,
     level_summary,
     load,
     monotone,
@@ -45,16 +46,17 @@ def fig6b(ctx: Context) -> EntryResult:
         "encoder_variances": ("fixed", "shared"),
         "sigmas": (1.0, None),
     }
-    runs = {f"beta2-theta{k}": base | {"betas": (1.0, float(theta[k - 1]))} for k in ks}
+    runs = {f"beta2-theta{k}": base | {"betas": (1.0, data_derived(theta[k - 1]))} for k in ks}
     outcomes = train_runs(
         ctx, f"linear-mhvae-{source}-fig6b", "mhvae", source, dataset, runs, training
     )
     rows = []
     for k in ks:
-        beta2 = float(theta[k - 1])
-        optimum = predict(
-            "mhvae", dataset, latent, latent_dim2=latent, beta=1.0, beta2=beta2, sigma=1.0
-        ).optimum
+        beta2 = data_derived(theta[k - 1])
+        optimum = predict(  # at β2 exactly θ_k
+            "mhvae", dataset, latent, latent_dim2=latent, beta=1.0, beta2=float(theta[k - 1]),
+            sigma=1.0,
+        ).optimum  # fmt: skip
         summary = level_summary(outcomes[f"beta2-theta{k}"].report, "z2")
         rows.append(
             {

@@ -5,6 +5,7 @@ EXPERIMENTS.md has an entry; the reproduce command lists, runs and rejects."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 from pathlib import Path
@@ -34,6 +35,8 @@ def test_quick_entry_holds_its_claim(name: str, tmp_path: Path, request) -> None
     assert "claim" in table.lower() and "holds" in table
     rows = list(csv.DictReader((directory / "results.csv").read_text().splitlines()))
     assert rows and all(p.stat().st_size > 0 for p in result.figures)
+    outcome = json.loads((directory / "result.json").read_text())
+    assert outcome["mode"] == "quick" and outcome["claim_holds"] is True
     assert result.train_seconds > 0 or name.endswith("-synthetic")
 
 

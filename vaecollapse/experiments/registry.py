@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +109,13 @@ def run_entry(
     result.seconds = time.perf_counter() - started
     write_text(directory / "results.csv", to_csv(result.rows))
     write_text(directory / "comparison.md", to_markdown(entry, result, quick))
+    outcome = {
+        "mode": "quick" if quick else "full",
+        "claim_holds": result.claim_holds,
+        "seconds": result.seconds,
+        "train_seconds": result.train_seconds,
+    }
+    write_text(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
     return result
 
 
@@ -149,26 +157,27 @@ def write_text(path: Path, text: str) -> None:
 
 
 def collect_report(out: str | Path) -> str:
-    """Every entry's ``comparison.md`` found under ``out``, in registry order, after a table of
-    their modes, claims and times (the body of REPRODUCTION.md)."""
+    """Every entry run under ``out`` (its ``result.json``), in registry order: a table of modes,
+    claims and times, then each ``comparison.md`` (the body of REPRODUCTION.md)."""
     out = Path(out)
-    found = [(name, out / name / "comparison.md") for name in REGISTRY]
-    found = [(name, path.read_text()) for name, path in found if path.is_file()]
+    found = [name for name in REGISTRY if (out / name / "result.json").is_file()]
     lines = [
         "| entry | mode | claim | wall s (last invocation) | training s (all its runs) |",
         "|---|---|---|---|---|",
     ]
-    total_train = 0.0
-    for name, text in found:
-        mode = "quick" if "Mode: quick" in text else "full"
-        claim = "holds" if "**holds**" in text else "does not hold"
-        wall = float(text.split("Wall time: ", 1)[1].split(" s", 1)[0])
-        trained = float(text.split("training of its runs: ", 1)[1].split(" s", 1)[0])
-        total_train += trained
-        lines.append(f"| {name} | {mode} | {claim} | {wall:.1f} | {trained:.1f} |")
-    missing = [name for name in REGISTRY if name not in dict(found)]
+    sections, total_train = [], 0.0
+    for name in found:
+        outcome = json.loads((out / name / "result.json").read_text())
+        claim = "holds" if outcome["claim_holds"] else "does not hold"
+        total_train += outcome["train_seconds"]
+        lines.append(
+            f"| {name} | {outcome['mode']} | {claim} | {outcome['seconds']:.1f} | "
+            f"{outcome['train_seconds']:.1f} |"
+        )
+        text = (out / name / "comparison.md").read_text()
+        sections.append(text.replace("\n# ", "\n### ").replace("# ", "### ", 1))
+    missing = [name for name in REGISTRY if name not in found]
     lines += ["", f"Training time of all runs listed: {total_train / 60:.1f} min."]
     if missing:
         lines.append(f"Not run yet in {out}: {', '.join(missing)}.")
-    sections = [text.replace("\n# ", "\n### ").replace("# ", "### ", 1) for _, text in found]
     return "\n".join(lines) + "\n\n" + "\n".join(sections)

@@ -59,3 +59,28 @@ def test_hierarchical_terms_are_kls_and_a_silenced_level_is_named() -> None:
     verdict = explain(report, model, synthetic_dataset("noise", x.numpy()))
     silenced = [f for f in verdict["findings"] if f["cause"] == "silenced by a collapsed level"]
     assert silenced and silenced[0]["level"] == "z2"
+
+
+def test_a_runs_iwae_estimate_is_stored_and_renewed_with_its_weights(
+    run_cli, tmp_path: Path
+) -> None:
+    from vaecollapse.diagnostics.runs import diagnose_run
+
+    out = tmp_path / "run"
+    trained = run_cli(
+        "train", "--dataset", "digits", "--latent-dim", "3", "--epochs", "2", "--out", str(out)
+    )  # fmt: skip
+    assert trained.code == 0, trained.err
+    first, _ = diagnose_run(out, iwae_k=7)
+    # the estimate is random: a second call that matches to the last bit read the stored one
+    again, _ = diagnose_run(out, iwae_k=7)
+    assert torch.equal(first.iwae.values, again.iwae.values)
+    assert diagnose_run(out, iwae_k=8)[0].iwae.samples == 8
+    state = torch.load(out / "model.pt", weights_only=True)
+    torch.save({name: value * 1.01 for name, value in state.items()}, out / "model.pt")
+    renewed, _ = diagnose_run(out, iwae_k=7)
+    assert not torch.equal(first.iwae.values, renewed.iwae.values)
+    stored = out / "iwae-test-k7.pt"
+    assert stored.exists()
+    stored.write_bytes(b"damaged")
+    assert diagnose_run(out, iwae_k=7)[0].iwae.values.shape == first.iwae.values.shape

@@ -3,6 +3,7 @@ theory comparison for linear models, and the files it leaves in the run director
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ..errors import InputError
 from ..fileio import replace_atomically
 from ..models.factory import build_model, config_to_json, load_run_model, model_config
 from ..train import TrainConfig, train
+from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .linear import theory_comparison
 from .plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms
 from .report import DiagnosisReport, diagnose_model
@@ -36,7 +38,9 @@ def diagnose_run(
     if split not in ("train", "test"):
         raise InputError(f"split must be train or test; got '{split}'.")
     part = dataset.test if split == "test" and dataset.test is not None else dataset.train
-    report = diagnose_model(model, part.x, part.y, epsilon=epsilon, delta=delta, iwae_k=iwae_k)
+    report = diagnose_model(model, part.x, part.y, epsilon=epsilon, delta=delta)
+    if iwae_k > 0:
+        report.iwae = _stored_iwae(Path(run_dir), model, part, split, iwae_k)
     report.verdict = explain(report, model, dataset)
     if getattr(model.config, "backbone", None) == "linear":
         try:
@@ -74,6 +78,37 @@ def train_and_diagnose(
     )
     report, _ = diagnose_run(run_dir, dataset=dataset, iwae_k=iwae_k)
     return history, report
+
+
+def _stored_iwae(run_dir: Path, model, part, split: str, k: int) -> LikelihoodEstimate:
+    """The IWAE estimate, the slow part of a diagnosis (``k`` passes a row), kept in the run
+    directory: reused while the final weights, the rows and ``k`` are the ones it was made from,
+    so re-running an experiment over finished runs does not pay for it again. Runs without final
+    weights (still training) are not stored."""
+    weights = run_dir / "model.pt"
+    key = None
+    if weights.exists():
+        key = {
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "split": split,
+            "rows": int(part.x.shape[0]),
+            "data_sum": float(part.x.double().sum()),
+            "k": k,
+        }
+        path = run_dir / f"iwae-{split}-k{k}.pt"
+        stored = None
+        if path.exists():
+            try:
+                stored = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a damaged store is estimated afresh and replaced
+                stored = None
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return LikelihoodEstimate(stored["values"], k)
+    estimate = importance_log_likelihood(model_log_weights(model), part.x, part.y, k=k)
+    if key is not None:
+        record = {"key": key, "values": estimate.values}
+        replace_atomically(path, lambda tmp: torch.save(record, tmp))
+    return estimate
 
 
 def write_diagnosis(

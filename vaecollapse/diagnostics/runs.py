@@ -82,14 +82,14 @@ def train_and_diagnose(
 
 def _stored_iwae(run_dir: Path, model, part, split: str, k: int) -> LikelihoodEstimate:
     """The IWAE estimate, the slow part of a diagnosis (``k`` passes a row), kept in the run
-    directory: reused while the final weights, the rows and ``k`` are the ones it was made from,
+    directory: reused while the weights' values, the rows and ``k`` are the ones it was made from,
     so re-running an experiment over finished runs does not pay for it again. Runs without final
     weights (still training) are not stored."""
     weights = run_dir / "model.pt"
     key = None
     if weights.exists():
         key = {
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "weights_sha256": _weights_digest(model),
             "split": split,
             "rows": int(part.x.shape[0]),
             "data_sum": float(part.x.double().sum()),
@@ -109,6 +109,15 @@ def _stored_iwae(run_dir: Path, model, part, split: str, k: int) -> LikelihoodEs
         record = {"key": key, "values": estimate.values}
         replace_atomically(path, lambda tmp: torch.save(record, tmp))
     return estimate
+
+
+def _weights_digest(model) -> str:
+    """A hash of the weights' values (not of model.pt's bytes, which change with every save)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def write_diagnosis(

@@ -88,6 +88,8 @@ def test_reproduce_command(run_cli, tmp_path: Path) -> None:
     unknown = run_cli("reproduce", "fig99", "--out", str(tmp_path))
     assert unknown.code == 2 and "unknown experiment" in unknown.err
     assert run_cli("reproduce").code == 2
+    no_jobs = run_cli("reproduce", "thm3-synthetic", "--jobs", "0", "--out", str(tmp_path))
+    assert no_jobs.code == 2 and "--jobs must be at least 1" in no_jobs.err
 
 
 def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:
@@ -95,3 +97,38 @@ def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:
     one, two = 2.0952639028811375, 2.0952639028811384
     assert one != two and data_derived(one) == data_derived(two)
     assert abs(data_derived(one) - one) < 1e-9 * one
+
+
+def test_runs_trained_side_by_side_match_runs_trained_in_turn(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from vaecollapse.data import load_dataset
+    from vaecollapse.errors import InputError
+    from vaecollapse.experiments.common import train_runs
+    from vaecollapse.experiments.registry import Context
+    from vaecollapse.train import TrainConfig
+
+    dataset = load_dataset("digits")
+    settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
+    runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
+    training = TrainConfig(epochs=3, lr=3e-3)
+    outcomes = {}
+    for jobs in (1, 2):
+        ctx = Context(tmp_path / f"jobs{jobs}", quick=True, jobs=jobs)
+        outcomes[jobs] = train_runs(ctx, "sweep", "vae", "digits", dataset, runs, training)
+    # the workers' own log lines (their file descriptors are this process's) name their runs
+    assert "[sweep/beta4] epoch 3/3" in capfd.readouterr().err
+    for label in runs:
+        in_turn, side_by_side = (outcomes[jobs][label] for jobs in (1, 2))
+        assert len(side_by_side.history) == 3
+        # the workers have one thread each: sums run in another order, to float precision
+        assert side_by_side.history[-1]["train_loss"] == pytest.approx(
+            in_turn.history[-1]["train_loss"], rel=1e-4
+        )
+        assert side_by_side.report.kl_total == pytest.approx(in_turn.report.kl_total, rel=1e-3)
+    # a worker's error reaches the caller: the runs exist with another learning rate
+    with pytest.raises(InputError, match="different configuration"):
+        train_runs(
+            Context(tmp_path / "jobs2", quick=True, jobs=2),
+            "sweep", "vae", "digits", dataset, runs, TrainConfig(epochs=3, lr=1e-2),
+        )  # fmt: skip

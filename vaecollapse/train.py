@@ -108,12 +108,14 @@ def train(
     device: str = "auto",
     progress: bool | None = None,
     log_every: int = 1,
+    log_prefix: str = "",
 ) -> list[dict]:
     """Train ``model`` on ``dataset``, writing into ``run_dir``; returns every epoch's metrics.
 
     ``run_config``: what else defines the run (model and data settings), stored and compared on
     resume. ``progress``: a tqdm bar within each epoch (default: when stderr is a terminal); a
-    summary line every ``log_every`` epochs (and after the last) is written to stderr.
+    summary line every ``log_every`` epochs (and after the last) is written to stderr, after
+    ``log_prefix`` (which tells runs that train side by side apart).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +191,7 @@ def train(
             checkpoint_path,
         )
         _write_lines_atomic(metrics_path, history)
-        message = f"epoch {epoch + 1}/{config.epochs}  train {record['train_loss']:.4f}"
+        message = f"{log_prefix}epoch {epoch + 1}/{config.epochs}  train {record['train_loss']:.4f}"
         if "test_loss" in record:
             message += f"  test {record['test_loss']:.4f}"
         if (epoch + 1) % log_every == 0 or epoch + 1 == config.epochs:

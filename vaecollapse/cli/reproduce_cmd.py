@@ -18,6 +18,12 @@ from ..experiments.registry import collect_report, write_text
 @click.option("--out", default="reproductions", show_default=True, help="Output directory.")
 @click.option("--data-dir", help="Root holding the data sets (default: the usual search order).")
 @click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    help="Runs of a sweep trained at once, each in its own process with a share of the threads.",
+)
+@click.option(
     "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."
 )
 def reproduce(
@@ -26,6 +32,7 @@ def reproduce(
     quick: bool,
     out: str,
     data_dir: str | None,
+    jobs: int,
     collect: bool,
 ) -> None:
     """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
@@ -41,6 +48,8 @@ def reproduce(
         return
     if name is None:
         raise click.UsageError("give an experiment name, `all`, or --list.")
+    if jobs < 1:
+        raise InputError(f"--jobs must be at least 1; got {jobs}.")
     names = list(REGISTRY) if name == "all" else [name]
     if name != "all" and name not in REGISTRY:
         raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
@@ -48,7 +57,7 @@ def reproduce(
     failed, not_run = [], []
     for entry_name in names:
         try:
-            result = run_entry(entry_name, out, quick=quick, data_dir=data_dir)
+            result = run_entry(entry_name, out, quick=quick, data_dir=data_dir, jobs=jobs)
         except InputError as reason:
             if name != "all":
                 raise

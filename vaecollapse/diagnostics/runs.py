@@ -50,6 +50,35 @@ def diagnose_run(
     return report, dataset
 
 
+def train_run(
+    run_dir: str | Path,
+    family: str,
+    source: str,
+    dataset: Dataset,
+    settings: dict,
+    train_config: TrainConfig,
+    *,
+    device: str = "auto",
+    log_every: int = 1,
+    log_prefix: str = "",
+) -> list[dict]:
+    """Train one model (or resume it, or skip it when complete) into ``run_dir``, initial weights
+    from ``train_config.seed``. Returns every epoch's metrics."""
+    config = model_config(family, dataset, **settings)
+    torch.manual_seed(train_config.seed)
+    return train(
+        build_model(config),
+        dataset,
+        train_config,
+        run_dir,
+        run_config={"model": config_to_json(config), "data": {"source": source}},
+        device=device,
+        progress=False,
+        log_every=log_every,
+        log_prefix=log_prefix,
+    )
+
+
 def train_and_diagnose(
     run_dir: str | Path,
     family: str,
@@ -62,20 +91,11 @@ def train_and_diagnose(
     log_every: int = 1,
     iwae_k: int = 0,
 ) -> tuple[list[dict], DiagnosisReport]:
-    """Train one model (or resume it, or skip it when complete) into ``run_dir`` — initial weights
-    from ``train_config.seed`` — and diagnose it on the test split. Returns (history, report)."""
-    config = model_config(family, dataset, **settings)
-    torch.manual_seed(train_config.seed)
-    history = train(
-        build_model(config),
-        dataset,
-        train_config,
-        run_dir,
-        run_config={"model": config_to_json(config), "data": {"source": source}},
-        device=device,
-        progress=False,
+    """``train_run``, then the diagnosis of the model on the test split: (history, report)."""
+    history = train_run(
+        run_dir, family, source, dataset, settings, train_config, device=device,
         log_every=log_every,
-    )
+    )  # fmt: skip
     report, _ = diagnose_run(run_dir, dataset=dataset, iwae_k=iwae_k)
     return history, report
 

@@ -5,8 +5,10 @@ the checks and plots the sweeps use."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from ..diagnostics.linear import theory_comparison
 from ..diagnostics.metrics import collapsed_dimensions
 from ..diagnostics.plots import pyplot, save_figure
 from ..diagnostics.report import DiagnosisReport, LevelReport
-from ..diagnostics.runs import train_and_diagnose
+from ..diagnostics.runs import train_and_diagnose, train_run
 from ..fileio import replace_atomically
 from ..models.factory import build_model, config_to_json, model_config
 from ..train import TrainConfig, train
@@ -80,17 +82,52 @@ def train_runs(
     iwae_k: int = 0,
 ) -> dict[str, RunOutcome]:
     """Train (or resume, or skip when complete) every ``label -> settings`` run of ``group`` in
-    the shared run area and diagnose it on the test split."""
+    the shared run area, ``ctx.jobs`` at a time, and diagnose each on the test split."""
+    log_every = max(1, training.epochs // 4)
+    if ctx.jobs > 1 and len(runs) > 1:
+        _train_side_by_side(ctx, group, family, source, dataset, runs, training, log_every)
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
         run_dir = ctx.run_dir(group, label)
         print(f"[{ctx.out.name}] run {number}/{len(runs)}: {group}/{label}", file=sys.stderr)
         history, report = train_and_diagnose(
-            run_dir, family, source, dataset, settings, training,
-            log_every=max(1, training.epochs // 4), iwae_k=iwae_k,
+            run_dir, family, source, dataset, settings, training, log_every=log_every,
+            iwae_k=iwae_k,
         )  # fmt: skip
         outcomes[label] = RunOutcome(settings, history, report, run_dir)
     return outcomes
+
+
+def _train_side_by_side(
+    ctx: Context,
+    group: str,
+    family: str,
+    source: str,
+    dataset: Dataset,
+    runs: dict[str, dict],
+    training: TrainConfig,
+    log_every: int,
+) -> None:
+    """Train the runs in ``ctx.jobs`` worker processes that split this process's threads: the
+    paper's models are small, and on a CPU separate processes keep the cores busier than one
+    process's threads do. A worker's error (a diverged run, a clashing configuration) is raised
+    here once the runs already under way have finished."""
+    workers = min(ctx.jobs, len(runs))
+    threads = max(1, torch.get_num_threads() // workers)
+    spawn = multiprocessing.get_context("spawn")  # a forked torch process may deadlock
+    print(f"[{ctx.out.name}] training {len(runs)} runs, {workers} at a time", file=sys.stderr)
+    with ProcessPoolExecutor(
+        workers, spawn, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        futures = [
+            pool.submit(
+                train_run, ctx.run_dir(group, label), family, source, dataset, settings,
+                training, log_every=log_every, log_prefix=f"[{group}/{label}] ",
+            )
+            for label, settings in runs.items()
+        ]  # fmt: skip
+        for future in futures:
+            future.result()
 
 
 def chosen_level(report: DiagnosisReport, level: str | None = None) -> LevelReport:

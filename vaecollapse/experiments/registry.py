@@ -44,13 +44,15 @@ class EntryResult:
 @dataclass
 class Context:
     """Where and how an entry runs. ``quick``: the small CI variant of the entry. ``shared``: the
-    run directories entries share (a sweep point two figures both use is trained once)."""
+    run directories entries share (a sweep point two figures both use is trained once). ``jobs``:
+    how many runs of a sweep train at once, each in its own process."""
 
     out: Path
     quick: bool
     data_dir: str | None = None
     verify: bool = True  # md5 checks of the official data files
     shared: Path | None = None
+    jobs: int = 1
 
     def run_dir(self, *parts: str) -> Path:
         """A run directory in the shared area, apart for quick and full runs."""
@@ -95,9 +97,10 @@ def run_entry(
     quick: bool = False,
     data_dir: str | None = None,
     verify: bool = True,
+    jobs: int = 1,
 ) -> EntryResult:
     """Run one entry into ``out/name`` (its runs under ``out/shared-runs``, where other entries
-    can reuse them) and write its CSV and markdown table."""
+    can reuse them, ``jobs`` at a time) and write its CSV and markdown table."""
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         raise InputError(f"unknown experiment '{name}'. Known: {known}.")
@@ -105,7 +108,8 @@ def run_entry(
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    result = entry.run(Context(directory, quick, data_dir, verify, Path(out) / "shared-runs"))
+    context = Context(directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs)
+    result = entry.run(context)
     result.seconds = time.perf_counter() - started
     write_text(directory / "results.csv", to_csv(result.rows))
     write_text(directory / "comparison.md", to_markdown(entry, result, quick))

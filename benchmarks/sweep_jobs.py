@@ -1,0 +1,79 @@
+"""Sweep throughput, side by side in one run: the runs of a sweep trained one after another with
+all of the process's threads (``--jobs 1``) against side by side in worker processes that split
+the threads (``--jobs 2``, ...), for two of the paper's MNIST models:
+
+* ``relu-mhvae`` — the ReLU-MLP MHVAE of fig2c/table5/fig4 (784-256-16-256-16), arithmetic-bound;
+* ``relu-cvae`` — the hidden-16 ReLU CVAE on the quadrant view of fig2b/table3, overhead-bound.
+
+    VAECOLLAPSE_DATA=../shared/data python benchmarks/sweep_jobs.py [--runs 4] [--epochs 2]
+
+Every sweep trains ``--runs`` runs (β varies) from scratch into a fresh directory, including the
+workers' start-up; the final training losses of the two ways are printed as a correctness check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from vaecollapse.data import load_dataset
+from vaecollapse.experiments.common import train_runs
+from vaecollapse.experiments.registry import Context
+from vaecollapse.train import TrainConfig
+
+MODELS = {
+    "relu-mhvae": (
+        "mhvae",
+        "mnist",
+        {
+            "backbone": "mlp",
+            "hidden": 256,
+            "latent_dims": (16, 16),
+            "latent_dim": 16,
+            "encoder_variances": ("fixed", "amortized"),
+            "sigmas": (0.5, None),
+            "eta_enc": 0.5,
+        },
+    ),
+    "relu-cvae": (
+        "cvae",
+        "mnist-quadrant",
+        {"latent_dim": 16, "backbone": "mlp", "hidden": 16, "encoder_variance": "shared"},
+    ),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    training = TrainConfig(epochs=args.epochs, lr=1e-3)
+    print(f"{torch.get_num_threads()} threads; {args.runs} runs of {args.epochs} epochs a sweep")
+    for name, (family, source, settings) in MODELS.items():
+        dataset = load_dataset(source)
+        runs = {f"beta{i}": settings | {"beta": 0.25 * (i + 1)} for i in range(args.runs)}
+        seconds, losses = {}, {}
+        for jobs in args.jobs:
+            with tempfile.TemporaryDirectory() as scratch:
+                ctx = Context(Path(scratch) / "bench", quick=False, jobs=jobs)
+                started = time.perf_counter()
+                outcomes = train_runs(ctx, "sweep", family, source, dataset, runs, training)
+                seconds[jobs] = time.perf_counter() - started
+            losses[jobs] = [o.history[-1]["train_loss"] for o in outcomes.values()]
+        base = seconds[args.jobs[0]]
+        for jobs in args.jobs:
+            print(
+                f"{name:11s} --jobs {jobs}: {seconds[jobs]:7.1f} s  "
+                f"{base / seconds[jobs]:4.2f}x the --jobs {args.jobs[0]} throughput; "
+                f"final losses {', '.join(f'{v:.2f}' for v in losses[jobs])}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -158,6 +158,15 @@ def collapsed_at(report: DiagnosisReport, epsilon: float, level: str | None = No
     return int(collapsed_dimensions(chosen.kl, epsilon, chosen.delta).numel())
 
 
+def active_by_mean_kl(
+    report: DiagnosisReport, level: str | None = None, epsilon: float = 0.01
+) -> int:
+    """Dimensions whose KL averaged over the data is at least ``epsilon``: the trained counterpart
+    of the theory's active modes (a nonzero singular value carries information on average). The
+    (ε,δ) count also weighs the per-sample spread, which sampling noise from lower levels adds."""
+    return int((chosen_level(report, level).kl_per_dim >= epsilon).sum())
+
+
 def mean_collapsed(report: DiagnosisReport, level: str | None = None) -> float:
     """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which of two curves lies
     higher, in one number."""

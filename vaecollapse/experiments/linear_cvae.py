@@ -7,6 +7,7 @@ from ..theory import cvae_spectrum
 from ..train import TrainConfig
 from .common import (
     LINEAR_CONVENTION,
+    active_by_mean_kl,
     data_derived,
     load,
     plot_d_ma,
@@ -58,6 +59,7 @@ def fig6a(ctx: Context) -> EntryResult:
                 # mode k sits exactly on its threshold, so the theory keeps the k − 1 above it
                 "predicted_active": int((theta[:latent] > theta[k - 1]).sum()),
                 "observed_active": latent - len(report.collapsed_dims),
+                "observed_active_mean_kl": active_by_mean_kl(report),
                 "kl": report.kl_total,
                 "beta_kl": beta * report.kl_total,
             }
@@ -73,7 +75,7 @@ def fig6a(ctx: Context) -> EntryResult:
     holds = first["beta_kl"] < 0.01 * smallest_beta["beta_kl"] and actives == sorted(
         actives, reverse=True
     )
-    matches = sum(r["predicted_active"] == r["observed_active"] for r in rows)
+    matches = sum(r["predicted_active"] == r["observed_active_mean_kl"] for r in rows)
     comparisons = [
         Comparison(
             f"θ_{r['k']}",
@@ -85,10 +87,14 @@ def fig6a(ctx: Context) -> EntryResult:
     ]
     comparisons.append(
         Comparison(
-            "active dimensions at β = θ_k: theory (k − 1) vs trained",
+            "active dimensions at β = θ_k: theory (k − 1) / trained, mean KL ≥ 0.01 / trained, "
+            "(ε,δ)",
             "—",
-            ", ".join(f"{r['predicted_active']}/{r['observed_active']}" for r in rows),
-            f"{matches} of {len(rows)} agree",
+            ", ".join(
+                f"{r['predicted_active']}/{r['observed_active_mean_kl']}/{r['observed_active']}"
+                for r in rows
+            ),
+            f"{matches} of {len(rows)} agree (mean KL)",
         )
     )
     comparisons.append(

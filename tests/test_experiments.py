@@ -132,3 +132,13 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
             Context(tmp_path / "jobs2", quick=True, jobs=2),
             "sweep", "vae", "digits", dataset, runs, TrainConfig(epochs=3, lr=1e-2),
         )  # fmt: skip
+
+
+def test_trend_notes_say_when_a_tolerance_was_needed() -> None:
+    from vaecollapse.experiments.common import trend
+
+    assert trend([1.0, 2.0, 3.0], increasing=True) == "rises (as the paper's)"
+    flat = trend([65.9, 65.1, 64.3], increasing=True, tolerance=1.0)
+    assert flat.startswith("rises") and "at most 1 against" in flat
+    assert trend([65.9, 63.0, 64.3], increasing=True, tolerance=1.0) == "not monotone"
+    assert trend([3.0, 2.0, 2.0005], increasing=False, tolerance=1e-3) != "falls (as the paper's)"

@@ -194,12 +194,14 @@ def paper_vs_ours(
 
 
 def trend(values: Sequence[float], increasing: bool, tolerance: float = 0.0) -> str:
+    """The agreement note of a sweep whose paper values move in the stated direction; steps
+    against it of up to ``tolerance`` are allowed, and said."""
     direction = "rises" if increasing else "falls"
-    return (
-        f"{direction} (as the paper's)"
-        if monotone(values, increasing, tolerance)
-        else "not monotone"
-    )
+    if monotone(values, increasing):
+        return f"{direction} (as the paper's)"
+    if monotone(values, increasing, tolerance):
+        return f"{direction} (as the paper's), with steps of at most {tolerance:g} against it"
+    return "not monotone"
 
 
 def plot_sweeps(

@@ -142,3 +142,16 @@ def test_trend_notes_say_when_a_tolerance_was_needed() -> None:
     assert flat.startswith("rises") and "at most 1 against" in flat
     assert trend([65.9, 63.0, 64.3], increasing=True, tolerance=1.0) == "not monotone"
     assert trend([3.0, 2.0, 2.0005], increasing=False, tolerance=1e-3) != "falls (as the paper's)"
+
+
+def test_run_area_totals_count_each_run_once(tmp_path: Path) -> None:
+    from vaecollapse.experiments.registry import run_area_totals
+
+    for label, epochs, complete in (("a", (1.5, 2.0), True), ("b", (4.0,), False)):
+        run = tmp_path / "full" / "group" / label
+        run.mkdir(parents=True)
+        lines = [json.dumps({"epoch": i + 1, "seconds": s}) for i, s in enumerate(epochs)]
+        (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        if complete:
+            (run / "model.pt").write_bytes(b"")
+    assert run_area_totals(tmp_path) == {"full": (2, 1, 7.5)}

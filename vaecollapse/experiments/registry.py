@@ -169,11 +169,10 @@ def collect_report(out: str | Path) -> str:
         "| entry | mode | claim | wall s (last invocation) | training s (all its runs) |",
         "|---|---|---|---|---|",
     ]
-    sections, total_train = [], 0.0
+    sections = []
     for name in found:
         outcome = json.loads((out / name / "result.json").read_text())
         claim = "holds" if outcome["claim_holds"] else "does not hold"
-        total_train += outcome["train_seconds"]
         lines.append(
             f"| {name} | {outcome['mode']} | {claim} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
@@ -181,7 +180,31 @@ def collect_report(out: str | Path) -> str:
         text = (out / name / "comparison.md").read_text()
         sections.append(text.replace("\n# ", "\n### ").replace("# ", "### ", 1))
     missing = [name for name in REGISTRY if name not in found]
-    lines += ["", f"Training time of all runs listed: {total_train / 60:.1f} min."]
+    lines.append("")
+    for mode, (runs, complete, seconds) in run_area_totals(out / "shared-runs").items():
+        lines.append(
+            f"Training time of the {runs} {mode} runs in {out}/shared-runs/{mode} ({complete} "
+            f"complete), each counted once though entries share runs: {seconds / 60:.1f} min."
+        )
     if missing:
         lines.append(f"Not run yet in {out}: {', '.join(missing)}.")
     return "\n".join(lines) + "\n\n" + "\n".join(sections)
+
+
+def run_area_totals(shared: Path) -> dict[str, tuple[int, int, float]]:
+    """Per mode (full, quick) of a shared run area: (runs, runs with final weights, summed epoch
+    seconds of every run's history)."""
+    totals = {}
+    for mode in ("full", "quick"):
+        histories = sorted((shared / mode).glob("**/metrics.jsonl"))
+        if not histories:
+            continue
+        seconds = sum(
+            json.loads(line)["seconds"]
+            for path in histories
+            for line in path.read_text().splitlines()
+            if line.strip()
+        )
+        complete = sum((path.parent / "model.pt").is_file() for path in histories)
+        totals[mode] = (len(histories), complete, seconds)
+    return totals

@@ -22,23 +22,12 @@ import torch
 
 from vaecollapse.data import load_dataset
 from vaecollapse.experiments.common import train_runs
+from vaecollapse.experiments.mhvae_sweeps import RELU_MHVAE_SETTINGS
 from vaecollapse.experiments.registry import Context
 from vaecollapse.train import TrainConfig
 
 MODELS = {
-    "relu-mhvae": (
-        "mhvae",
-        "mnist",
-        {
-            "backbone": "mlp",
-            "hidden": 256,
-            "latent_dims": (16, 16),
-            "latent_dim": 16,
-            "encoder_variances": ("fixed", "amortized"),
-            "sigmas": (0.5, None),
-            "eta_enc": 0.5,
-        },
-    ),
+    "relu-mhvae": ("mhvae", "mnist", RELU_MHVAE_SETTINGS),
     "relu-cvae": (
         "cvae",
         "mnist-quadrant",

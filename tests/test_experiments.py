@@ -155,3 +155,11 @@ def test_run_area_totals_count_each_run_once(tmp_path: Path) -> None:
         if complete:
             (run / "model.pt").write_bytes(b"")
     assert run_area_totals(tmp_path) == {"full": (2, 1, 7.5)}
+
+
+def test_active_count_comparison_judges_on_the_mean_kl_count() -> None:
+    from vaecollapse.experiments.common import active_count_comparison
+
+    row = active_count_comparison("active at θ_k", [0, 3, 7], [0, 2, 7], [0, 4, 10])
+    assert row.ours == "0/0/0, 3/2/4, 7/7/10" and row.agreement == "2 of 3 agree (mean KL)"
+    assert row.quantity.startswith("active at θ_k: theory / trained, mean KL")

@@ -167,6 +167,24 @@ def active_by_mean_kl(
     return int((chosen_level(report, level).kl_per_dim >= epsilon).sum())
 
 
+def active_count_comparison(
+    quantity: str,
+    predicted: Sequence[int],
+    by_mean_kl: Sequence[int],
+    by_epsilon_delta: Sequence[int],
+) -> Comparison:
+    """The theory's active dimensions beside the trained ones counted both ways, per setting;
+    agreement is judged on the mean-KL count (see ``active_by_mean_kl``)."""
+    counts = zip(predicted, by_mean_kl, by_epsilon_delta, strict=True)
+    matches = sum(p == m for p, m in zip(predicted, by_mean_kl, strict=True))
+    return Comparison(
+        f"{quantity}: theory / trained, mean KL ≥ 0.01 / trained, (ε,δ)",
+        "—",
+        ", ".join(f"{p}/{m}/{e}" for p, m, e in counts),
+        f"{matches} of {len(predicted)} agree (mean KL)",
+    )
+
+
 def mean_collapsed(report: DiagnosisReport, level: str | None = None) -> float:
     """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which of two curves lies
     higher, in one number."""

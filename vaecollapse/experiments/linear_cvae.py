@@ -8,6 +8,7 @@ from ..train import TrainConfig
 from .common import (
     LINEAR_CONVENTION,
     active_by_mean_kl,
+    active_count_comparison,
     data_derived,
     load,
     plot_d_ma,
@@ -75,7 +76,6 @@ def fig6a(ctx: Context) -> EntryResult:
     holds = first["beta_kl"] < 0.01 * smallest_beta["beta_kl"] and actives == sorted(
         actives, reverse=True
     )
-    matches = sum(r["predicted_active"] == r["observed_active_mean_kl"] for r in rows)
     comparisons = [
         Comparison(
             f"θ_{r['k']}",
@@ -86,15 +86,11 @@ def fig6a(ctx: Context) -> EntryResult:
         for r in rows
     ]
     comparisons.append(
-        Comparison(
-            "active dimensions at β = θ_k: theory (k − 1) / trained, mean KL ≥ 0.01 / trained, "
-            "(ε,δ)",
-            "—",
-            ", ".join(
-                f"{r['predicted_active']}/{r['observed_active_mean_kl']}/{r['observed_active']}"
-                for r in rows
-            ),
-            f"{matches} of {len(rows)} agree (mean KL)",
+        active_count_comparison(
+            "active dimensions at β = θ_k (theory: k − 1)",
+            [r["predicted_active"] for r in rows],
+            [r["observed_active_mean_kl"] for r in rows],
+            [r["observed_active"] for r in rows],
         )
     )
     comparisons.append(

@@ -10,6 +10,7 @@ from .common import (
     KL_NOISE,
     LINEAR_CONVENTION,
     active_by_mean_kl,
+    active_count_comparison,
     data_derived,
     level_summary,
     load,
@@ -86,16 +87,11 @@ def fig6b(ctx: Context) -> EntryResult:
             [r["beta2"] for r in rows],
             "{:.3g}",
         ),
-        Comparison(
-            "active z2 dimensions at β2 = θ_k: theory / trained, mean KL ≥ 0.01 / trained, (ε,δ)",
-            "—",
-            ", ".join(
-                f"{r['predicted_active_z2']}/{r['observed_active_z2_mean_kl']}/"
-                f"{r['observed_active_z2']}"
-                for r in rows
-            ),
-            f"{sum(r['predicted_active_z2'] == r['observed_active_z2_mean_kl'] for r in rows)} "
-            f"of {len(rows)} agree (mean KL)",
+        active_count_comparison(
+            "active z2 dimensions at β2 = θ_k",
+            [r["predicted_active_z2"] for r in rows],
+            [r["observed_active_z2_mean_kl"] for r in rows],
+            [r["observed_active_z2"] for r in rows],
         ),
         Comparison(
             "β2·KL(z2) at β2 = θ_1",

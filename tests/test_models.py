@@ -3,6 +3,8 @@ reaches the theory engine's optimum."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,21 @@ def test_analytic_reconstruction_is_the_expectation_of_the_sampled_one() -> None
         VAE(VAEConfig(data_dim=5, latent_dim=2, backbone="mlp"))(x, analytic=True)
 
 
+@pytest.mark.parametrize("noise_scale, drawn_std", [("std", 0.5), ("variance", 0.25)])
+def test_noise_scale_sets_the_drawn_spread_not_the_kl(noise_scale: str, drawn_std: float) -> None:
+    config = VAEConfig(data_dim=3, latent_dim=2, encoder_variance="fixed", sigma=0.5)
+    torch.manual_seed(0)
+    model = VAE(replace(config, noise_scale=noise_scale))
+    torch.manual_seed(0)
+    reference = VAE(config)
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        terms = model(x, n_samples=20_000)
+        spread = (terms.z - terms.mean["z"]).std(dim=0)
+        assert torch.allclose(spread, torch.full_like(spread, drawn_std), rtol=0.03)
+        assert torch.equal(terms.kl["z"], reference(x).kl["z"])
+
+
 def _sorted_mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(np.sort(a)[::-1] - np.sort(b)[::-1])))
 
@@ -116,6 +133,7 @@ def test_elbo_training_reaches_the_theory(variance: str, sigma) -> None:
         {"backbone": "mlp", "activation": "gelu"},
         {"beta": 0.0},
         {"eta_dec": 0.0},
+        {"noise_scale": "var"},
     ],
 )
 def test_bad_configurations(kwargs) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,13 @@ def digits():
     return load_dataset("digits")
 
 
-def _run(directory: Path, digits, epochs: int, **overrides) -> list[dict]:
+def _run(directory: Path, digits, epochs: int, model=MODEL, **overrides) -> list[dict]:
     torch.manual_seed(123)  # model initialisation; the trainer seeds everything after it
-    model = VAE(MODEL)
     config = TrainConfig(
         **({"epochs": epochs, "batch_size": 64, "lr": 3e-3, "seed": 7} | overrides)
     )
     return train(
-        model, digits, config, directory, run_config={"model": MODEL.__dict__}, progress=False
+        VAE(model), digits, config, directory, run_config={"model": model.__dict__}, progress=False
     )
 
 
@@ -65,6 +65,23 @@ def test_changed_configuration_is_refused(tmp_path: Path, digits) -> None:
     _run(tmp_path, digits, epochs=1)
     with pytest.raises(InputError, match="different configuration"):
         _run(tmp_path, digits, epochs=2, lr=1e-2)
+
+
+def test_a_run_stored_before_a_setting_existed_resumes_at_its_default(
+    tmp_path: Path, digits
+) -> None:
+    def forget_noise_scale() -> None:
+        path = tmp_path / "config.json"
+        stored = json.loads(path.read_text())
+        del stored["model"]["noise_scale"]
+        path.write_text(json.dumps(stored))
+
+    _run(tmp_path, digits, epochs=1)
+    forget_noise_scale()
+    assert len(_run(tmp_path, digits, epochs=2)) == 2
+    forget_noise_scale()
+    with pytest.raises(InputError, match="different configuration"):
+        _run(tmp_path, digits, epochs=3, model=replace(MODEL, noise_scale="variance"))
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path: Path, digits) -> None:

@@ -9,6 +9,7 @@ a larger ``epochs`` continues training. Everything else in the configuration mus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -200,9 +201,24 @@ def train(
     return history
 
 
+def _with_added_defaults(stored: dict, model: nn.Module) -> dict:
+    """``stored`` with model settings added since it was written filled in at their defaults: a
+    run trained before a setting existed was trained as its default, and still resumes."""
+    config = getattr(model, "config", None)
+    if "model" not in stored or not dataclasses.is_dataclass(config):
+        return stored
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(config)
+        if f.default is not dataclasses.MISSING and f.name not in stored["model"]
+    }
+    return {**stored, "model": {**json.loads(json.dumps(defaults)), **stored["model"]}}
+
+
 def _resume(checkpoint_path, config_path, resolved, model, optimiser, generator):
     stored = json.loads(config_path.read_text()) if config_path.exists() else None
     if stored is not None:
+        stored = _with_added_defaults(stored, model)
         old = {**stored, "train": {k: v for k, v in stored["train"].items() if k != "epochs"}}
         new = {**resolved, "train": {k: v for k, v in resolved["train"].items() if k != "epochs"}}
         if json.loads(json.dumps(new)) != old:

@@ -12,19 +12,27 @@ from ..objectives import gaussian_nll, kl_to_prior, linear_expected_nll
 from .backbones import decoder_mean, encoder_body
 from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 
+NOISE_SCALES = ("std", "variance")
+
 
 @dataclass(frozen=True, kw_only=True)
 class VAEConfig(GaussianModelSettings):
     """A VAE on ``data_dim``-dimensional inputs; the shared settings are in the base class.
-    ``deterministic``: a plain autoencoder (z = the encoder mean, no KL; Dai et al.'s baseline)."""
+    ``deterministic``: a plain autoencoder (z = the encoder mean, no KL; Dai et al.'s baseline).
+    ``noise_scale``: ``std`` draws z = μ + σ ε; ``variance`` draws z = μ + σ² ε, as Dang et al.'s
+    released ReLU-VAE script does while its KL charges σ — only for testing whether that explains
+    a difference from their numbers (the loss is then not a bound on −log p(x))."""
 
     data_dim: int
     deterministic: bool = False
+    noise_scale: str = "std"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.data_dim < 1:
             raise InputError(f"the data dimension must be positive; got {self.data_dim}.")
+        if self.noise_scale not in NOISE_SCALES:
+            raise InputError(f"noise_scale '{self.noise_scale}' is not one of {NOISE_SCALES}.")
 
 
 @dataclass
@@ -83,7 +91,9 @@ class VAE(nn.Module):
                 raise InputError("the analytic reconstruction needs the linear backbone.")
             recon = linear_expected_nll(x, self.decoder.weight, mean, torch.exp(logvar), eta).sum(1)
         else:
-            z = reparameterise(mean, logvar, n_samples)  # (K, B, d)
+            # doubling the log-variance turns the drawn std σ into σ²
+            noise_logvar = 2 * logvar if self.config.noise_scale == "variance" else logvar
+            z = reparameterise(mean, noise_logvar, n_samples)  # (K, B, d)
             recon = gaussian_nll(x, self.decoder(z), eta).sum(-1).mean(0)
         kl = kl_to_prior(mean, logvar, self.config.eta_enc)
         return ELBOTerms(recon, {"z": kl}, {"z": mean}, {"z": logvar}, z, {"z": self.config.beta})

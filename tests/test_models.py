@@ -11,7 +11,8 @@ import torch
 
 from vaecollapse.data import gaussian_with_spectrum
 from vaecollapse.errors import InputError
-from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.models import VAE, GaussianHead, VAEConfig
+from vaecollapse.models.latent import TANH_VARIANCE_FLOOR
 from vaecollapse.theory import vae_closed_form, vae_spectrum
 
 VARIANTS = [
@@ -19,6 +20,7 @@ VARIANTS = [
     ("linear", "shared", None),
     ("linear", "fixed", 0.5),
     ("mlp", "amortized", None),
+    ("mlp", "amortized-tanh", None),
     ("mlp", "shared", None),
     ("mlp", "fixed", (0.5, 1.0, 2.0)),
 ]
@@ -75,6 +77,23 @@ def test_analytic_reconstruction_is_the_expectation_of_the_sampled_one() -> None
     assert torch.allclose(sampled, exact, rtol=2e-2)
     with pytest.raises(InputError):
         VAE(VAEConfig(data_dim=5, latent_dim=2, backbone="mlp"))(x, analytic=True)
+
+
+def test_tanh_variance_is_the_square_of_a_tanh_and_at_most_one() -> None:
+    head = GaussianHead(4, 3, "amortized-tanh")
+    with torch.no_grad():
+        head.tanh_std.weight.zero_()
+        head.tanh_std.bias.copy_(torch.atanh(torch.tensor([0.3, -0.3, 0.0])))
+    _, logvar = head(torch.randn(6, 4))
+    expected = torch.log(torch.tensor([0.09, 0.09, TANH_VARIANCE_FLOOR]))
+    assert torch.allclose(logvar, expected.expand(6, 3), rtol=1e-5)
+    with torch.no_grad():
+        head.tanh_std.bias.fill_(50.0)
+    assert torch.all(head(torch.randn(6, 4))[1] <= 0)
+    with torch.no_grad():
+        head.tanh_std.bias.fill_(0.5)
+    head(torch.randn(6, 4))[1].sum().backward()
+    assert head.tanh_std.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("noise_scale, drawn_std", [("std", 0.5), ("variance", 0.25)])

@@ -126,7 +126,7 @@ def _check_type(key: str, value: Any, file: Path) -> Any:
 @click.option("--latent-hidden", type=click.IntRange(min=1), help="Width of MLPs between levels.")
 @click.option(
     "--encoder-variance",
-    help="amortized, shared or fixed; MHVAE: one per level, e.g. fixed,shared.",
+    help="amortized, amortized-tanh, shared or fixed; MHVAE: one per level, e.g. fixed,shared.",
 )
 @click.option(
     "--sigma",

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import InputError
+from ..models.latent import AMORTIZED_MODES
 from ..theory import moments, predict
 from .metrics import sorted_mean_abs_difference
 
@@ -25,7 +26,7 @@ def root_second_moment(a: np.ndarray) -> torch.Tensor:
 
 
 def _stds(head) -> np.ndarray:
-    if head.variance == "amortized":
+    if head.variance in AMORTIZED_MODES:
         raise InputError(
             "the theory compares data-independent encoder variances (shared or fixed), but this "
             "model's variance is amortized."

@@ -12,13 +12,17 @@ from torch import nn
 from ..errors import InputError
 from .backbones import ACTIVATIONS, BACKBONES
 
-VARIANCE_MODES = ("amortized", "shared", "fixed")
+VARIANCE_MODES = ("amortized", "amortized-tanh", "shared", "fixed")
+AMORTIZED_MODES = ("amortized", "amortized-tanh")  # the variances that depend on the input
+TANH_VARIANCE_FLOOR = 1e-12  # keeps log tanh(a)² finite where a underflows
 
 
 class GaussianHead(nn.Module):
     """Maps features ``(B, F)`` to the mean and log-variance of q, each ``(B, d)``.
 
-    ``variance``: ``amortized`` (a linear map of the features), ``shared`` (one learnable
+    ``variance``: ``amortized`` (the log-variance is a linear map of the features),
+    ``amortized-tanh`` (Σ = tanh(a)² of a linear map a, so std ≤ 1, as Dang et al. parametrise
+    the MHVAE's Σ2), ``shared`` (one learnable
     data-independent diagonal, as in the linear theory) or ``fixed`` (``sigma``: one std or one
     per dimension). ``bias``: whether the mean map has a bias (the linear theory has none).
     """
@@ -38,6 +42,8 @@ class GaussianHead(nn.Module):
         self.mean = nn.Linear(in_features, latent_dim, bias=bias)
         if variance == "amortized":
             self.logvar = nn.Linear(in_features, latent_dim, bias=True)
+        elif variance == "amortized-tanh":
+            self.tanh_std = nn.Linear(in_features, latent_dim, bias=True)
         elif variance == "shared":
             self.shared_logvar = nn.Parameter(torch.zeros(latent_dim))
         else:
@@ -56,6 +62,9 @@ class GaussianHead(nn.Module):
         mean = self.mean(features)  # (B, d)
         if self.variance == "amortized":
             logvar = self.logvar(features)
+        elif self.variance == "amortized-tanh":
+            variance = torch.tanh(self.tanh_std(features)).square()
+            logvar = torch.log(variance.clamp_min(TANH_VARIANCE_FLOOR))
         elif self.variance == "shared":
             logvar = self.shared_logvar.expand_as(mean)
         else:

@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior, linear_expected_nll
 from .backbones import decoder_mean, encoder_body, latent_map_settings
 from .latent import (
+    AMORTIZED_MODES,
     VARIANCE_MODES,
     GaussianHead,
     GaussianModelSettings,
@@ -171,7 +172,7 @@ class MHVAE(nn.Module):
         c = self.config
         if c.backbone != "linear":
             raise InputError("the analytic ELBO needs the linear backbone.")
-        if any(mode == "amortized" for mode in c.level_variances()[1:]):
+        if any(mode in AMORTIZED_MODES for mode in c.level_variances()[1:]):
             raise InputError(
                 "the analytic ELBO needs data-independent variances (shared or fixed) above the "
                 "first level."

@@ -9,12 +9,11 @@ a larger ``epochs`` continues training. Everything else in the configuration mus
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -205,12 +204,12 @@ def _with_added_defaults(stored: dict, model: nn.Module) -> dict:
     """``stored`` with model settings added since it was written filled in at their defaults: a
     run trained before a setting existed was trained as its default, and still resumes."""
     config = getattr(model, "config", None)
-    if "model" not in stored or not dataclasses.is_dataclass(config):
+    if "model" not in stored or not is_dataclass(config):
         return stored
     defaults = {
         f.name: f.default
-        for f in dataclasses.fields(config)
-        if f.default is not dataclasses.MISSING and f.name not in stored["model"]
+        for f in fields(config)
+        if f.default is not MISSING and f.name not in stored["model"]
     }
     return {**stored, "model": {**json.loads(json.dumps(defaults)), **stored["model"]}}
 

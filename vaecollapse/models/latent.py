@@ -23,7 +23,8 @@ class GaussianHead(nn.Module):
     ``variance``: ``amortized`` (the log-variance is a linear map of the features),
     ``amortized-tanh`` (Σ = tanh(a)² of a linear map a, so std ≤ 1, as Dang et al. parametrise
     the MHVAE's Σ2), ``shared`` (one learnable data-independent diagonal, as in the linear
-    theory) or ``fixed`` (``sigma``: one std or one per dimension). ``bias``: whether the mean map has a bias (the linear theory has none).
+    theory) or ``fixed`` (``sigma``: one std or one per dimension). ``bias``: whether the mean
+    map has a bias (the linear theory has none).
     """
 
     def __init__(

@@ -94,3 +94,50 @@ def test_autoencoder_mode_has_no_noise_and_no_kl() -> None:
         torch.tensor(2 * torch.pi)
     )
     assert torch.allclose(first.loss(), expected.mean())
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "cnn"])
+@torch.no_grad()
+def test_bounded_means_put_every_gaussian_mean_through_tanh(backbone: str) -> None:
+    """Built from one seed, with and without the bound: each encoder mean and decoder output of
+    the bounded model is tanh of the unbounded one's, which large inputs drive past 1."""
+    c, h, w = SHAPES[backbone]
+    pixels = c * h * w
+    x = 50 * torch.randn(4, pixels)
+    mask = quadrant_mask(SHAPES[backbone])
+    builders = {
+        "vae": lambda **k: VAE(VAEConfig(data_dim=pixels, **k)),
+        "cvae": lambda **k: CVAE(
+            CVAEConfig(x_dim=int(mask.sum()), y_dim=int((~mask).sum()), conditional_prior=True, **k)
+        ),
+        "mhvae": lambda **k: MHVAE(MHVAEConfig(data_dim=pixels, latent_dims=(3, 2), **k)),
+    }
+    for family, build in builders.items():
+        common = _common(backbone, "amortized", None)
+        free, bounded = (_seeded(build, **common, bounded_means=b) for b in (False, True))
+        if family == "cvae":
+            means = [m.encode(x[:, mask], x[:, ~mask])[0] for m in (free, bounded)]
+            means += [m.prior_head(m.prior_body(x[:, mask]))[0] for m in (free, bounded)]
+            codes = 50 * torch.randn(4, 3 + int(mask.sum()))
+        else:
+            means = [m.encode(x)[0] for m in (free, bounded)]
+            codes = 50 * torch.randn(4, 3)
+        decoders = [m.decoders[0] if family == "mhvae" else m.decoder for m in (free, bounded)]
+        means += [d(codes) for d in decoders]
+        if family == "mhvae":
+            means += [m.encoders[1](codes)[0] for m in (free, bounded)]
+            upper = 50 * torch.randn(4, 2)
+            means += [m.decoders[1](upper) for m in (free, bounded)]
+        for unbounded_mean, bounded_mean in zip(means[::2], means[1::2], strict=True):
+            assert float(unbounded_mean.abs().max()) > 1, family
+            assert torch.allclose(bounded_mean, torch.tanh(unbounded_mean), atol=1e-6), family
+
+
+def _seeded(build, **settings):
+    torch.manual_seed(0)
+    return build(**settings)
+
+
+def test_bounded_means_need_a_nonlinear_backbone() -> None:
+    with pytest.raises(InputError, match="nonlinear backbone"):
+        VAE(VAEConfig(data_dim=4, latent_dim=2, bounded_means=True))

@@ -119,6 +119,7 @@ def test_bad_config_files_exit_2(run_cli, tmp_path: Path, text: str, fragment: s
             "x",
         ],
         ["train", "--backbone", "cnn", "--data", "missing.npz", "--latent-dim", "2", "--out", "x"],
+        ["train", "--dataset", "digits", "--bounded-means", "--latent-dim", "2", "--out", "x"],
     ],
 )
 def test_bad_flags_exit_2(run_cli, tmp_path: Path, args: list[str], monkeypatch) -> None:
@@ -160,6 +161,7 @@ def test_bad_flags_exit_2(run_cli, tmp_path: Path, args: list[str], monkeypatch)
             "0.5",
             "--beta2",
             "2",
+            "--bounded-means",
         ],
         [
             "--model",
@@ -201,5 +203,6 @@ def test_every_family_trains_from_the_cli(run_cli, tmp_path: Path, args: list[st
     if "--beta1" in args:
         assert stored["model"]["betas"] == [0.5, 2.0]
         assert stored["model"]["encoder_variances"] == ["fixed", "amortized"]
+        assert stored["model"]["bounded_means"] is True
     if "--deterministic" in args:
         assert record["kl"] == {}

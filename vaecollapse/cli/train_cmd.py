@@ -46,6 +46,7 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "eta_enc": (float, 1.0),
     "eta_dec": (float, 1.0),
     "learn_eta_dec": (bool, False),
+    "bounded_means": (bool, False),
     "conditional_prior": (bool, False),
     "deterministic": (bool, False),
     "epochs": (int, 100),
@@ -140,6 +141,9 @@ def _check_type(key: str, value: Any, file: Path) -> Any:
 @click.option("--eta-enc", type=float, help="Prior std.")
 @click.option("--eta-dec", type=float, help="Decoder std (initial value if learned).")
 @click.option("--learn-eta-dec", is_flag=True, default=None)
+@click.option(
+    "--bounded-means", is_flag=True, default=None, help="tanh on every Gaussian mean (mlp, cnn)."
+)
 @click.option("--conditional-prior", is_flag=True, default=None, help="CVAE: learn p(z|x).")
 @click.option("--deterministic", is_flag=True, default=None, help="VAE: a plain autoencoder.")
 @click.option("--epochs", type=click.IntRange(min=1))
@@ -234,6 +238,7 @@ def _model_settings(s: dict[str, Any]) -> dict[str, Any]:
         "eta_enc": s["eta_enc"],
         "eta_dec": s["eta_dec"],
         "learn_eta_dec": s["learn_eta_dec"],
+        "bounded_means": s["bounded_means"],
     }
     variance, sigma = s["encoder_variance"], s["sigma"]
     if family == "mhvae":

@@ -50,17 +50,20 @@ def decoder_mean(
 ) -> nn.Module:
     """A decoder mean ``(..., in_dim) -> (..., out_dim)``: bias-free ``Linear`` for the linear
     backbone, an MLP ending linearly, or (image backbones) a linear map to a coarse feature map
-    followed by stride-2 transposed convolutions, read out at ``pixels`` of the canvas."""
+    followed by stride-2 transposed convolutions, read out at ``pixels`` of the canvas; then tanh
+    where ``settings.bounded_means``."""
     s = settings
     if s.backbone == "linear":
         return nn.Linear(in_dim, out_dim, bias=False)
     if s.backbone == "mlp":
-        return nn.Sequential(
+        mean = nn.Sequential(
             mlp_body(in_dim, s.hidden, s.depth, s.activation), nn.Linear(s.hidden, out_dim)
         )
-    if s.backbone in IMAGE_BACKBONES:
-        return TransposedConvDecoder(in_dim, _image_shape(s), s.channels, s.activation, pixels)
-    raise InputError(f"backbone '{s.backbone}' is not one of {BACKBONES}.")
+    elif s.backbone in IMAGE_BACKBONES:
+        mean = TransposedConvDecoder(in_dim, _image_shape(s), s.channels, s.activation, pixels)
+    else:
+        raise InputError(f"backbone '{s.backbone}' is not one of {BACKBONES}.")
+    return nn.Sequential(mean, nn.Tanh()) if s.bounded_means else mean
 
 
 def latent_map_settings(settings):

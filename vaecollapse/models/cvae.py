@@ -44,13 +44,20 @@ class CVAE(nn.Module):
         xy_pixels = None if x_pixels is None else torch.cat([x_pixels, y_pixels])
         self.encoder_body, width = encoder_body(c, c.x_dim + c.y_dim, xy_pixels)
         self.head = GaussianHead(
-            width, c.latent_dim, c.encoder_variance, c.sigma, bias=c.backbone != "linear"
+            width,
+            c.latent_dim,
+            c.encoder_variance,
+            c.sigma,
+            bias=c.backbone != "linear",
+            bounded_mean=c.bounded_means,
         )
         # Decoder mean from [z, x]: for the linear backbone exactly U1 z + U2 x.
         self.decoder = decoder_mean(c, c.latent_dim + c.x_dim, c.y_dim, y_pixels)
         if c.conditional_prior:
             self.prior_body, prior_width = encoder_body(c, c.x_dim, x_pixels)
-            self.prior_head = GaussianHead(prior_width, c.latent_dim, "amortized")
+            self.prior_head = GaussianHead(
+                prior_width, c.latent_dim, "amortized", bounded_mean=c.bounded_means
+            )
         register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,8 @@ class GaussianHead(nn.Module):
     ``amortized-tanh`` (Σ = tanh(a)² of a linear map a, so std ≤ 1, as Dang et al. parametrise
     the MHVAE's Σ2), ``shared`` (one learnable data-independent diagonal, as in the linear
     theory) or ``fixed`` (``sigma``: one std or one per dimension). ``bias``: whether the mean
-    map has a bias (the linear theory has none).
+    map has a bias (the linear theory has none). ``bounded_mean``: the mean is tanh of the linear
+    map, within (−1, 1), as in Dang et al.'s nonlinear scripts.
     """
 
     def __init__(
@@ -34,11 +35,12 @@ class GaussianHead(nn.Module):
         variance: str = "amortized",
         sigma: float | Sequence[float] | None = None,
         bias: bool = True,
+        bounded_mean: bool = False,
     ) -> None:
         super().__init__()
         if variance not in VARIANCE_MODES:
             raise InputError(f"encoder variance '{variance}' is not one of {VARIANCE_MODES}.")
-        self.variance = variance
+        self.variance, self.bounded_mean = variance, bounded_mean
         self.mean = nn.Linear(in_features, latent_dim, bias=bias)
         if variance == "amortized":
             self.logvar = nn.Linear(in_features, latent_dim, bias=True)
@@ -60,6 +62,8 @@ class GaussianHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.mean(features)  # (B, d)
+        if self.bounded_mean:
+            mean = torch.tanh(mean)
         if self.variance == "amortized":
             logvar = self.logvar(features)
         elif self.variance == "amortized-tanh":
@@ -98,7 +102,9 @@ class GaussianModelSettings:
     """Settings every family shares. ``sigma``: the std of a ``fixed`` encoder variance (one value
     or one per dimension); ``hidden``/``depth``/``activation`` apply to MLPs; ``channels`` are the
     conv / transposed-conv widths of image backbones, which need ``image_shape`` ``(C, H, W)``;
-    ``latent_hidden``: the width of MLPs between latent levels (default ``hidden``)."""
+    ``latent_hidden``: the width of MLPs between latent levels (default ``hidden``);
+    ``bounded_means``: every Gaussian mean, the encoders' and the decoders', passes through tanh
+    (nonlinear backbones only), as in Dang et al.'s scripts."""
 
     latent_dim: int
     backbone: str = "linear"
@@ -114,6 +120,7 @@ class GaussianModelSettings:
     channels: tuple[int, ...] = (32, 16)
     image_shape: tuple[int, int, int] | None = None
     latent_hidden: int | None = None
+    bounded_means: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -122,6 +129,8 @@ class GaussianModelSettings:
             raise InputError(f"activation '{self.activation}' is not one of {tuple(ACTIVATIONS)}.")
         if not self.channels or min(self.channels) < 1:
             raise InputError(f"channels must be positive widths; got {self.channels}.")
+        if self.bounded_means and self.backbone == "linear":
+            raise InputError("bounded (tanh) means need a nonlinear backbone, not 'linear'.")
         if self.latent_dim < 1:
             raise InputError(f"the latent dimension must be positive; got {self.latent_dim}.")
         if not self.beta > 0:

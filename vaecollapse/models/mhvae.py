@@ -98,7 +98,9 @@ class MHVAE(nn.Module):
         for level in range(c.levels):
             settings, in_dim = (c, c.data_dim) if level == 0 else (latent, dims[level - 1])
             body, width = encoder_body(settings, in_dim)
-            head = GaussianHead(width, dims[level], modes[level], sigmas[level], bias=bias)
+            head = GaussianHead(
+                width, dims[level], modes[level], sigmas[level], bias, c.bounded_means
+            )
             encoders.append(GaussianEncoder(body, head))
             decoders.append(decoder_mean(settings, dims[level], in_dim))
         self.encoders, self.decoders = nn.ModuleList(encoders), nn.ModuleList(decoders)

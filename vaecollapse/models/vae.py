@@ -64,7 +64,12 @@ class VAE(nn.Module):
         c = config
         self.encoder_body, width = encoder_body(c, c.data_dim)
         self.head = GaussianHead(
-            width, c.latent_dim, c.encoder_variance, c.sigma, bias=c.backbone != "linear"
+            width,
+            c.latent_dim,
+            c.encoder_variance,
+            c.sigma,
+            bias=c.backbone != "linear",
+            bounded_mean=c.bounded_means,
         )
         self.decoder = decoder_mean(c, c.latent_dim, c.data_dim)
         register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)

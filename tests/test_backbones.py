@@ -76,7 +76,9 @@ def test_transposed_conv_decoder_reads_out_the_requested_pixels() -> None:
     codes = torch.randn(3, 4, 5)  # (K, B, in)
     assert full(codes).shape == (3, 4, 784)
     assert torch.equal(part(codes), full(codes)[..., picked])
-    assert full.start == (32, 7, 7)  # 7 -> 14 -> 28, the paper's MNIST decoders
+    assert full.start == (16, 7, 7)  # 7 -> 14 -> 28, the paper's MNIST decoders
+    widths = [(m.in_channels, m.out_channels, m.stride) for m in full.deconv[::2]]
+    assert widths == [(16, 32, (2, 2)), (32, 16, (2, 2)), (16, 1, (1, 1))]
 
 
 def test_image_backbones_need_images() -> None:

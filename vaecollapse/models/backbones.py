@@ -134,9 +134,11 @@ def conv_stack(in_channels: int, channels: tuple[int, ...], activation: str) -> 
 
 
 class TransposedConvDecoder(nn.Module):
-    """``(..., in_dim)`` -> linear -> ``(channels[0], h, w)`` -> 3x3 stride-2 transposed convs
-    through ``channels[1:]`` to the image's C channels -> cropped to ``(C, H, W)`` -> the values at
-    ``pixels``. ``h = ceil(H / 2^len(channels))``, so the last layer lands on (or just past) H."""
+    """``(..., in_dim)`` -> linear -> ``(channels[-1], h, w)`` -> one 3x3 stride-2 transposed conv
+    per width in ``channels``, in order -> a 3x3 stride-1 transposed conv to the image's C channels
+    -> cropped to ``(C, H, W)`` -> the values at ``pixels``. ``h = ceil(H / 2^len(channels))``, so
+    the upsampling lands on (or just past) H. The layout mirrors the encoder (it starts at the
+    encoder's last width), as Dang et al.'s CNN decoders do."""
 
     def __init__(
         self,
@@ -149,21 +151,18 @@ class TransposedConvDecoder(nn.Module):
         super().__init__()
         c, height, width = image_shape
         scale = 2 ** len(channels)
-        self.start = (channels[0], -(-height // scale), -(-width // scale))
+        self.start = (channels[-1], -(-height // scale), -(-width // scale))
         self.image_shape = image_shape
         self.project = nn.Sequential(
-            nn.Linear(in_dim, channels[0] * self.start[1] * self.start[2]), _activation(activation)
+            nn.Linear(in_dim, channels[-1] * self.start[1] * self.start[2]), _activation(activation)
         )
         layers: list[nn.Module] = []
-        widths = (*channels, c)
-        for i in range(len(channels)):
-            layers.append(
-                nn.ConvTranspose2d(
-                    widths[i], widths[i + 1], 3, stride=2, padding=1, output_padding=1
-                )
-            )
-            if i < len(channels) - 1:
-                layers.append(_activation(activation))
+        for before, after in zip((channels[-1], *channels[:-1]), channels, strict=True):
+            layers += [
+                nn.ConvTranspose2d(before, after, 3, stride=2, padding=1, output_padding=1),
+                _activation(activation),
+            ]
+        layers.append(nn.ConvTranspose2d(channels[-1], c, 3, stride=1, padding=1))
         self.deconv = nn.Sequential(*layers)
         self.register_buffer("pixels", None if pixels is None else pixels.long(), persistent=False)
 

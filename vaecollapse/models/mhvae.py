@@ -127,16 +127,26 @@ class MHVAE(nn.Module):
     def generate(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` ancestral samples ``(n, D)``: z_L ~ N(0, η_enc² I), each lower level drawn from
         N(dec(z_{l+1}), η_dec² I), and the data mean dec(z_1)."""
-        c, device = self.config, self.log_eta_dec.device
+        top = self.config.eta_enc * self._noise(n, self.config.level_dims()[-1], generator)
+        return self._descend(top, generator)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``(B, D)`` -> ``(B, D)``: z_L drawn from q up the chain from x, then down the generative
+        chain as in ``generate`` (Dang et al.'s MHVAE figures: what survives the top level)."""
+        return self._descend(self.sample_chain(x, 1)[-1][0][0], generator)
+
+    def _descend(self, top: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         eta_dec = torch.exp(self.log_eta_dec)
-
-        def noise(dim: int) -> torch.Tensor:
-            return torch.randn(n, dim, generator=generator).to(device)
-
-        z = c.eta_enc * noise(c.level_dims()[-1])
-        for level in range(c.levels - 1, 0, -1):
-            z = self.decoders[level](z) + eta_dec * noise(c.level_dims()[level - 1])
+        z, dims = top, self.config.level_dims()
+        for level in range(self.config.levels - 1, 0, -1):
+            z = self.decoders[level](z) + eta_dec * self._noise(len(z), dims[level - 1], generator)
         return self.decoders[0](z)
+
+    def _noise(self, n: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(n, dim, generator=generator).to(self.log_eta_dec.device)
 
     def forward(self, x: torch.Tensor, n_samples: int = 1, analytic: bool = False) -> ELBOTerms:
         """Unreduced terms. ``kl[zl]``: ``(B, d_l)`` per-dimension level terms (for l < L an

@@ -43,14 +43,7 @@ class CVAE(nn.Module):
             x_pixels, y_pixels = torch.nonzero(mask)[:, 0], torch.nonzero(~mask)[:, 0]
         xy_pixels = None if x_pixels is None else torch.cat([x_pixels, y_pixels])
         self.encoder_body, width = encoder_body(c, c.x_dim + c.y_dim, xy_pixels)
-        self.head = GaussianHead(
-            width,
-            c.latent_dim,
-            c.encoder_variance,
-            c.sigma,
-            bias=c.backbone != "linear",
-            bounded_mean=c.bounded_means,
-        )
+        self.head = c.encoder_head(width, c.latent_dim, c.encoder_variance, c.sigma)
         # Decoder mean from [z, x]: for the linear backbone exactly U1 z + U2 x.
         self.decoder = decoder_mean(c, c.latent_dim + c.x_dim, c.y_dim, y_pixels)
         if c.conditional_prior:

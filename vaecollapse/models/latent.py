@@ -135,3 +135,17 @@ class GaussianModelSettings:
             raise InputError(f"the latent dimension must be positive; got {self.latent_dim}.")
         if not self.beta > 0:
             raise InputError(f"beta must be positive; got {self.beta}.")
+
+    def encoder_head(
+        self, width: int, latent_dim: int, variance: str, sigma: float | Sequence[float] | None
+    ) -> GaussianHead:
+        """A Gaussian head ``(B, width) -> (B, latent_dim)`` as these settings build it: bias-free
+        for the linear backbone, tanh means where ``bounded_means``."""
+        return GaussianHead(
+            width,
+            latent_dim,
+            variance,
+            sigma,
+            bias=self.backbone != "linear",
+            bounded_mean=self.bounded_means,
+        )

@@ -93,14 +93,11 @@ class MHVAE(nn.Module):
         self.config = c = config
         dims, modes, sigmas = c.level_dims(), c.level_variances(), c.level_sigmas()
         latent = latent_map_settings(c)
-        bias = c.backbone != "linear"
         encoders, decoders = [], []
         for level in range(c.levels):
             settings, in_dim = (c, c.data_dim) if level == 0 else (latent, dims[level - 1])
             body, width = encoder_body(settings, in_dim)
-            head = GaussianHead(
-                width, dims[level], modes[level], sigmas[level], bias, c.bounded_means
-            )
+            head = c.encoder_head(width, dims[level], modes[level], sigmas[level])
             encoders.append(GaussianEncoder(body, head))
             decoders.append(decoder_mean(settings, dims[level], in_dim))
         self.encoders, self.decoders = nn.ModuleList(encoders), nn.ModuleList(decoders)

@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_to_prior, linear_expected_nll
 from .backbones import decoder_mean, encoder_body
-from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
+from .latent import GaussianModelSettings, register_log_std, reparameterise
 
 NOISE_SCALES = ("std", "variance")
 
@@ -63,14 +63,7 @@ class VAE(nn.Module):
         self.config = config
         c = config
         self.encoder_body, width = encoder_body(c, c.data_dim)
-        self.head = GaussianHead(
-            width,
-            c.latent_dim,
-            c.encoder_variance,
-            c.sigma,
-            bias=c.backbone != "linear",
-            bounded_mean=c.bounded_means,
-        )
+        self.head = c.encoder_head(width, c.latent_dim, c.encoder_variance, c.sigma)
         self.decoder = decoder_mean(c, c.latent_dim, c.data_dim)
         register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 

@@ -193,3 +193,12 @@ def test_reconstruct_passes_x_through_the_top_level_and_back() -> None:
     model.encoders[1].head.mean.weight.mul_(0.5)  # z2 = z1 / 2, decoded back unchanged
     assert torch.allclose(model.reconstruct(x), x / 2, atol=1e-2)
     assert model.generate(5, torch.Generator().manual_seed(0)).shape == (5, 3)
+
+
+def test_reconstruct_draws_every_level_from_the_given_generator() -> None:
+    model = MHVAE(MHVAEConfig(data_dim=4, latent_dim=2, backbone="mlp", hidden=8))
+    x = torch.randn(3, 4)
+    first, again, other = (
+        model.reconstruct(x, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)
+    )
+    assert torch.equal(first, again) and not torch.allclose(first, other)

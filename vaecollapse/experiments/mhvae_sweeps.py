@@ -277,9 +277,7 @@ def _sample_grid(
     rows, sharpness, kl2 = [], {}, {}
     for (b1, b2, eta), outcome in outcomes.items():
         model, _ = load_run_model(outcome.run_dir)
-        with torch.random.fork_rng():  # the draws up the chain use the global generator
-            torch.manual_seed(0)
-            samples = model.reconstruct(shown, torch.Generator().manual_seed(0))
+        samples = model.reconstruct(shown, torch.Generator().manual_seed(0))
         sharpness[(b1, b2)] = sample_sharpness(samples, dataset.image_shape)
         kl2[(b1, b2)] = level_summary(outcome.report, "z2")["kl"]
         rows.append({"beta1_paper": b1, "beta2_paper": b2, "eta_dec": eta,

@@ -77,12 +77,19 @@ class GaussianHead(nn.Module):
 
 
 def reparameterise(
-    mean: torch.Tensor, logvar: torch.Tensor, n_samples: int | None = 1
+    mean: torch.Tensor,
+    logvar: torch.Tensor,
+    n_samples: int | None = 1,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Samples z = mean + std * ε: ``(K, *mean.shape)`` for ``n_samples`` K, or one draw of
-    ``mean.shape`` when None (parameters that already carry a sample dimension)."""
+    ``mean.shape`` when None (parameters that already carry a sample dimension). ``generator``: a
+    CPU generator for reproducible draws (ε is then drawn on the CPU and moved)."""
     shape = mean.shape if n_samples is None else (n_samples, *mean.shape)
-    eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
+    if generator is None:
+        eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
+    else:
+        eps = torch.randn(shape, dtype=mean.dtype, generator=generator).to(mean.device)
     return mean + torch.exp(0.5 * logvar) * eps
 
 

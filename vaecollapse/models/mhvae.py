@@ -108,16 +108,16 @@ class MHVAE(nn.Module):
         return self.encoders[0](x)
 
     def sample_chain(
-        self, x: torch.Tensor, n_samples: int
+        self, x: torch.Tensor, n_samples: int, generator: torch.Generator | None = None
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Per level, bottom up: (draws ``(K, B, d_l)``, q's mean, q's log-variance), each level
         drawn from q given the draws of the level below. Level 1's parameters are ``(B, d1)``,
         the others' ``(K, B, d_l)``."""
         mean, logvar = self.encoders[0](x)
-        chain = [(reparameterise(mean, logvar, n_samples), mean, logvar)]
+        chain = [(reparameterise(mean, logvar, n_samples, generator), mean, logvar)]
         for encoder in self.encoders[1:]:
             mean, logvar = encoder(chain[-1][0])
-            chain.append((reparameterise(mean, logvar, None), mean, logvar))
+            chain.append((reparameterise(mean, logvar, None, generator), mean, logvar))
         return chain
 
     @torch.no_grad()
@@ -133,7 +133,7 @@ class MHVAE(nn.Module):
     ) -> torch.Tensor:
         """``(B, D)`` -> ``(B, D)``: z_L drawn from q up the chain from x, then down the generative
         chain as in ``generate`` (Dang et al.'s MHVAE figures: what survives the top level)."""
-        return self._descend(self.sample_chain(x, 1)[-1][0][0], generator)
+        return self._descend(self.sample_chain(x, 1, generator)[-1][0][0], generator)
 
     def _descend(self, top: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         eta_dec = torch.exp(self.log_eta_dec)

@@ -90,6 +90,34 @@ def test_reproduce_command(run_cli, tmp_path: Path) -> None:
     assert run_cli("reproduce").code == 2
     no_jobs = run_cli("reproduce", "thm3-synthetic", "--jobs", "0", "--out", str(tmp_path))
     assert no_jobs.code == 2 and "--jobs must be at least 1" in no_jobs.err
+    no_epochs = run_cli("reproduce", "thm3-synthetic", "--epochs", "0", "--out", str(tmp_path))
+    assert no_epochs.code == 2 and "--epochs must be at least 1" in no_epochs.err
+
+
+def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: Path) -> None:
+    from vaecollapse.data import load_dataset
+    from vaecollapse.errors import InputError
+    from vaecollapse.experiments.common import train_runs
+    from vaecollapse.experiments.registry import REGISTRY, Context, EntryResult, to_markdown
+    from vaecollapse.train import TrainConfig
+
+    dataset = load_dataset("digits")
+    runs = {"small": {"latent_dim": 3, "backbone": "mlp", "hidden": 16}}
+    entry_training = TrainConfig(epochs=6, lr=3e-3)
+
+    def trained(epochs: int | None) -> list[dict]:
+        ctx = Context(tmp_path, quick=True, epochs=epochs)
+        return train_runs(ctx, "g", "vae", "digits", dataset, runs, entry_training)["small"].history
+
+    short = trained(2)
+    assert [row["epoch"] for row in short] == [1, 2]
+    longer = trained(4)  # resumed: the first two epochs are the ones already trained
+    assert [row["epoch"] for row in longer] == [1, 2, 3, 4] and longer[:2] == short
+    with pytest.raises(InputError, match="trained 4 epochs, more than the 3 asked for"):
+        trained(3)
+    assert len(trained(None)) == entry_training.epochs
+    text = to_markdown(REGISTRY["fig9"], EntryResult("c", True), quick=False, epochs=10)
+    assert "every run trained 10 epochs instead of the entry's own count" in text
 
 
 def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:

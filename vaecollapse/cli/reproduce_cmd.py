@@ -24,6 +24,12 @@ from ..experiments.registry import collect_report, write_text
     help="Runs of a sweep trained at once, each in its own process with a share of the threads.",
 )
 @click.option(
+    "--epochs",
+    type=int,
+    help="Train every run this many epochs instead of the entry's own count (the paper's), e.g. "
+    "on a slow machine; a later call with more epochs resumes the same runs.",
+)
+@click.option(
     "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."
 )
 def reproduce(
@@ -33,6 +39,7 @@ def reproduce(
     out: str,
     data_dir: str | None,
     jobs: int,
+    epochs: int | None,
     collect: bool,
 ) -> None:
     """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
@@ -50,6 +57,8 @@ def reproduce(
         raise click.UsageError("give an experiment name, `all`, or --list.")
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1; got {jobs}.")
+    if epochs is not None and epochs < 1:
+        raise InputError(f"--epochs must be at least 1; got {epochs}.")
     names = list(REGISTRY) if name == "all" else [name]
     if name != "all" and name not in REGISTRY:
         raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
@@ -57,7 +66,9 @@ def reproduce(
     failed, not_run = [], []
     for entry_name in names:
         try:
-            result = run_entry(entry_name, out, quick=quick, data_dir=data_dir, jobs=jobs)
+            result = run_entry(
+                entry_name, out, quick=quick, data_dir=data_dir, jobs=jobs, epochs=epochs
+            )
         except InputError as reason:
             if name != "all":
                 raise

@@ -21,6 +21,7 @@ from ..diagnostics.metrics import collapsed_dimensions
 from ..diagnostics.plots import pyplot, save_figure
 from ..diagnostics.report import DiagnosisReport, LevelReport
 from ..diagnostics.runs import train_and_diagnose, train_run
+from ..errors import InputError
 from ..fileio import replace_atomically
 from ..models.factory import build_model, config_to_json, model_config
 from ..train import TrainConfig, train
@@ -83,6 +84,7 @@ def train_runs(
 ) -> dict[str, RunOutcome]:
     """Train (or resume, or skip when complete) every ``label -> settings`` run of ``group`` in
     the shared run area, ``ctx.jobs`` at a time, and diagnose each on the test split."""
+    training = ctx.training(training)
     log_every = max(1, training.epochs // 4)
     if ctx.jobs > 1 and len(runs) > 1:
         _train_side_by_side(ctx, group, family, source, dataset, runs, training, log_every)
@@ -94,6 +96,12 @@ def train_runs(
             run_dir, family, source, dataset, settings, training, log_every=log_every,
             iwae_k=iwae_k,
         )  # fmt: skip
+        if len(history) > training.epochs:  # its results would be labelled with too few epochs
+            raise InputError(
+                f"{run_dir} holds a run trained {len(history)} epochs, more than the "
+                f"{training.epochs} asked for. Ask for at least {len(history)} epochs, or use "
+                "another --out directory."
+            )
         outcomes[label] = RunOutcome(settings, history, report, run_dir)
     return outcomes
 
@@ -260,6 +268,8 @@ def train_with_snapshots(
     record_path = run_dir / "snapshots.json"
     recorded = json.loads(record_path.read_text()) if record_path.exists() else []
     history: list[dict] = []
+    if ctx.epochs is not None:  # the stages up to the epochs asked for, ending there
+        epochs = sorted({min(epoch, ctx.epochs) for epoch in epochs})
     for epoch in epochs:
         torch.manual_seed(training.seed)
         model = build_model(config)

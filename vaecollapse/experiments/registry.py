@@ -13,11 +13,12 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
 from ..fileio import replace_atomically
+from ..train import TrainConfig
 
 
 @dataclass
@@ -45,7 +46,8 @@ class EntryResult:
 class Context:
     """Where and how an entry runs. ``quick``: the small CI variant of the entry. ``shared``: the
     run directories entries share (a sweep point two figures both use is trained once). ``jobs``:
-    how many runs of a sweep train at once, each in its own process."""
+    how many runs of a sweep train at once, each in its own process. ``epochs``: when set, every
+    run trains this many epochs instead of the entry's own count (a run resumes with more)."""
 
     out: Path
     quick: bool
@@ -53,6 +55,11 @@ class Context:
     verify: bool = True  # md5 checks of the official data files
     shared: Path | None = None
     jobs: int = 1
+    epochs: int | None = None
+
+    def training(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with the epochs asked for on the command line, if any."""
+        return config if self.epochs is None else replace(config, epochs=self.epochs)
 
     def run_dir(self, *parts: str) -> Path:
         """A run directory in the shared area, apart for quick and full runs."""
@@ -98,6 +105,7 @@ def run_entry(
     data_dir: str | None = None,
     verify: bool = True,
     jobs: int = 1,
+    epochs: int | None = None,
 ) -> EntryResult:
     """Run one entry into ``out/name`` (its runs under ``out/shared-runs``, where other entries
     can reuse them, ``jobs`` at a time) and write its CSV and markdown table."""
@@ -108,16 +116,17 @@ def run_entry(
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    context = Context(directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs)
+    context = Context(directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs)
     result = entry.run(context)
     result.seconds = time.perf_counter() - started
     write_text(directory / "results.csv", to_csv(result.rows))
-    write_text(directory / "comparison.md", to_markdown(entry, result, quick))
+    write_text(directory / "comparison.md", to_markdown(entry, result, quick, epochs))
     outcome = {
         "mode": "quick" if quick else "full",
         "claim_holds": result.claim_holds,
         "seconds": result.seconds,
         "train_seconds": result.train_seconds,
+        "epochs": epochs,
     }
     write_text(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
     return result
@@ -134,11 +143,14 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def to_markdown(entry: Entry, result: EntryResult, quick: bool) -> str:
+def to_markdown(entry: Entry, result: EntryResult, quick: bool, epochs: int | None = None) -> str:
+    mode = "quick" if quick else "full"
+    if epochs is not None:
+        mode += f", every run trained {epochs} epochs instead of the entry's own count"
     lines = [
         f"# {entry.name}: {entry.title}",
         "",
-        f"Source: {entry.paper}. Mode: {'quick' if quick else 'full'}. "
+        f"Source: {entry.paper}. Mode: {mode}. "
         f"Wall time: {result.seconds:.1f} s (training of its runs: {result.train_seconds:.1f} s, "
         "counting epochs run by earlier, interrupted invocations).",
         f"KL convention: {entry.convention}",

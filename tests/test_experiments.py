@@ -98,7 +98,13 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
     from vaecollapse.data import load_dataset
     from vaecollapse.errors import InputError
     from vaecollapse.experiments.common import train_runs
-    from vaecollapse.experiments.registry import REGISTRY, Context, EntryResult, to_markdown
+    from vaecollapse.experiments.registry import (
+        REGISTRY,
+        Context,
+        EntryResult,
+        collect_report,
+        to_markdown,
+    )
     from vaecollapse.train import TrainConfig
 
     dataset = load_dataset("digits")
@@ -118,6 +124,11 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
     assert len(trained(None)) == entry_training.epochs
     text = to_markdown(REGISTRY["fig9"], EntryResult("c", True), quick=False, epochs=10)
     assert "every run trained 10 epochs instead of the entry's own count" in text
+    (tmp_path / "fig9").mkdir()
+    (tmp_path / "fig9" / "comparison.md").write_text(text)
+    outcome = {"mode": "full", "claim_holds": True, "seconds": 1, "train_seconds": 1, "epochs": 10}
+    (tmp_path / "fig9" / "result.json").write_text(json.dumps(outcome))
+    assert "| fig9 | full, 10 epochs | holds |" in collect_report(tmp_path)
 
 
 def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:

@@ -185,8 +185,11 @@ def collect_report(out: str | Path) -> str:
     for name in found:
         outcome = json.loads((out / name / "result.json").read_text())
         claim = "holds" if outcome["claim_holds"] else "does not hold"
+        mode = outcome["mode"]
+        if outcome.get("epochs") is not None:
+            mode += f", {outcome['epochs']} epochs"
         lines.append(
-            f"| {name} | {outcome['mode']} | {claim} | {outcome['seconds']:.1f} | "
+            f"| {name} | {mode} | {claim} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
         )
         text = (out / name / "comparison.md").read_text()

@@ -25,7 +25,7 @@ def test_unknown_data_set_exit_2(run_cli) -> None:
 
 
 def test_data_info_text_and_list(run_cli) -> None:
-    result = run_cli("data", "info", "digits-quadrant", "--digit", "3", "--digit", "8")
+    result = run_cli("data", "info", "digits-quadrant", "--digits", "3,8")
     assert result.code == 0
     assert "view: quadrant" in result.out and "digits      3, 8" in result.out
     assert run_cli("data", "list").out.split() == ["digits", "mnist", "fashion-mnist", "cifar10"]

@@ -57,9 +57,9 @@ def test_toml_and_yaml_configs(run_cli, tmp_path: Path) -> None:
             'dataset = "digits"\nlatent_dim = 2\nlearning_rate = 0.1\n',
             "unknown setting 'learning_rate'",
         ),
-        ('dataset = "digits"\nlatent_dim = "two"\n', "setting 'latent_dim' must be int"),
-        ('dataset = "digits"\nlatent_dim = 2\nanalytic = 1\n', "setting 'analytic' must be bool"),
-        ('dataset = "digits"\nlatent_dim = true\n', "setting 'latent_dim' must be int"),
+        ('dataset = "digits"\nlatent_dim = "two"\n', "setting 'latent_dim' must be an integer"),
+        ('dataset = "digits"\nlatent_dim = 2\nanalytic = 1\n', "'analytic' must be true or false"),
+        ('dataset = "digits"\nlatent_dim = true\n', "setting 'latent_dim' must be an integer"),
         ("dataset = \n", "not valid TOML"),
     ],
 )
@@ -98,7 +98,7 @@ def test_bad_config_files_exit_2(run_cli, tmp_path: Path, text: str, fragment: s
             "digits",
             "--latent-dim",
             "2",
-            "--beta2",
+            "--betas",
             "3",
             "--out",
             "x",
@@ -153,14 +153,12 @@ def test_bad_flags_exit_2(run_cli, tmp_path: Path, args: list[str], monkeypatch)
             "16",
             "--latent-dims",
             "3,2",
-            "--encoder-variance",
+            "--encoder-variances",
             "fixed,amortized",
             "--sigma",
             "0.5",
-            "--beta1",
-            "0.5",
-            "--beta2",
-            "2",
+            "--betas",
+            "0.5,2",
             "--bounded-means",
         ],
         [
@@ -200,7 +198,7 @@ def test_every_family_trains_from_the_cli(run_cli, tmp_path: Path, args: list[st
     if family == "mhvae":
         levels = len(stored["model"]["latent_dims"] or []) or stored["model"]["levels"]
         assert set(record["kl"]) == {f"z{i + 1}" for i in range(levels)}
-    if "--beta1" in args:
+    if "--betas" in args:
         assert stored["model"]["betas"] == [0.5, 2.0]
         assert stored["model"]["encoder_variances"] == ["fixed", "amortized"]
         assert stored["model"]["bounded_means"] is True

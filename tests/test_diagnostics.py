@@ -41,7 +41,7 @@ def test_posterior_equal_to_prior_is_collapsed_everywhere() -> None:
     scaled = diagnose(
         lambda b: (torch.zeros(len(b), 3), torch.full((len(b), 3), 2 * math.log(0.5))),
         x,
-        prior_std=0.5,
+        eta_enc=0.5,
     )
     assert scaled.collapsed_dims == [0, 1, 2]
 
@@ -74,7 +74,7 @@ def test_kl_matrix_matches_torch_distributions() -> None:
     torch.manual_seed(0)
     mean, logvar = torch.randn(50, 4), torch.randn(50, 4)
     report = diagnose(
-        lambda b: (mean[: len(b)], logvar[: len(b)]), torch.zeros(50, 1), prior_std=1.7
+        lambda b: (mean[: len(b)], logvar[: len(b)]), torch.zeros(50, 1), eta_enc=1.7
     )
     q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
     p = torch.distributions.Normal(torch.zeros(4), torch.full((4,), 1.7))

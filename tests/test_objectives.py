@@ -37,10 +37,10 @@ def test_kl_matches_torch_distributions() -> None:
     expected = kl_divergence(Normal(mq, torch.exp(lq / 2)), Normal(mp, torch.exp(lp / 2)))
     assert torch.allclose(kl_diag_gaussians(mq, lq, mp, lp), expected)
     prior = kl_divergence(Normal(mq, torch.exp(lq / 2)), Normal(torch.zeros_like(mq), 0.5))
-    assert torch.allclose(kl_to_prior(mq, lq, prior_std=0.5), prior)
+    assert torch.allclose(kl_to_prior(mq, lq, eta_enc=0.5), prior)
     assert torch.allclose(kl_to_prior(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2, 3))
     with pytest.raises(ValueError):
-        kl_to_prior(mq, lq, prior_std=0.0)
+        kl_to_prior(mq, lq, eta_enc=0.0)
 
 
 def test_analytic_linear_reconstruction_equals_monte_carlo() -> None:

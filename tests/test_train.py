@@ -35,6 +35,7 @@ def _run(directory: Path, digits, epochs: int, model=MODEL, **overrides) -> list
 def test_run_directory_and_learning(tmp_path: Path, digits) -> None:
     history = _run(tmp_path, digits, epochs=3)
     assert {p.name for p in tmp_path.iterdir()} == {
+        ".vaecollapse.lock",
         "config.json",
         "metrics.jsonl",
         "checkpoint.pt",
@@ -56,8 +57,8 @@ def test_resume_is_bit_identical(tmp_path: Path, digits) -> None:
     resumed = _run(tmp_path / "b", digits, epochs=4)  # same command, larger --epochs
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(resumed) == strip(straight)
-    a = torch.load(tmp_path / "a" / "model.pt")
-    b = torch.load(tmp_path / "b" / "model.pt")
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -86,7 +87,7 @@ def test_a_run_stored_before_a_setting_existed_resumes_at_its_default(
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path: Path, digits) -> None:
     _run(tmp_path, digits, epochs=1)
-    good = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    good = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     poisoned = digits.train.x.clone()
     poisoned[5] = float("nan")
     bad = type(digits)(
@@ -94,7 +95,7 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path: Path, digits) -> Non
     )
     with pytest.raises(TrainingDivergedError, match=r"epoch 2, step \d+"):
         _run(tmp_path, bad, epochs=3)
-    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert kept["epoch"] == good["epoch"] == 1
     assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from .data import load_dataset
 from .diagnostics.plots import plot_collapse_curves, pyplot, save_figure
 from .diagnostics.runs import train_and_diagnose, write_diagnosis
-from .fileio import replace_atomically
+from .fileio import write_text_atomic
+from .rundir import claimed_directory
 from .theory import predict
 from .train import TrainConfig
 
@@ -42,9 +43,13 @@ class DemoRow:
 
 
 def run_demo(out: str | Path, epochs: int = TRAINING.epochs) -> list[DemoRow]:
-    """Run every configuration into ``out``; write ``summary.md``, ``summary.json`` and plots."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run every configuration into ``out`` (locked meanwhile; a directory of other files is
+    refused); write ``summary.md``, ``summary.json`` and plots."""
+    with claimed_directory(out, "output") as directory:
+        return _run_demo(directory, epochs)
+
+
+def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
     rows, reports = [], {}
     started = time.perf_counter()
     for family, betas in BETAS.items():
@@ -55,7 +60,6 @@ def run_demo(out: str | Path, epochs: int = TRAINING.epochs) -> list[DemoRow]:
             history, report = train_and_diagnose(
                 run_dir,
                 family,
-                DATA[family],
                 dataset,
                 {"latent_dim": LATENT_DIM, "encoder_variance": "shared", "beta": beta},
                 replace(TRAINING, epochs=epochs),
@@ -90,8 +94,8 @@ def run_demo(out: str | Path, epochs: int = TRAINING.epochs) -> list[DemoRow]:
             out / f"collapse_curves_{family}.png",
         )
     plot_predicted_vs_observed(rows, out / "predicted_vs_observed.png")
-    _write_text(out / "summary.md", format_table(rows))
-    _write_text(out / "summary.json", json.dumps([r.__dict__ for r in rows], indent=2) + "\n")
+    write_text_atomic(out / "summary.md", format_table(rows))
+    write_text_atomic(out / "summary.json", json.dumps([r.__dict__ for r in rows], indent=2) + "\n")
     return rows
 
 
@@ -125,7 +129,3 @@ def plot_predicted_vs_observed(rows: list[DemoRow], path: Path) -> Path:
         axis.legend(fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))

@@ -15,3 +15,10 @@ class DataNotFoundError(InputError):
 
 class CorruptDataError(InputError):
     """A data file exists but is truncated, corrupt or not the official release."""
+
+
+class Interrupted(InputError):
+    """Ctrl-C while work was under way; what was complete is kept. Exit code 130, as a shell
+    reports a process stopped by SIGINT."""
+
+    exit_code = 130

@@ -40,11 +40,11 @@ def kl_diag_gaussians(
     )
 
 
-def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, prior_std: float = 1.0) -> torch.Tensor:
-    """KL(q || N(0, prior_std² I)) per dimension: ``(B, d)``."""
-    if not prior_std > 0:
-        raise ValueError(f"prior_std must be positive, got {prior_std}")
-    return kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(prior_std))
+def kl_to_prior(mean: torch.Tensor, logvar: torch.Tensor, eta_enc: float = 1.0) -> torch.Tensor:
+    """KL(q || N(0, eta_enc² I)) per dimension: ``(B, d)``."""
+    if not eta_enc > 0:
+        raise ValueError(f"eta_enc must be positive, got {eta_enc}")
+    return kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(eta_enc))
 
 
 def linear_expected_nll(

@@ -9,7 +9,7 @@ import traceback
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, Interrupted
 from .data_cmd import data
 from .demo_cmd import demo
 from .diagnose_cmd import diagnose
@@ -23,6 +23,8 @@ from .train_cmd import train_command
 def cli() -> None:
     """Predict, detect and explain posterior collapse in VAEs, CVAEs and hierarchical VAEs."""
 
+
+INTERRUPTED = "interrupted; what was complete is kept: run the same command again to resume."
 
 cli.add_command(data)
 cli.add_command(demo)
@@ -47,14 +49,19 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        code = 1
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; anything already written is kept (writes are atomic)
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo(INTERRUPTED if interrupted else "aborted", err=True)
+        code = 130 if interrupted else 1
+    except Interrupted as exc:
+        click.echo(textwrap.fill(str(exc), width=100), err=True)
+        code = exc.exit_code
     except InputError as exc:
         _fail(str(exc))
         code = exc.exit_code
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo(INTERRUPTED, err=True)
         code = 130
     except Exception as exc:
         if os.environ.get("VAECOLLAPSE_DEBUG"):

@@ -1,14 +1,40 @@
-"""Pieces shared by the subcommands: data options, JSON output."""
+"""Pieces shared by the subcommands: the model-family setting, data options, JSON output."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from ..data import DataSpec
+from ..errors import InputError
+from ..models.cvae import CVAEConfig
+from ..models.factory import FAMILIES
+from ..models.mhvae import MHVAEConfig
+from ..models.vae import VAEConfig
+from ..options import (
+    check_fields,
+    command_options,
+    declared,
+    from_command_line,
+    setting,
+    split_settings,
+)
+
+FAMILY_NAMES = ("vae", "cvae", "mhvae")
+MODEL_CLASSES = (VAEConfig, CVAEConfig, MHVAEConfig)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Which model family a command is about (train and theory both take it)."""
+
+    model: str = setting("vae", str, "Model family", choices=FAMILY_NAMES)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def print_json(obj: Any) -> None:
@@ -16,54 +42,32 @@ def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, allow_nan=False, default=str))
 
 
-def data_loading_options(func: Callable) -> Callable:
-    """Options shaping how data is loaded: --data-dir, --digit, --view, --center, --no-verify."""
-    options = [
-        click.option(
-            "--data-dir",
-            type=click.Path(file_okay=False),
-            help="Folder holding the data set's files (or a root with one folder per data set).",
-        ),
-        click.option(
-            "--digit",
-            "digits",
-            type=click.IntRange(0, 9),
-            multiple=True,
-            help="Keep only this digit/class (repeatable).",
-        ),
-        click.option(
-            "--view",
-            type=click.Choice(["flat", "quadrant"]),
-            default=None,
-            help="flat images, or the quadrant task (x = bottom-left, y = the rest).",
-        ),
-        click.option(
-            "--center", is_flag=True, help="Subtract the training mean (the paper does not)."
-        ),
-        click.option(
-            "--no-verify",
-            is_flag=True,
-            help="Skip md5 checks (for files you made yourself); structure is still checked.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+# The data options of every command that loads a data set; `data info` names it as an argument.
+data_options = command_options(DataSpec)
+data_options_without_name = command_options(DataSpec, exclude=("dataset",))
 
 
-def make_spec(
-    source: str,
-    data_dir: str | None,
-    digits: tuple[int, ...],
-    view: str | None,
-    center: bool,
-    no_verify: bool,
-) -> DataSpec:
-    return DataSpec(
-        source=source,
-        view=view,
-        digits=digits or None,
-        center=center,
-        data_dir=data_dir,
-        verify=not no_verify,
-    )
+def data_spec(flags: dict[str, Any], **given: Any) -> DataSpec:
+    """The DataSpec of a command's data options (``given``: values from elsewhere)."""
+    return DataSpec(**(split_settings(from_command_line(flags, DataSpec), DataSpec) | given))
+
+
+def family_settings(family: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``family``'s config; a setting only another family has is refused."""
+    mine = FAMILIES[family][1]
+    chosen = split_settings(settings, mine)
+    others = {
+        name
+        for cls in MODEL_CLASSES
+        if cls is not mine
+        for name in declared(cls)
+        if name in settings and name not in chosen
+    }
+    if others:
+        names = ", ".join(f"--{n.replace('_', '-')}" for n in sorted(others))
+        raise InputError(f"{names} do not apply to --model {family}; leave them out.")
+    if family == "mhvae" and "latent_dim" not in chosen and "latent_dims" in chosen:
+        chosen["latent_dim"] = chosen["latent_dims"][0]
+    if "latent_dim" not in chosen:
+        raise click.UsageError("--latent-dim is required (flag or config).")
+    return chosen

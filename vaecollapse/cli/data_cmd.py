@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..data import DATASET_NAMES, Dataset
-from .common import data_loading_options, make_spec, print_json
+from .common import data_options_without_name, data_spec, print_json
 
 
 @click.group()
@@ -15,23 +15,15 @@ def data() -> None:
 
 @data.command("info")
 @click.argument("name")
-@data_loading_options
+@data_options_without_name
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def info(
-    name: str,
-    data_dir: str | None,
-    digits: tuple[int, ...],
-    view: str | None,
-    center: bool,
-    no_verify: bool,
-    as_json: bool,
-) -> None:
+def info(name: str, as_json: bool, **flags) -> None:
     """Sizes per split, shapes, value ranges, where the files were found, checksum status.
 
     NAME is one of: digits (embedded, offline), mnist, fashion-mnist, cifar10, any of them with
     -quadrant (the CVAE quadrant task), or a path to a .npy / .npz file.
     """
-    dataset = make_spec(name, data_dir, digits, view, center, no_verify).load()
+    dataset = data_spec(flags, dataset=name).load()
     summary = dataset.summary()
     if as_json:
         print_json(summary)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import click
 
+from ..diagnostics.report import CollapseCriteria
 from ..diagnostics.runs import diagnose_run, format_report, write_diagnosis
+from ..errors import InputError
+from ..options import command_options, from_command_line, split_settings
+from ..rundir import directory_lock, read_run_config, stored_data_spec
 from .common import print_json
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--epsilon", type=float, default=0.01, show_default=True, help="KL threshold ε.")
-@click.option("--delta", type=float, default=0.05, show_default=True, help="Tolerated share δ.")
+@command_options(CollapseCriteria)
 @click.option(
     "--iwae-k",
     type=click.IntRange(min=0),
@@ -20,15 +27,39 @@ from .common import print_json
     help="Importance samples for the log-likelihood (0: skip).",
 )
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Where the run's data set is now, when the run was made on another machine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of a table.")
 def diagnose(
-    run_dir: str, epsilon: float, delta: float, iwae_k: int, split: str, as_json: bool
+    run_dir: str, iwae_k: int, split: str, data_dir: str | None, as_json: bool, **flags: Any
 ) -> None:
     """Diagnose a run made by `vaecollapse train`: per-dimension KL, (ε,δ)-collapse, active units,
     IWAE, theory vs learned (linear models) and a verdict. Writes diagnosis.json,
     collapse_curve.png, kl_per_dim.png and encoder_std.png into RUN_DIR."""
-    report, _ = diagnose_run(run_dir, epsilon=epsilon, delta=delta, iwae_k=iwae_k, split=split)
-    written = write_diagnosis(report, run_dir)
+    criteria = CollapseCriteria(
+        **split_settings(from_command_line(flags, CollapseCriteria), CollapseCriteria)
+    )
+    if not Path(run_dir).is_dir():
+        raise InputError(
+            f"{run_dir} is not a directory; give a run directory of vaecollapse train."
+        )
+    with directory_lock(Path(run_dir), shared=True):  # not while a trainer writes into it
+        dataset = None
+        if data_dir is not None:
+            spec = stored_data_spec(Path(run_dir), read_run_config(Path(run_dir)))
+            dataset = replace(spec, data_dir=data_dir).load()
+        report, _ = diagnose_run(
+            run_dir,
+            epsilon=criteria.epsilon,
+            delta=criteria.delta,
+            iwae_k=iwae_k,
+            split=split,
+            dataset=dataset,
+        )
+        written = write_diagnosis(report, run_dir)
     if as_json:
         print_json(report.to_json())
         return

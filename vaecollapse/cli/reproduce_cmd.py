@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
+from ..data import DataSpec
 from ..errors import InputError
 from ..experiments import REGISTRY, run_entry
-from ..experiments.registry import collect_report, write_text
+from ..experiments.registry import collect_report
+from ..fileio import write_text_atomic
+from ..options import command_options, from_command_line
+from ..rundir import claimed_directory
 
 
 @click.command()
@@ -16,16 +20,17 @@ from ..experiments.registry import collect_report, write_text
 @click.option("--list", "list_entries", is_flag=True, help="List the registered experiments.")
 @click.option("--quick", is_flag=True, help="The small variant (minutes), asserting the claim.")
 @click.option("--out", default="reproductions", show_default=True, help="Output directory.")
-@click.option("--data-dir", help="Root holding the data sets (default: the usual search order).")
+@command_options(DataSpec, only=("data_dir", "verify"))
 @click.option(
     "--jobs",
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="Runs of a sweep trained at once, each in its own process with a share of the threads.",
 )
 @click.option(
     "--epochs",
-    type=int,
+    type=click.IntRange(min=1),
     help="Train every run this many epochs instead of the entry's own count (the paper's), e.g. "
     "on a slow machine; a later call with more epochs resumes the same runs.",
 )
@@ -37,10 +42,10 @@ def reproduce(
     list_entries: bool,
     quick: bool,
     out: str,
-    data_dir: str | None,
     jobs: int,
     epochs: int | None,
     collect: bool,
+    **flags,
 ) -> None:
     """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
     CSV, its figures and a markdown table of our numbers beside the paper's."""
@@ -55,20 +60,34 @@ def reproduce(
         return
     if name is None:
         raise click.UsageError("give an experiment name, `all`, or --list.")
-    if jobs < 1:
-        raise InputError(f"--jobs must be at least 1; got {jobs}.")
-    if epochs is not None and epochs < 1:
-        raise InputError(f"--epochs must be at least 1; got {epochs}.")
+    data = from_command_line(flags, DataSpec)
     names = list(REGISTRY) if name == "all" else [name]
     if name != "all" and name not in REGISTRY:
         raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
+    with claimed_directory(out, "output"):
+        _run_entries(
+            name, names, out, quick, data.get("data_dir"), data.get("verify", True), jobs, epochs
+        )
+
+
+def _run_entries(
+    name: str,
+    names: list[str],
+    out: str,
+    quick: bool,
+    data_dir: str | None,
+    verify: bool,
+    jobs: int,
+    epochs: int | None,
+) -> None:
     lines = ["| entry | claim holds | wall s | training s |", "|---|---|---|---|"]
     failed, not_run = [], []
     for entry_name in names:
         try:
             result = run_entry(
-                entry_name, out, quick=quick, data_dir=data_dir, jobs=jobs, epochs=epochs
-            )
+                entry_name, out, quick=quick, data_dir=data_dir, verify=verify, jobs=jobs,
+                epochs=epochs,
+            )  # fmt: skip
         except InputError as reason:
             if name != "all":
                 raise
@@ -90,7 +109,7 @@ def reproduce(
             f"({result.seconds:.1f} s); {out}/{entry_name}/comparison.md"
         )
     if name == "all":
-        write_text(Path(out) / "summary.md", "\n".join(lines) + "\n")
+        write_text_atomic(Path(out) / "summary.md", "\n".join(lines) + "\n")
     if failed:
         click.echo(f"claims not reproduced: {', '.join(failed)}", err=True)
     if not_run:

@@ -2,52 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import numpy as np
 
-from ..errors import InputError
-from ..theory import MODELS, Prediction, Spectrum, phase_table, predict
-from .common import data_loading_options, make_spec, print_json
+from ..data import DataSpec
+from ..models.factory import model_config
+from ..models.mhvae import MHVAEConfig
+from ..models.vae import VAEConfig
+from ..options import LIST, Setting, command_options, from_command_line, split_settings
+from ..theory import Prediction, Spectrum, phase_table, predict_for_config
+from .common import Family, data_options, family_settings, print_json
 
-
-def parse_list(text: str, option: str) -> list[float]:
-    """ "0.5,1,2" -> [0.5, 1.0, 2.0]; every value must be a positive number."""
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise InputError(
-            f"{option} takes a comma-separated list of numbers; got '{text}'."
-        ) from None
-    if any(not v > 0 for v in values):
-        raise InputError(f"{option} values must be positive; got {values}.")
-    return values
-
-
-def parse_sigma(text: str | None, option: str) -> float | list[float] | None:
-    """A fixed std: "0.5" -> 0.5, "0.5,1" -> [0.5, 1.0]; absent (None) means learnable."""
-    if text is None:
-        return None
-    values = parse_list(text, option)
-    return values[0] if len(values) == 1 else values
+THEORY_SETTINGS = (
+    "latent_dim", "latent_dims", "beta", "betas", "eta_enc", "eta_dec", "encoder_variance",
+    "encoder_variances", "sigma", "sigmas",
+)  # fmt: skip
+POSITIVE_LIST = Setting(float, "", low=0, low_open=True, shape=LIST)
 
 
 @click.command()
-@click.option("--model", type=click.Choice(MODELS), required=True)
-@click.option(
-    "--dataset", "dataset_name", help="mnist, mnist-quadrant, digits, digits-quadrant ..."
-)
-@click.option("--data", "data_file", type=click.Path(dir_okay=False), help=".npy or .npz file.")
-@data_loading_options
-@click.option("--latent-dim", type=click.IntRange(min=1), required=True, help="d (d1 for mhvae).")
-@click.option("--latent-dim2", type=click.IntRange(min=1), help="d2 for mhvae (default: d1).")
-@click.option("--beta", type=float, help="β (vae, cvae).")
-@click.option("--beta1", type=float, help="β1 (mhvae).")
-@click.option("--beta2", type=float, help="β2 (mhvae).")
-@click.option("--eta-enc", type=float, default=1.0, show_default=True, help="prior std η_enc.")
-@click.option("--eta-dec", type=float, default=1.0, show_default=True, help="decoder std η_dec.")
-@click.option("--sigma", help="fixed encoder std: one value or a comma list (absent: learnable).")
-@click.option("--sigma1", help="mhvae: fixed std of Σ1 (absent: learnable).")
-@click.option("--sigma2", help="mhvae: fixed std of Σ2 (absent: learnable).")
+@command_options(Family)
+@data_options
+@command_options(VAEConfig, MHVAEConfig, only=THEORY_SETTINGS)
 @click.option(
     "--solver",
     type=click.Choice(["closed", "numeric"]),
@@ -58,63 +36,38 @@ def parse_sigma(text: str | None, option: str) -> float | list[float] | None:
 @click.option("--phase-eta-decs", help="η_dec values for the phase table (default: --eta-dec).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def theory(
-    model: str,
-    dataset_name: str | None,
-    data_file: str | None,
-    data_dir: str | None,
-    digits: tuple[int, ...],
-    view: str | None,
-    center: bool,
-    no_verify: bool,
-    latent_dim: int,
-    latent_dim2: int | None,
-    beta: float | None,
-    beta1: float | None,
-    beta2: float | None,
-    eta_enc: float,
-    eta_dec: float,
-    sigma: str | None,
-    sigma1: str | None,
-    sigma2: str | None,
     solver: str | None,
     phase_betas: str | None,
     phase_eta_decs: str | None,
     as_json: bool,
+    **flags: Any,
 ) -> None:
-    """Predict which latent dimensions of a linear MODEL collapse on a data set, and why."""
-    if (dataset_name is None) == (data_file is None):
-        raise click.UsageError("give exactly one of --dataset NAME or --data FILE.")
-    if model == "mhvae":
-        if beta is not None or sigma is not None:
-            raise click.UsageError("mhvae takes --beta1/--beta2 and --sigma1/--sigma2.")
-        b1, b2 = beta1 if beta1 is not None else 1.0, beta2 if beta2 is not None else 1.0
-        s1, s2 = parse_sigma(sigma1, "--sigma1"), parse_sigma(sigma2, "--sigma2")
-    else:
-        if beta1 is not None or beta2 is not None or sigma1 or sigma2 or latent_dim2:
-            raise click.UsageError(f"{model} takes --beta and --sigma, not the mhvae options.")
-        b1, b2, s1, s2 = beta if beta is not None else 1.0, 1.0, parse_sigma(sigma, "--sigma"), None
-    dataset = make_spec(dataset_name or data_file, data_dir, digits, view, center, no_verify).load()
-    prediction = predict(
-        model,
-        dataset,
-        latent_dim,
-        latent_dim2=latent_dim2,
-        beta=b1,
-        beta2=b2,
-        eta_enc=eta_enc,
-        eta_dec=eta_dec,
-        sigma=s1,
-        sigma2=s2,
-        solver=solver,
+    """Predict which latent dimensions of a linear model collapse on a data set, and why.
+
+    The model settings are those of `vaecollapse train` (linear backbone): a level's encoder
+    variance is fixed where it is `fixed` (the default where a sigma is given) and learnable
+    otherwise."""
+    settings = from_command_line(flags, Family, DataSpec, VAEConfig, MHVAEConfig)
+    family = Family(**split_settings(settings, Family)).model
+    if "dataset" not in settings:
+        raise click.UsageError("--dataset is required: a data set name or a .npy/.npz file.")
+    model_settings = family_settings(
+        family, {k: v for k, v in settings.items() if k in THEORY_SETTINGS}
     )
+    dataset = DataSpec(**split_settings(settings, DataSpec)).load()
+    config = model_config(family, dataset, **model_settings)
+    prediction = predict_for_config(config, dataset, solver=solver)
     phase = None
     if phase_betas or phase_eta_decs:
-        if model == "mhvae":
+        if family == "mhvae":
             raise click.UsageError("--phase-betas is for vae and cvae.")
-        betas = parse_list(phase_betas, "--phase-betas") if phase_betas else [b1]
-        etas = parse_list(phase_eta_decs, "--phase-eta-decs") if phase_eta_decs else [eta_dec]
+        betas = _positive_list(phase_betas, "--phase-betas") or [config.beta]
+        etas = _positive_list(phase_eta_decs, "--phase-eta-decs") or [config.eta_dec]
         spectrum = prediction_spectrum(prediction)
-        table = phase_table(spectrum, latent_dim, betas, etas, eta_enc=eta_enc, sigma=s1)
+        sigma = config.sigma if config.encoder_variance == "fixed" else None
+        table = phase_table(
+            spectrum, config.latent_dim, betas, etas, eta_enc=config.eta_enc, sigma=sigma
+        )
         phase = {"betas": betas, "eta_decs": etas, "active_dims": table.tolist()}
     label = dataset.name + ("-quadrant" if dataset.view == "quadrant" else "")
     if as_json:
@@ -196,3 +149,9 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
         )
     lines += [f"note: {n}" for n in opt.notes]
     return "\n".join(lines)
+
+
+def _positive_list(text: str | None, flag: str) -> list[float] | None:
+    if text is None:
+        return None
+    return list(POSITIVE_LIST.check(flag, POSITIVE_LIST.parse(flag, text)))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..options import LIST, check_fields, declared, setting
 from .dataset import Dataset, Provenance, Split, file_records
 from .readers import CIFAR_IMAGE_SHAPE, read_cifar_batch, read_idx_gz
 from .sources import RELEASES, locate
@@ -118,18 +119,59 @@ VIEWS = ("flat", "quadrant")
 @dataclass(frozen=True)
 class DataSpec:
     """What to load: a data set name (``mnist``, ``mnist-quadrant``, ...) or a ``.npy``/``.npz``
-    path, and the view to take of it."""
+    path, and the view to take of it. Each setting is declared with its domain
+    (``vaecollapse.options``); a run stores this whole specification, so it can be loaded again."""
 
-    source: str
-    view: str | None = None  # None: from the name's "-quadrant" suffix, else "flat"
-    digits: tuple[int, ...] | None = None
-    center: bool = False
-    data_dir: str | None = None
-    verify: bool = True
+    dataset: str = setting(
+        MISSING,
+        str,
+        "Data set name (digits, mnist, fashion-mnist, cifar10; -quadrant for the CVAE task) or "
+        "a .npy/.npz file",
+    )
+    view: str | None = setting(
+        None,
+        str,
+        "flat images, or the quadrant task (x = bottom-left, y = the rest); default: from the name",
+        choices=VIEWS,
+    )
+    digits: tuple[int, ...] | None = setting(
+        None, int, "Keep only these labels, e.g. 1 or 1,7", low=0, shape=LIST
+    )
+    center: bool = setting(False, bool, "Subtract the training mean (the papers do not)")
+    data_dir: str | None = setting(
+        None,
+        str,
+        "Folder holding the data set's files (or a root with one folder per data set)",
+    )
+    verify: bool = setting(
+        True, bool, "Check the official files' md5 sums (structure is always checked)"
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.dataset.strip():
+            raise InputError("dataset is empty; give a data set name or a .npy/.npz file.")
+
+    @classmethod
+    def from_json(cls, stored: dict) -> DataSpec:
+        """The specification a run stored (``source`` is the older name of ``dataset``)."""
+        fields = dict(stored)
+        if "source" in fields:
+            fields["dataset"] = fields.pop("source")
+        unknown = sorted(set(fields) - set(declared(cls)))
+        if unknown or "dataset" not in fields:
+            raise InputError(
+                f"the stored data specification {stored} is not one vaecollapse wrote "
+                f"(unknown or missing entries: {unknown or ['dataset']})."
+            )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def load(self, device: torch.device | str | None = None) -> Dataset:
         return load_dataset(
-            self.source,
+            self.dataset,
             view=self.view,
             digits=self.digits,
             center=self.center,
@@ -171,6 +213,8 @@ def load_dataset(
     """
     source = str(source)
     base, chosen_view = _parse_source(source, view)
+    if Path(base).suffix in (".npy", ".npz") or os.sep in base:
+        source = base = str(Path(base).expanduser().resolve())  # reloadable from anywhere
     if base == "digits":
         dataset = _load_digits()
     elif base in ("mnist", "fashion-mnist"):
@@ -191,4 +235,13 @@ def load_dataset(
         dataset = quadrant_view(dataset)
     if center:
         dataset = centered_view(dataset)
+    spec = DataSpec(
+        dataset=source,
+        view=view,
+        digits=None if digits is None else dataset.digits,
+        center=center,
+        data_dir=None if data_dir is None else str(data_dir),
+        verify=verify,
+    )
+    dataset = replace(dataset, spec=spec)
     return dataset if device is None else dataset.to(device)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .catalogue import DataSpec
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class Dataset:
     """A named data set with a train and (optionally) a test split, held as tensors.
 
     ``image_shape`` is the ``(C, H, W)`` layout of the flat rows of the un-split images (None when
-    the rows are not images); ``view`` is ``"flat"`` or ``"quadrant"``.
+    the rows are not images); ``view`` is ``"flat"`` or ``"quadrant"``. ``spec``: the
+    ``DataSpec`` that loads this data set again (None for generated data).
     """
 
     name: str
@@ -98,6 +103,7 @@ class Dataset:
     digits: tuple[int, ...] | None = None
     centered: bool = False
     notes: tuple[str, ...] = field(default=())
+    spec: DataSpec | None = None
 
     @property
     def x_dim(self) -> int:

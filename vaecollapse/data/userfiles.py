@@ -33,7 +33,6 @@ def validate_matrix(array: object, what: str) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InputError(f"{what} is empty (shape {array.shape}); it needs at least one example.")
-    array = array.astype(np.float32, copy=False)
     bad = ~np.isfinite(array)
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -41,7 +40,15 @@ def validate_matrix(array: object, what: str) -> np.ndarray:
             f"{what} contains {int(bad.sum())} NaN or infinite values (first at row {row}, column "
             f"{col}); remove or impute them first."
         )
-    return array
+    largest = float(np.abs(array).max())
+    if largest > np.finfo(np.float32).max:
+        row, col = np.unravel_index(int(np.abs(array).argmax()), array.shape)
+        raise InputError(
+            f"{what} holds values up to {largest:.3g} (at row {row}, column {col}), beyond "
+            f"float32's range (±{np.finfo(np.float32).max:.3g}) in which models train; rescale "
+            "the data first (e.g. to [0, 1] or unit variance)."
+        )
+    return array.astype(np.float32)
 
 
 def validate_labels(array: object, n: int, what: str) -> np.ndarray:

@@ -43,7 +43,7 @@ def quadrant_view(dataset: Dataset) -> Dataset:
         return Split(part.x[:, mask], part.x[:, ~mask], part.labels)
 
     test = None if dataset.test is None else split(dataset.test)
-    return replace(dataset, train=split(dataset.train), test=test, view="quadrant")
+    return replace(dataset, train=split(dataset.train), test=test, view="quadrant", spec=None)
 
 
 def digit_subset(dataset: Dataset, digits: tuple[int, ...]) -> Dataset:
@@ -64,7 +64,9 @@ def digit_subset(dataset: Dataset, digits: tuple[int, ...]) -> Dataset:
         return part.select(torch.isin(part.labels, wanted))
 
     test = None if dataset.test is None else keep(dataset.test)
-    return replace(dataset, train=keep(dataset.train), test=test, digits=tuple(sorted(digits)))
+    return replace(
+        dataset, train=keep(dataset.train), test=test, digits=tuple(sorted(digits)), spec=None
+    )
 
 
 def centered_view(dataset: Dataset) -> Dataset:
@@ -78,4 +80,4 @@ def centered_view(dataset: Dataset) -> Dataset:
         return Split(part.x - train_mean_x, y, part.labels)
 
     test = None if dataset.test is None else center(dataset.test)
-    return replace(dataset, train=center(dataset.train), test=test, centered=True)
+    return replace(dataset, train=center(dataset.train), test=test, centered=True, spec=None)

@@ -14,7 +14,7 @@ from torch import nn
 from ..data import Dataset
 from ..errors import InputError
 from ..models.latent import AMORTIZED_MODES
-from ..theory import moments, predict
+from ..theory import moments, predict_for_config
 from .metrics import sorted_mean_abs_difference
 
 
@@ -88,30 +88,7 @@ def learned_spectra(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, n
 
 def theory_prediction(model: nn.Module, dataset: Dataset):
     """The theory engine's optimum for this model's family, data and hyper-parameters."""
-    from ..models import CVAE, MHVAE
-
-    c = model.config
-    if c.learn_eta_dec:
-        raise InputError("the closed forms take η_dec fixed; this model learns it.")
-    common = {"eta_enc": c.eta_enc, "eta_dec": c.eta_dec}
-    if isinstance(model, MHVAE):
-        (d1, d2), (b1, b2) = c.level_dims(), c.level_betas()
-        sigma1, sigma2 = (fixed_sigma(e.head) for e in model.encoders)
-        return predict(
-            "mhvae",
-            dataset,
-            d1,
-            latent_dim2=d2,
-            beta=b1,
-            beta2=b2,
-            sigma=sigma1,
-            sigma2=sigma2,
-            **common,
-        )
-    family = "cvae" if isinstance(model, CVAE) else "vae"
-    return predict(
-        family, dataset, c.latent_dim, beta=c.beta, sigma=fixed_sigma(model.head), **common
-    )
+    return predict_for_config(model.config, dataset)
 
 
 def theory_comparison(model: nn.Module, dataset: Dataset) -> dict:

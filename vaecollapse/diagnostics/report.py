@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..models.latent import GaussianModelSettings
 from ..objectives import kl_diag_gaussians
+from ..options import check_fields, declared, setting
 from .iwae import LikelihoodEstimate, encoder_log_weights, importance_log_likelihood
 from .metrics import (
     AU_THRESHOLD,
@@ -145,13 +147,23 @@ class DiagnosisReport:
         }
 
 
-def _check_settings(epsilon: float, delta: float, prior_std: float) -> None:
-    if not (math.isfinite(epsilon) and epsilon > 0):
-        raise InputError(f"epsilon must be positive; got {epsilon}.")
-    if not 0 <= delta < 1:
-        raise InputError(f"delta must be in [0, 1); got {delta}.")
-    if not (math.isfinite(prior_std) and prior_std > 0):
-        raise InputError(f"prior_std must be positive; got {prior_std}.")
+@dataclass(frozen=True)
+class CollapseCriteria:
+    """Lucas et al.'s (ε, δ): a dimension is collapsed when its KL is below ε for at least a share
+    1 − δ of the data."""
+
+    epsilon: float = setting(0.01, float, "KL threshold ε in nats", low=0, low_open=True)
+    delta: float = setting(
+        0.05, float, "Share δ of the data allowed above ε", low=0, high=1, high_open=True
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _check_settings(epsilon: float, delta: float, eta_enc: float) -> None:
+    CollapseCriteria(epsilon, delta)
+    declared(GaussianModelSettings)["eta_enc"][0].check("eta_enc", eta_enc)
 
 
 def _as_data(data: Any) -> torch.Tensor:
@@ -169,7 +181,7 @@ def diagnose(
     encoder: Encoder,
     data: Any,
     *,
-    prior_std: float = 1.0,
+    eta_enc: float = 1.0,
     epsilon: float = 0.01,
     delta: float = 0.05,
     batch_size: int = 1024,
@@ -177,12 +189,12 @@ def diagnose(
     iwae_k: int = 1000,
 ) -> DiagnosisReport:
     """Diagnose ANY encoder: a callable mapping a batch ``(B, ...)`` to ``(mean, logvar)``, each
-    ``(B, d)``, against the prior N(0, prior_std² I). With ``decoder_log_likelihood(x, z)`` —
+    ``(B, d)``, against the prior N(0, eta_enc² I). With ``decoder_log_likelihood(x, z)`` —
     ``x`` ``(B, ...)``, ``z`` ``(K, B, d)`` -> log p(x | z) ``(K, B)`` — also the IWAE estimate of
     log p(x) with ``iwae_k`` samples."""
-    _check_settings(epsilon, delta, prior_std)
+    _check_settings(epsilon, delta, eta_enc)
     x = _as_data(data)
-    prior_logvar = 2 * math.log(prior_std)
+    prior_logvar = 2 * math.log(eta_enc)
     kls, stds, moments = [], [], RunningMoments()
     with torch.no_grad():
         for batch in x.split(batch_size):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ..data import Dataset, DataSpec
+from ..data import Dataset
 from ..errors import InputError
-from ..fileio import replace_atomically
+from ..fileio import replace_atomically, write_text_atomic
 from ..models.factory import build_model, config_to_json, load_run_model, model_config
+from ..rundir import stored_data_spec
 from ..train import TrainConfig, train
 from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .linear import theory_comparison
@@ -34,7 +35,7 @@ def diagnose_run(
     set has no test split), with ``verdict`` and, for linear models, ``theory`` filled in."""
     model, stored = load_run_model(run_dir)
     if dataset is None:
-        dataset = DataSpec(**stored.get("data", {})).load()
+        dataset = stored_data_spec(Path(run_dir), stored).load()
     if split not in ("train", "test"):
         raise InputError(f"split must be train or test; got '{split}'.")
     part = dataset.test if split == "test" and dataset.test is not None else dataset.train
@@ -53,7 +54,6 @@ def diagnose_run(
 def train_run(
     run_dir: str | Path,
     family: str,
-    source: str,
     dataset: Dataset,
     settings: dict,
     train_config: TrainConfig,
@@ -71,7 +71,7 @@ def train_run(
         dataset,
         train_config,
         run_dir,
-        run_config={"model": config_to_json(config), "data": {"source": source}},
+        run_config={"model": config_to_json(config)},
         device=device,
         progress=False,
         log_every=log_every,
@@ -82,7 +82,6 @@ def train_run(
 def train_and_diagnose(
     run_dir: str | Path,
     family: str,
-    source: str,
     dataset: Dataset,
     settings: dict,
     train_config: TrainConfig,
@@ -93,7 +92,7 @@ def train_and_diagnose(
 ) -> tuple[list[dict], DiagnosisReport]:
     """``train_run``, then the diagnosis of the model on the test split: (history, report)."""
     history = train_run(
-        run_dir, family, source, dataset, settings, train_config, device=device,
+        run_dir, family, dataset, settings, train_config, device=device,
         log_every=log_every,
     )  # fmt: skip
     report, _ = diagnose_run(run_dir, dataset=dataset, iwae_k=iwae_k)
@@ -147,7 +146,7 @@ def write_diagnosis(
     run_dir = Path(run_dir)
     path = run_dir / "diagnosis.json"
     text = json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
-    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    write_text_atomic(path, text)
     return [
         path,
         plot_collapse_curves({label: report}, run_dir / "collapse_curve.png"),

@@ -21,9 +21,9 @@ from ..diagnostics.metrics import collapsed_dimensions
 from ..diagnostics.plots import pyplot, save_figure
 from ..diagnostics.report import DiagnosisReport, LevelReport
 from ..diagnostics.runs import train_and_diagnose, train_run
-from ..errors import InputError
-from ..fileio import replace_atomically
+from ..fileio import write_text_atomic
 from ..models.factory import build_model, config_to_json, model_config
+from ..rundir import completed_epochs
 from ..train import TrainConfig, train
 from .registry import Comparison, Context, EntryResult
 
@@ -75,7 +75,6 @@ def train_runs(
     ctx: Context,
     group: str,
     family: str,
-    source: str,
     dataset: Dataset,
     runs: dict[str, dict],
     training: TrainConfig,
@@ -87,21 +86,15 @@ def train_runs(
     training = ctx.training(training)
     log_every = max(1, training.epochs // 4)
     if ctx.jobs > 1 and len(runs) > 1:
-        _train_side_by_side(ctx, group, family, source, dataset, runs, training, log_every)
+        _train_side_by_side(ctx, group, family, dataset, runs, training, log_every)
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
         run_dir = ctx.run_dir(group, label)
         print(f"[{ctx.out.name}] run {number}/{len(runs)}: {group}/{label}", file=sys.stderr)
         history, report = train_and_diagnose(
-            run_dir, family, source, dataset, settings, training, log_every=log_every,
+            run_dir, family, dataset, settings, training, log_every=log_every,
             iwae_k=iwae_k,
         )  # fmt: skip
-        if len(history) > training.epochs:  # its results would be labelled with too few epochs
-            raise InputError(
-                f"{run_dir} holds a run trained {len(history)} epochs, more than the "
-                f"{training.epochs} asked for. Ask for at least {len(history)} epochs, or use "
-                "another --out directory."
-            )
         outcomes[label] = RunOutcome(settings, history, report, run_dir)
     return outcomes
 
@@ -110,7 +103,6 @@ def _train_side_by_side(
     ctx: Context,
     group: str,
     family: str,
-    source: str,
     dataset: Dataset,
     runs: dict[str, dict],
     training: TrainConfig,
@@ -129,7 +121,7 @@ def _train_side_by_side(
     ) as pool:
         futures = [
             pool.submit(
-                train_run, ctx.run_dir(group, label), family, source, dataset, settings,
+                train_run, ctx.run_dir(group, label), family, dataset, settings,
                 training, log_every=log_every, log_prefix=f"[{group}/{label}] ",
             )
             for label, settings in runs.items()
@@ -255,7 +247,6 @@ def train_with_snapshots(
     ctx: Context,
     group: str,
     family: str,
-    source: str,
     dataset: Dataset,
     settings: dict,
     training: TrainConfig,
@@ -270,15 +261,18 @@ def train_with_snapshots(
     history: list[dict] = []
     if ctx.epochs is not None:  # the stages up to the epochs asked for, ending there
         epochs = sorted({min(epoch, ctx.epochs) for epoch in epochs})
+    done = completed_epochs(run_dir)
     for epoch in epochs:
+        if epoch < done and epoch != epochs[-1]:  # an earlier invocation went past this stage
+            continue
         torch.manual_seed(training.seed)
         model = build_model(config)
         history = train(
             model, dataset, replace(training, epochs=epoch), run_dir,
-            run_config={"model": config_to_json(config), "data": {"source": source}},
+            run_config={"model": config_to_json(config)},
             progress=False, log_every=max(1, training.epochs // 4),
         )  # fmt: skip
-        reached = len(history)  # beyond ``epoch`` when an earlier invocation went further
+        reached = len(history)
         if any(row["epoch"] == reached for row in recorded):
             continue
         compared = theory_comparison(model.cpu(), dataset.to("cpu"))
@@ -287,7 +281,7 @@ def train_with_snapshots(
         row |= {f"d_ma_std_{name}": v["d_ma"] for name, v in compared["encoder_std"].items()}
         recorded.append(row)
         text = json.dumps(recorded, indent=1)
-        replace_atomically(record_path, lambda tmp, text=text: Path(tmp).write_text(text))
+        write_text_atomic(record_path, text)
     return history, sorted(recorded, key=lambda row: row["epoch"])
 
 

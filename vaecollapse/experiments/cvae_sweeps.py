@@ -68,7 +68,7 @@ def _relu_cvae_sweep(
         for beta, eta in points
     }
     outcomes = train_runs(
-        ctx, f"relu-cvae-{source}", "cvae", source, dataset, runs, training, iwae_k=iwae_k
+        ctx, f"relu-cvae-{source}", "cvae", dataset, runs, training, iwae_k=iwae_k
     )
     return dict(zip(points, outcomes.values(), strict=True))
 
@@ -203,7 +203,7 @@ def fig3a(ctx: Context) -> EntryResult:
         optimum = predict("cvae", dataset, latent, eta_enc=eta, eta_dec=eta).optimum
         predicted[digit] = sum(optimum.active_dims.values())
         trained = train_runs(
-            ctx, f"cvae-{source}-digit{digit}", "cvae", f"{source} digit {digit}", dataset,
+            ctx, f"cvae-{source}-digit{digit}", "cvae", dataset,
             models, training,
         )  # fmt: skip
         outcomes |= {(digit, kind): outcome for kind, outcome in trained.items()}
@@ -287,7 +287,7 @@ def table4(ctx: Context) -> EntryResult:
             "beta": ours(1.0),
         }
         trained = train_runs(
-            ctx, "relu-cvae-synthetic", "cvae", f"synthetic {name}", synthetic_dataset(name, x, y),
+            ctx, "relu-cvae-synthetic", "cvae", synthetic_dataset(name, x, y),
             {name: settings}, training,
         )  # fmt: skip
         outcomes[a] = trained[name]

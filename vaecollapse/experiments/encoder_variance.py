@@ -49,7 +49,7 @@ def fig2a(ctx: Context) -> EntryResult:
         "learnable": common | {"encoder_variance": "shared"},
         "fixed": common | {"encoder_variance": "fixed", "sigma": 1.0},
     }
-    outcomes = train_runs(ctx, f"linear-vae-{source}", "vae", source, dataset, runs, training)
+    outcomes = train_runs(ctx, f"linear-vae-{source}", "vae", dataset, runs, training)
     predicted = int((theta[:5] > math.sqrt(beta)).sum())
     rows = [
         {
@@ -131,11 +131,11 @@ def table2(ctx: Context) -> EntryResult:
     # the paper script's z = μ + σ²ε, or the learning rate, explain our differences from them?
     runs = pair | {f"{k}-noise-variance": v | {"noise_scale": "variance"} for k, v in pair.items()}
     group = f"relu-vae-{source}"
-    outcomes = train_runs(ctx, group, "vae", source, dataset, runs, training, iwae_k=iwae_k)
+    outcomes = train_runs(ctx, group, "vae", dataset, runs, training, iwae_k=iwae_k)
     variants = {"": "", "-noise-variance": ", z drawn with std σ² (paper script)"}
     if not ctx.quick:  # quick mode already trains at 1e-3
         faster = replace(training, lr=1e-3)
-        more = train_runs(ctx, f"{group}-lr-1e-3", "vae", source, dataset, pair, faster,
+        more = train_runs(ctx, f"{group}-lr-1e-3", "vae", dataset, pair, faster,
                           iwae_k=iwae_k)  # fmt: skip
         outcomes |= {f"{k}-lr-1e-3": o for k, o in more.items()}
         variants["-lr-1e-3"] = ", lr 1e-3"
@@ -193,7 +193,7 @@ def fig5(ctx: Context) -> EntryResult:
         "learnable": common | {"encoder_variance": "shared"},
         "fixed": common | {"encoder_variance": "fixed", "sigma": 1.0},
     }
-    outcomes = train_runs(ctx, "resnet-vae-cifar10", "vae", "cifar10", dataset, runs, training)
+    outcomes = train_runs(ctx, "resnet-vae-cifar10", "vae", dataset, runs, training)
     # the paper reads Fig. 5 at δ = 0.01
     curves = {k: o.report for k, o in outcomes.items()}
     for report in curves.values():

@@ -46,9 +46,7 @@ def fig6a(ctx: Context) -> EntryResult:
         }
         for k in ks
     }
-    outcomes = train_runs(
-        ctx, f"linear-cvae-{source}-fig6a", "cvae", source, dataset, runs, training
-    )
+    outcomes = train_runs(ctx, f"linear-cvae-{source}-fig6a", "cvae", dataset, runs, training)
     rows = []
     for k in ks:
         beta, report = data_derived(theta[k - 1]), outcomes[f"beta-theta{k}"].report
@@ -138,7 +136,7 @@ def thm2_mnist(ctx: Context) -> EntryResult:
     dataset = load(ctx, source)
     settings = {"latent_dim": latent, "encoder_variance": "shared"}
     history, snapshots = train_with_snapshots(
-        ctx, f"linear-cvae-{source}-thm2", "cvae", source, dataset, settings, training, epochs
+        ctx, f"linear-cvae-{source}-thm2", "cvae", dataset, settings, training, epochs
     )
     figure = plot_d_ma(snapshots, ctx.out / "thm2-mnist.png", f"linear CVAE on {source}")
     return theory_convergence(snapshots, history, figure, "< 0.08")

@@ -49,16 +49,13 @@ def fig6b(ctx: Context) -> EntryResult:
         "sigmas": (1.0, None),
     }
     runs = {f"beta2-theta{k}": base | {"betas": (1.0, data_derived(theta[k - 1]))} for k in ks}
-    outcomes = train_runs(
-        ctx, f"linear-mhvae-{source}-fig6b", "mhvae", source, dataset, runs, training
-    )
+    outcomes = train_runs(ctx, f"linear-mhvae-{source}-fig6b", "mhvae", dataset, runs, training)
     rows = []
     for k in ks:
         beta2 = data_derived(theta[k - 1])
         optimum = predict(  # at β2 exactly θ_k
-            "mhvae", dataset, latent, latent_dim2=latent, beta=1.0, beta2=float(theta[k - 1]),
-            sigma=1.0,
-        ).optimum  # fmt: skip
+            "mhvae", dataset, latent, betas=(1.0, float(theta[k - 1])), sigmas=(1.0, None)
+        ).optimum
         report = outcomes[f"beta2-theta{k}"].report
         summary = level_summary(report, "z2")
         rows.append(
@@ -129,7 +126,7 @@ def _mhvae_theorem(ctx: Context, name: str, sigma2: float | None, title: str) ->
         "sigmas": (0.5, sigma2),
     }
     history, snapshots = train_with_snapshots(
-        ctx, f"linear-mhvae-{source}-{name}", "mhvae", source, dataset, settings, training, epochs
+        ctx, f"linear-mhvae-{source}-{name}", "mhvae", dataset, settings, training, epochs
     )
     figure = plot_d_ma(snapshots, ctx.out / f"{name}.png", title)
     return theory_convergence(snapshots, history, figure, "converges to a low value")

@@ -52,7 +52,7 @@ def _train_points(
         _label(p): base | {"betas": (ours(p[0]), ours(p[1])), "eta_dec": p[2]}
         for p in dict.fromkeys(points)
     }
-    outcomes = train_runs(ctx, group, "mhvae", source, dataset, runs, training, iwae_k=iwae_k)
+    outcomes = train_runs(ctx, group, "mhvae", dataset, runs, training, iwae_k=iwae_k)
     return {p: outcomes[_label(p)] for p in dict.fromkeys(points)}
 
 

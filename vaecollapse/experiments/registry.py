@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import replace_atomically
+from ..fileio import write_text_atomic
 from ..train import TrainConfig
 
 
@@ -119,8 +119,8 @@ def run_entry(
     context = Context(directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs)
     result = entry.run(context)
     result.seconds = time.perf_counter() - started
-    write_text(directory / "results.csv", to_csv(result.rows))
-    write_text(directory / "comparison.md", to_markdown(entry, result, quick, epochs))
+    write_text_atomic(directory / "results.csv", to_csv(result.rows))
+    write_text_atomic(directory / "comparison.md", to_markdown(entry, result, quick, epochs))
     outcome = {
         "mode": "quick" if quick else "full",
         "claim_holds": result.claim_holds,
@@ -128,7 +128,7 @@ def run_entry(
         "train_seconds": result.train_seconds,
         "epochs": epochs,
     }
-    write_text(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
+    write_text_atomic(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
     return result
 
 
@@ -166,10 +166,6 @@ def to_markdown(entry: Entry, result: EntryResult, quick: bool, epochs: int | No
     if result.figures:
         lines += ["", "Figures: " + ", ".join(p.name for p in result.figures)]
     return "\n".join(lines) + "\n"
-
-
-def write_text(path: Path, text: str) -> None:
-    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def collect_report(out: str | Path) -> str:

@@ -11,6 +11,7 @@ from torch import nn
 from ..data.views import quadrant_mask
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_diag_gaussians, kl_to_prior, linear_expected_nll
+from ..options import setting
 from .backbones import IMAGE_BACKBONES, decoder_mean, encoder_body
 from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 from .vae import ELBOTerms
@@ -25,7 +26,7 @@ class CVAEConfig(GaussianModelSettings):
 
     x_dim: int
     y_dim: int
-    conditional_prior: bool = False
+    conditional_prior: bool = setting(False, bool, "CVAE: learn the prior p(z|x)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import InputError
+from ..rundir import load_checkpoint, load_state_into, load_tensors, read_run_config
 from .cvae import CVAE, CVAEConfig
 from .mhvae import MHVAE, MHVAEConfig
 from .vae import VAE, VAEConfig
@@ -82,28 +83,24 @@ def load_run_model(
     run_dir: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict]:
     """The trained model of a run directory written by ``vaecollapse train`` (final weights, else
-    the latest checkpoint) and the run's stored configuration."""
+    the latest checkpoint) and the run's stored configuration. Files are loaded as tensors only."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise InputError(f"{run_dir} is not a run directory: it has no config.json.")
+    if not run_dir.is_dir():
+        raise InputError(
+            f"{run_dir} is not a directory; give a run directory of vaecollapse train."
+        )
+    stored = read_run_config(run_dir)
     try:
-        stored = json.loads(config_path.read_text())
         model = build_model(config_from_json(stored["model"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{config_path} is not a valid run configuration ({exc}).") from None
-    weights = run_dir / "model.pt"
-    try:
-        if weights.exists():
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        elif (run_dir / "checkpoint.pt").exists():
-            state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-            state = state["model"]
-        else:
-            raise InputError(f"{run_dir} holds no trained weights (model.pt or checkpoint.pt).")
-        model.load_state_dict(state)
-    except InputError:
-        raise
-    except Exception as exc:  # a damaged file must name itself
-        raise InputError(f"the weights in {run_dir} could not be loaded ({exc}).") from None
+        raise InputError(
+            f"{run_dir / 'config.json'} is not a valid run configuration ({exc})."
+        ) from None
+    weights, checkpoint = run_dir / "model.pt", run_dir / "checkpoint.pt"
+    if weights.exists():
+        load_state_into(model, load_tensors(weights, "weights file"), weights)
+    elif checkpoint.exists():
+        load_state_into(model, load_checkpoint(checkpoint)["model"], checkpoint)
+    else:
+        raise InputError(f"{run_dir} holds no trained weights (model.pt or checkpoint.pt).")
     return model.to(device).eval(), stored

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 
 import torch
 from torch import nn
 
 from ..errors import InputError
+from ..options import LIST, SCALAR_OR_LIST, check_fields, setting
 from .backbones import ACTIVATIONS, BACKBONES
 
 VARIANCE_MODES = ("amortized", "amortized-tanh", "shared", "fixed")
@@ -104,44 +105,73 @@ def register_log_std(module: nn.Module, name: str, eta: float, learnable: bool) 
         module.register_buffer(name, value)
 
 
+POSITIVE = {"low": 0, "low_open": True}  # a scale or weight: finite and > 0
+
+
 @dataclass(frozen=True, kw_only=True)
 class GaussianModelSettings:
-    """Settings every family shares. ``sigma``: the std of a ``fixed`` encoder variance (one value
-    or one per dimension); ``hidden``/``depth``/``activation`` apply to MLPs; ``channels`` are the
-    conv / transposed-conv widths of image backbones, which need ``image_shape`` ``(C, H, W)``;
-    ``latent_hidden``: the width of MLPs between latent levels (default ``hidden``);
-    ``bounded_means``: every Gaussian mean, the encoders' and the decoders', passes through tanh
-    (nonlinear backbones only), as in Dang et al.'s scripts."""
+    """Settings every family shares, each declared with its domain (see ``vaecollapse.options``).
+    ``image_shape`` ``(C, H, W)`` comes from the data; image backbones need it."""
 
-    latent_dim: int
-    backbone: str = "linear"
-    hidden: int = 256
-    depth: int = 1
-    activation: str = "relu"
-    encoder_variance: str = "amortized"
-    sigma: float | tuple[float, ...] | None = None
-    beta: float = 1.0
-    eta_enc: float = 1.0
-    eta_dec: float = 1.0
-    learn_eta_dec: bool = False
-    channels: tuple[int, ...] = (32, 16)
+    latent_dim: int = setting(
+        MISSING, int, "Latent size (every level of an MHVAE unless --latent-dims)", low=1
+    )
+    backbone: str = setting("linear", str, "Encoder and decoder architecture", choices=BACKBONES)
+    hidden: int = setting(256, int, "Width of MLP hidden layers", low=1)
+    depth: int = setting(1, int, "Hidden layers of each MLP", low=1)
+    activation: str = setting("relu", str, "MLP activation", choices=tuple(ACTIVATIONS))
+    encoder_variance: str | None = setting(
+        None,
+        str,
+        "Encoder variance (every level): amortized (a log-variance head), amortized-tanh "
+        "(Σ = tanh(·)², std ≤ 1), shared (learnable, data-independent) or fixed (std --sigma); "
+        "default: fixed where a sigma is given, else amortized",
+        choices=VARIANCE_MODES,
+    )
+    sigma: float | tuple[float, ...] | None = setting(
+        None,
+        float,
+        "Std of fixed encoder variances: one, or one per latent dimension (MHVAE: of every "
+        "fixed level)",
+        shape=SCALAR_OR_LIST,
+        **POSITIVE,
+    )
+    beta: float = setting(1.0, float, "KL weight (every level)", **POSITIVE)
+    eta_enc: float = setting(1.0, float, "Prior std η_enc", **POSITIVE)
+    eta_dec: float = setting(
+        1.0, float, "Decoder std η_dec (the initial value if learned)", **POSITIVE
+    )
+    learn_eta_dec: bool = setting(False, bool, "Learn η_dec")
+    channels: tuple[int, ...] = setting(
+        (32, 16), int, "Convolution widths of the cnn backbone", low=1, shape=LIST
+    )
     image_shape: tuple[int, int, int] | None = None
-    latent_hidden: int | None = None
-    bounded_means: bool = False
+    latent_hidden: int | None = setting(
+        None, int, "Width of the MLPs between latent levels (default: --hidden)", low=1
+    )
+    bounded_means: bool = setting(
+        False, bool, "tanh on every Gaussian mean, encoders' and decoders' (nonlinear backbones)"
+    )
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise InputError(f"backbone '{self.backbone}' is not one of {BACKBONES}.")
-        if self.activation not in ACTIVATIONS:
-            raise InputError(f"activation '{self.activation}' is not one of {tuple(ACTIVATIONS)}.")
-        if not self.channels or min(self.channels) < 1:
-            raise InputError(f"channels must be positive widths; got {self.channels}.")
+        check_fields(self)
+        if self.encoder_variance is None:
+            object.__setattr__(
+                self, "encoder_variance", "fixed" if self.sigma is not None else "amortized"
+            )
         if self.bounded_means and self.backbone == "linear":
             raise InputError("bounded (tanh) means need a nonlinear backbone, not 'linear'.")
-        if self.latent_dim < 1:
-            raise InputError(f"the latent dimension must be positive; got {self.latent_dim}.")
-        if not self.beta > 0:
-            raise InputError(f"beta must be positive; got {self.beta}.")
+        self._check_levels()
+
+    def _check_levels(self) -> None:
+        """Checks per latent level (one here; the MHVAE has several)."""
+        if self.encoder_variance == "fixed" and self.sigma is None:
+            raise InputError("a fixed encoder variance needs sigma, its standard deviation.")
+        if isinstance(self.sigma, tuple) and len(self.sigma) not in (1, self.latent_dim):
+            raise InputError(
+                f"sigma needs one std or one per latent dimension ({self.latent_dim}); got "
+                f"{len(self.sigma)}."
+            )
 
     def encoder_head(
         self, width: int, latent_dim: int, variance: str, sigma: float | Sequence[float] | None

@@ -17,9 +17,11 @@ from torch import nn
 
 from ..errors import InputError
 from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior, linear_expected_nll
+from ..options import LIST, check_fields, setting
 from .backbones import decoder_mean, encoder_body, latent_map_settings
 from .latent import (
     AMORTIZED_MODES,
+    POSITIVE,
     VARIANCE_MODES,
     GaussianHead,
     GaussianModelSettings,
@@ -28,37 +30,62 @@ from .latent import (
 )
 from .vae import ELBOTerms
 
+PER_LEVEL = ("latent_dims", "betas", "encoder_variances", "sigmas")
+
 
 @dataclass(frozen=True, kw_only=True)
 class MHVAEConfig(GaussianModelSettings):
-    """An MHVAE on ``data_dim`` inputs with ``levels`` latent levels. Per-level tuples override the
-    shared ``latent_dim``/``beta``/``encoder_variance``/``sigma`` (level 1 first); ``sigmas`` holds
-    one std (or one per dimension) per level, used where that level's variance is ``fixed``."""
+    """An MHVAE on ``data_dim`` inputs with ``levels`` latent levels (default: the length of the
+    per-level lists, else 2). Per-level tuples override the shared ``latent_dim``/``beta``/
+    ``encoder_variance``/``sigma`` (level 1 first); ``sigmas`` holds one std (or None) per level,
+    used where that level's variance is ``fixed`` — which, unless the variances are given, is
+    where a sigma is."""
 
     data_dim: int
-    levels: int = 2
-    latent_dims: tuple[int, ...] | None = None
-    betas: tuple[float, ...] | None = None
-    encoder_variances: tuple[str, ...] | None = None
-    sigmas: tuple[float | tuple[float, ...] | None, ...] | None = None
+    levels: int | None = setting(
+        None, int, "Latent levels (default: the length of the per-level lists, else 2)", low=2
+    )
+    latent_dims: tuple[int, ...] | None = setting(
+        None, int, "Latent size per level, level 1 first", low=1, shape=LIST
+    )
+    betas: tuple[float, ...] | None = setting(
+        None, float, "KL weight per level, level 1 first", shape=LIST, **POSITIVE
+    )
+    encoder_variances: tuple[str, ...] | None = setting(
+        None, str, "Encoder variance per level", choices=VARIANCE_MODES, shape=LIST
+    )
+    sigmas: tuple[float | None, ...] | None = setting(
+        None, float, "Std of the fixed encoder variance per level", shape=LIST, none_items=True,
+        **POSITIVE,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        check_fields(self)
         if self.data_dim < 1:
             raise InputError(f"the data dimension must be positive; got {self.data_dim}.")
-        if self.levels < 2:
-            raise InputError(f"a hierarchical VAE needs at least 2 levels; got {self.levels}.")
-        for name in ("latent_dims", "betas", "encoder_variances", "sigmas"):
+        given = [getattr(self, name) for name in PER_LEVEL if getattr(self, name) is not None]
+        if self.levels is None:
+            object.__setattr__(self, "levels", len(given[0]) if given else 2)
+        if self.encoder_variances is None and self.encoder_variance is None and self.sigmas:
+            modes = tuple("fixed" if s is not None else "amortized" for s in self.sigmas)
+            object.__setattr__(self, "encoder_variances", modes)
+        super().__post_init__()
+
+    def _check_levels(self) -> None:
+        for name in PER_LEVEL:
             value = getattr(self, name)
             if value is not None and len(value) != self.levels:
                 raise InputError(
                     f"{name} needs one entry per level ({self.levels}); got {len(value)}."
                 )
-        if min(self.level_dims()) < 1 or min(self.level_betas()) <= 0:
-            raise InputError("every level needs a positive latent dimension and a positive beta.")
-        for mode in self.level_variances():
-            if mode not in VARIANCE_MODES:
-                raise InputError(f"encoder variance '{mode}' is not one of {VARIANCE_MODES}.")
+        for name, mode, sigma in zip(
+            self.level_names(), self.level_variances(), self.level_sigmas(), strict=True
+        ):
+            if mode == "fixed" and sigma is None:
+                raise InputError(
+                    f"level {name} has a fixed encoder variance but no std: give sigma (every "
+                    "fixed level) or sigmas (one per level)."
+                )
 
     def level_dims(self) -> tuple[int, ...]:
         return self.latent_dims or (self.latent_dim,) * self.levels
@@ -70,6 +97,7 @@ class MHVAEConfig(GaussianModelSettings):
         return self.encoder_variances or (self.encoder_variance,) * self.levels
 
     def level_sigmas(self) -> tuple:
+        """One std (or None) per level: ``sigmas``, else ``sigma`` for every level."""
         return self.sigmas or (self.sigma,) * self.levels
 
     def level_names(self) -> tuple[str, ...]:

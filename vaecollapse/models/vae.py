@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..objectives import gaussian_nll, kl_to_prior, linear_expected_nll
+from ..options import setting
 from .backbones import decoder_mean, encoder_body
 from .latent import GaussianModelSettings, register_log_std, reparameterise
 
@@ -24,15 +25,16 @@ class VAEConfig(GaussianModelSettings):
     a difference from their numbers (the loss is then not a bound on −log p(x))."""
 
     data_dim: int
-    deterministic: bool = False
-    noise_scale: str = "std"
+    deterministic: bool = setting(False, bool, "VAE: a plain autoencoder (no KL, z = the mean)")
+    noise_scale: str = setting(
+        "std", str, "VAE: draw z = μ + σε (std) or μ + σ²ε (variance, a paper script's)",
+        choices=NOISE_SCALES,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.data_dim < 1:
             raise InputError(f"the data dimension must be positive; got {self.data_dim}.")
-        if self.noise_scale not in NOISE_SCALES:
-            raise InputError(f"noise_scale '{self.noise_scale}' is not one of {NOISE_SCALES}.")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Linear theory of posterior collapse: spectra, closed-form optima, an exact numeric solver and
 collapse thresholds (NumPy/SciPy, float64)."""
 
-from .api import MODELS, Prediction, predict
+from .api import MODELS, Prediction, predict, predict_for_config
 from .closed_form import (
     cvae_closed_form,
     mhvae_closed_form,
@@ -45,6 +45,7 @@ __all__ = [
     "phase_table",
     "ppca_closed_form",
     "predict",
+    "predict_for_config",
     "residual_moment",
     "solve_cvae",
     "solve_hierarchical",

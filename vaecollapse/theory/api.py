@@ -37,32 +37,48 @@ class Prediction:
 def predict(
     model: str,
     dataset: Dataset,
-    latent_dim: int,
+    latent_dim: int | None = None,
     *,
-    latent_dim2: int | None = None,
+    latent_dims: Sequence[int] | None = None,
     beta: float = 1.0,
-    beta2: float = 1.0,
+    betas: Sequence[float] | None = None,
     eta_enc: float = 1.0,
     eta_dec: float = 1.0,
     sigma: Sigma = None,
-    sigma2: Sigma = None,
+    sigmas: Sequence[Sigma] | None = None,
     solver: str | None = None,
     options: SolverOptions | None = None,
 ) -> Prediction:
     """The global optimum of the linear ``model`` on ``dataset``'s training split.
 
-    ``sigma``: fixed encoder std (VAE/CVAE Σ, MHVAE Σ1); ``sigma2``: fixed Σ2; None = learnable.
-    ``beta`` is β (β1 for the MHVAE), ``beta2`` the MHVAE's β2. ``solver``: "closed" (default where
-    a closed form exists) or "numeric".
+    The names are the model configurations': ``latent_dim``, ``beta`` and ``sigma`` (a fixed
+    encoder std; None = learnable) apply to every level; the MHVAE's ``latent_dims``, ``betas``
+    and ``sigmas`` give one per level (level 1 first). ``solver``: "closed" (default where a
+    closed form exists) or "numeric".
     """
     if model not in MODELS:
         raise InputError(f"Unknown model '{model}'; choose one of {', '.join(MODELS)}.")
+    levels = 1
+    if model == "mhvae":
+        given = [v for v in (latent_dims, betas, sigmas) if v is not None]
+        levels = len(given[0]) if given else 2
+    dims = list(latent_dims) if latent_dims is not None else [latent_dim] * levels
+    level_betas = list(betas) if betas is not None else [beta] * levels
+    level_sigmas = list(sigmas) if sigmas is not None else [sigma] * levels
+    if any(len(v) != levels for v in (dims, level_betas, level_sigmas)) or None in dims:
+        raise InputError(
+            f"give the latent size, beta and sigma of every level ({levels}): latent_dims, "
+            "betas and sigmas need one entry per level."
+        )
+    latent_dim, beta, sigma = dims[0], level_betas[0], level_sigmas[0]
     has_closed_form = model != "mhvae" or (
-        isinstance(sigma, (int, float)) and (sigma2 is None or isinstance(sigma2, (int, float)))
+        levels == 2
+        and isinstance(sigma, (int, float))
+        and (level_sigmas[1] is None or isinstance(level_sigmas[1], (int, float)))
     )
     if solver == "closed" and not has_closed_form:
         raise InputError(
-            "The MHVAE has a closed form only for a fixed isotropic Σ1 (--sigma1 S) with Σ2 "
+            "The MHVAE has a closed form only for two levels with a fixed isotropic Σ1 and Σ2 "
             "learnable or fixed isotropic (Theorems 3 and 5); use --solver numeric for the exact "
             "numeric optimum of any other configuration."
         )
@@ -104,19 +120,19 @@ def predict(
             )
         a, _, _ = moments(split.x)
         spectrum = vae_spectrum_from_moment(a)
-        dims = [latent_dim] if model == "vae" else [latent_dim, latent_dim2 or latent_dim]
-        mhvae_kwargs = dict(
-            beta1=beta, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma, sigma2=sigma2
-        )
+        if model == "mhvae" and levels == 2:
+            mhvae_kwargs = dict(
+                beta1=beta, beta2=level_betas[1], eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma,
+                sigma2=level_sigmas[1],
+            )  # fmt: skip
         if solver == "numeric":
-            levels = len(dims)
             optimum = solve_hierarchical(
                 a,
                 dims,
-                [beta, beta2][:levels],
+                level_betas,
                 eta_enc=eta_enc,
                 eta_dec=eta_dec,
-                sigmas=[sigma, sigma2][:levels],
+                sigmas=level_sigmas,
                 options=options,
             )
         elif model == "mhvae":
@@ -134,3 +150,32 @@ def predict(
     else:
         thresholds = None
     return Prediction(optimum, thresholds)
+
+
+LEARNABLE_MODES = ("amortized", "shared")  # at the linear optimum Σ does not depend on x
+
+
+def predict_for_config(config, dataset: Dataset, solver: str | None = None) -> Prediction:
+    """The optimum of the linear model a ``VAEConfig``/``CVAEConfig``/``MHVAEConfig`` describes
+    (its β's, η's, latent sizes; a level's Σ is fixed where its encoder variance is ``fixed``,
+    learnable where it is ``amortized`` or ``shared``)."""
+    if config.learn_eta_dec:
+        raise InputError("the closed forms take η_dec fixed; this model learns it.")
+    hierarchical = hasattr(config, "level_dims")
+    modes = config.level_variances() if hierarchical else (config.encoder_variance,)
+    stds = config.level_sigmas() if hierarchical else (config.sigma,)
+    outside = sorted({m for m in modes if m not in (*LEARNABLE_MODES, "fixed")})
+    if outside:
+        raise InputError(
+            f"the linear theory covers fixed and learnable encoder variances, not {outside}."
+        )
+    sigmas = [s if m == "fixed" else None for m, s in zip(modes, stds, strict=True)]
+    sigmas = [list(s) if isinstance(s, tuple) else s for s in sigmas]
+    common = {"eta_enc": config.eta_enc, "eta_dec": config.eta_dec, "solver": solver}
+    if hierarchical:
+        return predict(
+            "mhvae", dataset, latent_dims=config.level_dims(), betas=config.level_betas(),
+            sigmas=sigmas, **common,
+        )  # fmt: skip
+    family = "cvae" if hasattr(config, "y_dim") else "vae"
+    return predict(family, dataset, config.latent_dim, beta=config.beta, sigma=sigmas[0], **common)

@@ -1,0 +1,269 @@
+"""One declaration per setting: its type, domain and help live on the dataclass field
+(:func:`setting`), and everything else is derived from there — the checks the Python API runs
+(:func:`check_fields`, called by each config's ``__post_init__``), the command-line options
+(:func:`command_options`), the keys a TOML/YAML configuration file may hold
+(:func:`read_settings_file`) and, because the configs are what a run stores, ``config.json``.
+
+A value outside its domain (NaN, ±inf, a non-positive scale, a zero count, a word that is not one
+of the choices) is an :class:`~vaecollapse.errors.InputError` naming the setting and its allowed
+range, raised before anything is created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SCALAR, LIST, SCALAR_OR_LIST = "scalar", "list", "scalar-or-list"
+METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a setting's values look. ``kind``: int, float, str or bool; ``low``/``high``: bounds
+    (``low_open``/``high_open``: strictly); ``choices``: the allowed words; ``shape``: one value,
+    a list (comma-separated on the command line) or either; ``none_items``: list items may be
+    None (a level the setting does not apply to)."""
+
+    kind: type
+    help: str
+    low: float | None = None
+    low_open: bool = False
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+    shape: str = SCALAR
+    none_items: bool = False
+
+    def describe(self) -> str:
+        """The domain in words, e.g. ``a number > 0`` or ``one of vae, cvae``."""
+        if self.kind is bool:
+            one = "true or false"
+        elif self.kind is str and not self.choices:
+            one = "text"
+        elif self.choices:
+            one = "one of " + ", ".join(self.choices)
+        else:
+            one = "an integer" if self.kind is int else "a finite number"
+            if self.low is not None:
+                one += f" {'>' if self.low_open else '≥'} {self.low:g}"
+            if self.high is not None:
+                bound = "<" if self.high_open else "≤"
+                one += f"{' and' if self.low is not None else ''} {bound} {self.high:g}"
+        if self.shape == LIST:
+            return f"a list, each {one}"
+        if self.shape == SCALAR_OR_LIST:
+            return f"{one}, or a list of them"
+        return one
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` in its normal form (lists as tuples, ints as floats where a float is meant),
+        or an InputError naming ``name`` and the domain."""
+        if self.shape != SCALAR and isinstance(value, (list, tuple)):
+            if not value:
+                raise InputError(f"{name} must be {self.describe()}; got an empty list.")
+            return tuple(
+                None if item is None and self.none_items else self._one(name, item)
+                for item in value
+            )
+        if self.shape == LIST:
+            raise InputError(f"{name} must be {self.describe()}; got {value!r}.")
+        return self._one(name, value)
+
+    def _one(self, name: str, value: Any) -> Any:
+        wrong = InputError(f"{name} must be {self.describe()}; got {value!r}.")
+        if isinstance(value, bool) != (self.kind is bool):
+            raise wrong  # bool is an int subclass: accept it only where a bool is meant
+        if self.kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, self.kind):
+            raise wrong
+        if self.kind is str:
+            if self.choices and value not in self.choices:
+                raise wrong
+            return value
+        if self.kind in (int, float):
+            if not math.isfinite(value):
+                raise wrong
+            low_fails = self.low is not None and (
+                value <= self.low if self.low_open else value < self.low
+            )
+            high_fails = self.high is not None and (
+                value >= self.high if self.high_open else value > self.high
+            )
+            if low_fails or high_fails:
+                raise wrong
+        return value
+
+    def parse(self, flag: str, text: str) -> Any:
+        """A command-line string as the value it stands for (lists are comma-separated)."""
+        parts = [part.strip() for part in text.split(",")]
+        if self.shape == SCALAR or (self.shape == SCALAR_OR_LIST and len(parts) == 1):
+            return self._parse_one(flag, text.strip())
+        return [self._parse_one(flag, part) for part in parts]
+
+    def _parse_one(self, flag: str, text: str) -> Any:
+        if self.kind is str:
+            return text
+        try:
+            return int(text) if self.kind is int else float(text)
+        except ValueError:
+            what = "an integer" if self.kind is int else "a number"
+            many = "" if self.shape == SCALAR else " (or a comma-separated list)"
+            raise InputError(f"{flag} takes {what}{many}; got '{text}'.") from None
+
+
+def setting(default: Any, kind: type, help: str, **domain: Any) -> Any:
+    """A dataclass field declared with its domain: ``x: float = setting(1.0, float, "...",
+    low=0, low_open=True)``."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(kind, help, **domain)})
+
+
+def declared(cls: type) -> dict[str, tuple[Setting, Any]]:
+    """``name -> (Setting, default)`` for every declared field of a dataclass (bases first)."""
+    return {
+        f.name: (f.metadata["setting"], f.default)
+        for f in dataclasses.fields(cls)
+        if "setting" in f.metadata
+    }
+
+
+def check_fields(instance: Any) -> None:
+    """Check every declared field of a (frozen) dataclass instance against its domain and store
+    its normal form; None passes where None is the default (the setting is unset)."""
+    for name, (spec, default) in declared(type(instance)).items():
+        value = getattr(instance, name)
+        if value is None and default is None:
+            continue
+        object.__setattr__(instance, name, spec.check(name, value))
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def command_options(
+    *classes: type, only: Iterable[str] | None = None, exclude: Iterable[str] = ()
+) -> Callable[[Callable], Callable]:
+    """A decorator adding one click option per declared field of ``classes`` (each name once):
+    ``--name VALUE`` (lists comma-separated) or ``--name/--no-name`` for booleans. Unset options
+    arrive as None, so a configuration file's values are not overridden by defaults."""
+    wanted = None if only is None else set(only)
+    specs: dict[str, tuple[Setting, Any]] = {}
+    for cls in classes:
+        for name, entry in declared(cls).items():
+            if name not in exclude and (wanted is None or name in wanted):
+                specs.setdefault(name, entry)
+
+    def decorate(func: Callable) -> Callable:
+        for name, (spec, default) in reversed(list(specs.items())):
+            shown = (
+                "" if default in (None, dataclasses.MISSING) else f" [default: {_shown(default)}]"
+            )
+            domain = "" if spec.kind in (bool, str) else f" ({spec.describe()})"
+            text = f"{spec.help}{domain}{shown}"
+            if spec.kind is bool:
+                flags = f"{flag_name(name)}/--no-{name.replace('_', '-')}"
+                func = click.option(flags, name, default=None, help=text)(func)
+            else:
+                metavar = "|".join(spec.choices) if spec.choices else METAVARS[spec.kind]
+                if spec.shape != SCALAR:
+                    metavar += "[,...]"
+                func = click.option(flag_name(name), name, metavar=metavar, help=text)(func)
+        return func
+
+    return decorate
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple):
+        return ",".join(str(v) for v in default)
+    return str(default)
+
+
+def from_command_line(flags: dict[str, Any], *classes: type) -> dict[str, Any]:
+    """The options given on the command line (None = not given), parsed and checked by their
+    declaration (an error names the flag)."""
+    specs = {name: spec for cls in classes for name, (spec, _) in declared(cls).items()}
+    parsed = {}
+    for name, value in flags.items():
+        if value is None:
+            continue
+        spec = specs.get(name)
+        if spec is not None:
+            if isinstance(value, str):
+                value = spec.parse(flag_name(name), value)
+            value = spec.check(flag_name(name), value)
+        parsed[name] = value
+    return parsed
+
+
+def read_settings_file(path: str | Path, *classes: type) -> dict[str, Any]:
+    """Settings from a ``.toml`` or ``.yaml``/``.yml`` file: every key must be a declared field of
+    ``classes`` (``-`` may stand for ``_``) and every value in its domain."""
+    file = Path(path)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read the configuration file {file}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{file} is not UTF-8 text (byte {exc.start} cannot be decoded); save the "
+            "configuration file as UTF-8."
+        ) from None
+    raw = _parse_settings_text(file, text)
+    specs = {name: spec for cls in classes for name, (spec, _) in declared(cls).items()}
+    settings = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in specs:
+            raise InputError(
+                f"{file}: unknown setting '{key}'. Known settings: {', '.join(sorted(specs))}."
+            )
+        if value is not None:
+            settings[name] = specs[name].check(f"{file}: setting '{key}'", value)
+    return settings
+
+
+def _parse_settings_text(file: Path, text: str) -> dict:
+    try:
+        if file.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text)
+            raw = {} if raw is None else raw
+        else:
+            raise InputError(f"{file}: configuration files must be .toml, .yaml or .yml.")
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{file} is not valid TOML: {exc}") from None
+    except InputError:
+        raise
+    except Exception as exc:  # yaml's parser errors
+        raise InputError(f"{file} could not be parsed as YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{file} must hold a table of settings at its top level.")
+    return raw
+
+
+def split_settings(settings: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The entries of ``settings`` that are declared fields of ``cls``."""
+    names = declared(cls)
+    return {k: v for k, v in settings.items() if k in names}

@@ -1,0 +1,298 @@
+"""Run directories and other output directories: who may write into them, and reading back what
+they hold without trusting it.
+
+A directory vaecollapse writes into belongs to one process at a time (an exclusive ``flock`` on
+``.vaecollapse.lock``, released by the kernel when the process ends, however it ends), and a
+directory that holds someone else's files is never written into. A run directory is marked by
+the ``format`` field of its ``config.json``. Everything read back is validated: JSON must be the
+objects we wrote, and checkpoints are loaded with ``weights_only=True`` (tensors and plain
+containers only), so a crafted pickle can never run code.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import Dataset, DataSpec
+from .errors import InputError
+from .fileio import WriteError, make_directory, os_reason, replace_atomically
+
+LOCK_NAME = ".vaecollapse.lock"
+RUN_FORMAT = "vaecollapse-run/1"
+# Files a reproduction or demo directory holds at its top level besides run directories.
+OUTPUT_MARKERS = ("shared-runs", "summary.json")
+EMBEDDED_DATA = "data.npz"  # generated data kept beside the run that was trained on it
+CHECKPOINT_KEYS = ("epoch", "model", "optimiser", "torch_rng", "generator", "history")
+
+
+class RunDirectoryBusyError(InputError):
+    """Another process holds the directory's lock."""
+
+
+def output_path(out: str | os.PathLike | None, option: str = "--out") -> Path:
+    """``out`` as a path, refusing an empty name and an existing file."""
+    if out is None or str(out).strip() == "":
+        raise InputError(
+            f"{option} is empty; name a directory (it is created if it does not exist)."
+        )
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path} is a file, not a directory; choose a directory.")
+    return path
+
+
+def is_run_directory(path: Path) -> bool:
+    """Whether ``path`` holds a ``config.json`` written by ``vaecollapse train`` (marked by its
+    ``format``, or, for runs written before the marker existed, by its train and model tables)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        stored = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return True  # a damaged run: reading it says so
+    return isinstance(stored, dict) and (
+        stored.get("format") == RUN_FORMAT or {"train", "model"} <= set(stored)
+    )
+
+
+def _belongs_to_us(path: Path, kind: str) -> bool:
+    entries = [p for p in path.iterdir() if p.name != LOCK_NAME]
+    if not entries or (path / LOCK_NAME).exists():
+        return True
+    if kind == "run":
+        return is_run_directory(path)
+    return any((path / marker).exists() for marker in OUTPUT_MARKERS) or any(
+        is_run_directory(p) for p in entries if p.is_dir()
+    )
+
+
+def usable_directory(
+    out: str | os.PathLike | None, kind: str = "run", option: str = "--out"
+) -> Path:
+    """``out`` as a path we may write into: empty, absent, or already ours. ``kind``: ``run`` (a
+    training run) or ``output`` (a demo or reproduction directory). Creates nothing."""
+    path = output_path(out, option)
+    if path.is_dir() and not _belongs_to_us(path, kind):
+        what = "a vaecollapse run" if kind == "run" else "vaecollapse output"
+        raise InputError(
+            f"{option} {path} already holds files that are not {what}; vaecollapse never writes "
+            "over them. Choose a new or empty directory."
+        )
+    return path
+
+
+@contextmanager
+def claimed_directory(
+    out: str | os.PathLike, kind: str = "run", option: str = "--out"
+) -> Iterator[Path]:
+    """Create ``out`` if needed and hold its exclusive lock for the ``with`` block; a directory
+    that already holds files not written by vaecollapse is refused before anything is written."""
+    path = usable_directory(out, kind, option)
+    make_directory(path)
+    with directory_lock(path):
+        yield path
+
+
+@contextmanager
+def directory_lock(path: Path, shared: bool = False) -> Iterator[None]:
+    """Hold ``path``'s lock: exclusive (to write) or ``shared`` (to read while no one writes).
+    Refused at once, naming the holder, when another process holds it. A shared lock on a
+    directory we may not write to is skipped: nothing there can change through us."""
+    lock_path = Path(path) / LOCK_NAME
+    try:
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        if shared and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            yield
+            return
+        raise WriteError(lock_path, os_reason(exc)) from None
+    try:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunDirectoryBusyError(
+                f"{path} is in use by {holder}. A directory belongs to one run at a time: wait "
+                "for that process to finish (or stop it), or use another directory."
+            ) from None
+        if not shared:
+            handle.seek(0)
+            handle.truncate()
+            command = " ".join(
+                Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv)
+            )
+            handle.write(
+                f"pid {os.getpid()} on {socket.gethostname()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} ({command})\n"
+            )
+            handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``; a truncated, non-UTF-8 or non-object file is an InputError
+    saying ``what`` it should have been and ``fix``."""
+    try:
+        stored = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {os_reason(exc)}.") from None
+    except ValueError as exc:
+        raise InputError(f"{path} is damaged ({exc}); it should hold {what}. {fix}") from None
+    if not isinstance(stored, dict):
+        raise InputError(f"{path} holds a JSON {type(stored).__name__}, not {what}. {fix}")
+    return stored
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's ``config.json``, checked to have the train, model and data tables."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise InputError(f"{run_dir} is not a run directory: it has no config.json.")
+    fix = "Re-create the run with `vaecollapse train`, or restore config.json from a copy."
+    stored = read_json_object(path, "a run configuration", fix)
+    for table in ("train", "model"):
+        if not isinstance(stored.get(table), dict):
+            raise InputError(f"{path} has no '{table}' table, so it is not a usable run. {fix}")
+    if "data" in stored and not isinstance(stored["data"], dict):
+        raise InputError(f"{path}: its 'data' entry must be a table. {fix}")
+    return stored
+
+
+def data_record(dataset: Dataset) -> dict[str, Any]:
+    """What a run stores of its data: the specification that loads it again, or, for generated
+    data, a pointer to the copy :func:`embed_data` keeps in the run directory."""
+    if dataset.spec is not None:
+        return dataset.spec.to_json()
+    return DataSpec(dataset=EMBEDDED_DATA).to_json()
+
+
+def embed_data(dataset: Dataset, path: Path) -> None:
+    """Keep a generated data set's arrays beside the run, as a ``.npz`` user file."""
+    arrays = {}
+    for suffix, split in (("", dataset.train), ("_test", dataset.test)):
+        for key in ("x", "y", "labels"):
+            value = None if split is None else getattr(split, key)
+            if value is not None:
+                arrays[key + suffix] = value.detach().cpu().numpy()
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    replace_atomically(path, write)
+
+
+def stored_data_spec(run_dir: Path, stored: dict[str, Any]) -> DataSpec:
+    """The data specification a run stored; a data set kept in the run directory is found
+    there wherever the directory has moved."""
+    record = stored.get("data")
+    if not isinstance(record, dict) or not ("dataset" in record or "source" in record):
+        raise InputError(
+            f"{Path(run_dir) / 'config.json'} does not say which data set the run used; give "
+            "the data set explicitly (e.g. diagnose_run(..., dataset=load_dataset(NAME)))."
+        )
+    spec = DataSpec.from_json(record)
+    if spec.dataset == EMBEDDED_DATA:
+        spec = replace(spec, dataset=str(Path(run_dir) / EMBEDDED_DATA))
+    return spec
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Every epoch record of a ``metrics.jsonl``; a damaged line is an InputError naming it."""
+    records = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("seconds"), (int, float)):
+            raise InputError(
+                f"{path}, line {number}, is not an epoch record. The file is rewritten from "
+                "the run's checkpoint when the run is trained again (run the same command), or "
+                "remove the run directory."
+            )
+        records.append(record)
+    return records
+
+
+def load_tensors(path: Path, what: str) -> Any:
+    """``torch.load`` of tensors and plain containers only: a file holding other Python objects
+    (which unpickling would run) is refused with an InputError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {os_reason(exc)}.") from None
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ...
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            reason = (
+                "it holds Python objects other than tensors, which vaecollapse never loads "
+                "because unpickling them could run code"
+            )
+        else:
+            reason = f"it is truncated or not a PyTorch file ({first_line})"
+        raise InputError(
+            f"{path} is not a usable {what}: {reason}. Remove it (training restarts from the "
+            "last good state) or use another directory."
+        ) from None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint, checked to hold every entry resume needs."""
+    state = load_tensors(path, "checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise InputError(
+            f"{path} lacks {', '.join(missing)}, so training cannot resume from it. Remove it "
+            "to restart the run, or use another directory."
+        )
+    epoch, history = state["epoch"], state["history"]
+    if not (isinstance(epoch, int) and epoch >= 1 and isinstance(history, list)):
+        raise InputError(f"{path} has an invalid epoch count or history; remove it to restart.")
+    if len(history) != epoch:
+        raise InputError(
+            f"{path} records {epoch} epochs but a history of {len(history)}; remove it to restart."
+        )
+    return state
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """How many epochs the run in ``run_dir`` has completed (0 when it has no checkpoint)."""
+    path = Path(run_dir) / "checkpoint.pt"
+    return load_checkpoint(path)["epoch"] if path.exists() else 0
+
+
+def load_state_into(module: torch.nn.Module, state: Any, path: Path) -> None:
+    """``module.load_state_dict(state)``, with a mismatch reported as a file from another model."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{path} holds the weights of another model ({detail}); it does not belong to this "
+            "run's configuration. Remove it or use another directory."
+        ) from None

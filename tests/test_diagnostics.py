@@ -73,9 +73,7 @@ def test_duplicated_latent_counts_twice_with_equal_kl() -> None:
 def test_kl_matrix_matches_torch_distributions() -> None:
     torch.manual_seed(0)
     mean, logvar = torch.randn(50, 4), torch.randn(50, 4)
-    report = diagnose(
-        lambda b: (mean[: len(b)], logvar[: len(b)]), torch.zeros(50, 1), eta_enc=1.7
-    )
+    report = diagnose(lambda b: (mean[: len(b)], logvar[: len(b)]), torch.zeros(50, 1), eta_enc=1.7)
     q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
     p = torch.distributions.Normal(torch.zeros(4), torch.full((4,), 1.7))
     expected = torch.distributions.kl_divergence(q, p)

@@ -245,20 +245,24 @@ def load_tensors(path: Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {os_reason(exc)}.") from None
+        if exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR):
+            raise InputError(f"cannot read {path}: {os_reason(exc)}.") from None
+        failure: Exception = exc  # torch reports a damaged archive as an OSError too
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ...
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            reason = (
-                "it holds Python objects other than tensors, which vaecollapse never loads "
-                "because unpickling them could run code"
-            )
-        else:
-            reason = f"it is truncated or not a PyTorch file ({first_line})"
-        raise InputError(
-            f"{path} is not a usable {what}: {reason}. Remove it (training restarts from the "
-            "last good state) or use another directory."
-        ) from None
+        failure = exc
+    text = str(failure).strip()
+    if "weights_only" in text or "Unsupported global" in text:
+        reason = (
+            "it holds Python objects other than tensors, which vaecollapse never loads because "
+            "unpickling them could run code"
+        )
+    else:
+        detail = text.splitlines()[0] if text else type(failure).__name__
+        reason = f"it is truncated or not a PyTorch file ({detail})"
+    raise InputError(
+        f"{path} is not a usable {what}: {reason}. Remove it (training restarts from the last "
+        "good state) or use another directory."
+    )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

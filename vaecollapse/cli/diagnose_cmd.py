@@ -42,26 +42,27 @@ def diagnose(
     criteria = CollapseCriteria(
         **split_settings(from_command_line(flags, CollapseCriteria), CollapseCriteria)
     )
-    if not Path(run_dir).is_dir():
-        raise InputError(
-            f"{run_dir} is not a directory; give a run directory of vaecollapse train."
-        )
-    with directory_lock(Path(run_dir), shared=True):  # not while a trainer writes into it
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(f"{run} is not a directory; give a run directory of vaecollapse train.")
+    stored = read_run_config(run)  # before the lock: a folder that is not a run gets no file
+    with directory_lock(run, shared=True):  # not while a trainer writes into it
         dataset = None
         if data_dir is not None:
-            spec = stored_data_spec(Path(run_dir), read_run_config(Path(run_dir)))
-            dataset = replace(spec, data_dir=data_dir).load()
+            dataset = replace(stored_data_spec(run, stored), data_dir=data_dir).load()
         report, _ = diagnose_run(
-            run_dir,
+            run,
             epsilon=criteria.epsilon,
             delta=criteria.delta,
             iwae_k=iwae_k,
             split=split,
             dataset=dataset,
         )
-        written = write_diagnosis(report, run_dir)
-    if as_json:
-        print_json(report.to_json())
-        return
-    click.echo(format_report(report))
-    click.echo("wrote " + ", ".join(str(p) for p in written))
+        # shown before the files are written, so a read-only run directory still gets it
+        if as_json:
+            print_json(report.to_json())
+        else:
+            click.echo(format_report(report))
+        written = write_diagnosis(report, run)
+    if not as_json:
+        click.echo("wrote " + ", ".join(str(p) for p in written))

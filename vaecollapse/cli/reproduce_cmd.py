@@ -35,6 +35,12 @@ from ..rundir import claimed_directory
     "on a slow machine; a later call with more epochs resumes the same runs.",
 )
 @click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Start every run from this seed instead of the entry's own (use another --out for each "
+    "seed), to see how much a result owes to the seed.",
+)
+@click.option(
     "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."
 )
 def reproduce(
@@ -44,6 +50,7 @@ def reproduce(
     out: str,
     jobs: int,
     epochs: int | None,
+    seed: int | None,
     collect: bool,
     **flags,
 ) -> None:
@@ -66,8 +73,9 @@ def reproduce(
         raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
     with claimed_directory(out, "output"):
         _run_entries(
-            name, names, out, quick, data.get("data_dir"), data.get("verify", True), jobs, epochs
-        )
+            name, names, out, quick, data.get("data_dir"), data.get("verify", True), jobs, epochs,
+            seed,
+        )  # fmt: skip
 
 
 def _run_entries(
@@ -79,6 +87,7 @@ def _run_entries(
     verify: bool,
     jobs: int,
     epochs: int | None,
+    seed: int | None,
 ) -> None:
     lines = ["| entry | claim holds | wall s | training s |", "|---|---|---|---|"]
     failed, not_run = [], []
@@ -86,7 +95,7 @@ def _run_entries(
         try:
             result = run_entry(
                 entry_name, out, quick=quick, data_dir=data_dir, verify=verify, jobs=jobs,
-                epochs=epochs,
+                epochs=epochs, seed=seed,
             )  # fmt: skip
         except InputError as reason:
             if name != "all":

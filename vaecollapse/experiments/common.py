@@ -255,6 +255,7 @@ def train_with_snapshots(
     """Train one linear run in stages (resume is exact, so the stages are one run) and compare
     it with the theory after each: ``(history, [{"epoch", <map> D_MA ..., σ D_MA ...}])``."""
     config = model_config(family, dataset, **settings)
+    training = ctx.training(training)
     run_dir = ctx.run_dir(group)
     record_path = run_dir / "snapshots.json"
     recorded = json.loads(record_path.read_text()) if record_path.exists() else []

@@ -107,7 +107,7 @@ def thm2_synthetic(ctx: Context) -> EntryResult:
     x, y = _data(0, paired=True)
     a, b, c = (torch.from_numpy(m) for m in moments(x, y))
     optimum = cvae_closed_form(cvae_spectrum(x, y), DIM, beta=1.0)
-    w1, w2, u1, u2, logvar = _parameters([(DIM, DIM)] * 4 + [(DIM,)], seed=1)
+    w1, w2, u1, u2, logvar = _parameters([(DIM, DIM)] * 4 + [(DIM,)], seed=ctx.seed_or(1))
     log_eta = torch.zeros((), dtype=torch.float64)
 
     def loss() -> torch.Tensor:
@@ -134,7 +134,7 @@ def _mhvae_entry(ctx: Context, name: str, sigma2: float | None, title: str) -> E
     optimum = mhvae_closed_form(
         vae_spectrum(x), DIM, DIM, beta1=1.0, beta2=2.0, sigma1=1.0, sigma2=sigma2
     )
-    w1, w2, u1, u2, logvar2 = _parameters([(DIM, DIM)] * 4 + [(DIM,)], seed=1)
+    w1, w2, u1, u2, logvar2 = _parameters([(DIM, DIM)] * 4 + [(DIM,)], seed=ctx.seed_or(1))
     var1 = torch.ones(DIM, dtype=torch.float64)
     log_eta = torch.zeros((), dtype=torch.float64)
     root_a = root_second_moment(a.numpy())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..fileio import write_text_atomic
+from ..rundir import read_json_object, read_metrics
 from ..train import TrainConfig
 
 
@@ -47,7 +48,9 @@ class Context:
     """Where and how an entry runs. ``quick``: the small CI variant of the entry. ``shared``: the
     run directories entries share (a sweep point two figures both use is trained once). ``jobs``:
     how many runs of a sweep train at once, each in its own process. ``epochs``: when set, every
-    run trains this many epochs instead of the entry's own count (a run resumes with more)."""
+    run trains this many epochs instead of the entry's own count (a run resumes with more).
+    ``seed``: when set, every run starts from this seed instead of the entry's own (its initial
+    weights, batches and samples; the data are the same), to see how much a result owes to it."""
 
     out: Path
     quick: bool
@@ -56,10 +59,17 @@ class Context:
     shared: Path | None = None
     jobs: int = 1
     epochs: int | None = None
+    seed: int | None = None
 
     def training(self, config: TrainConfig) -> TrainConfig:
-        """``config`` with the epochs asked for on the command line, if any."""
-        return config if self.epochs is None else replace(config, epochs=self.epochs)
+        """``config`` with the epochs and seed asked for on the command line, if any."""
+        if self.epochs is not None:
+            config = replace(config, epochs=self.epochs)
+        return config if self.seed is None else replace(config, seed=self.seed)
+
+    def seed_or(self, default: int) -> int:
+        """The seed asked for on the command line, else the entry's own ``default``."""
+        return default if self.seed is None else self.seed
 
     def run_dir(self, *parts: str) -> Path:
         """A run directory in the shared area, apart for quick and full runs."""
@@ -106,6 +116,7 @@ def run_entry(
     verify: bool = True,
     jobs: int = 1,
     epochs: int | None = None,
+    seed: int | None = None,
 ) -> EntryResult:
     """Run one entry into ``out/name`` (its runs under ``out/shared-runs``, where other entries
     can reuse them, ``jobs`` at a time) and write its CSV and markdown table."""
@@ -116,17 +127,20 @@ def run_entry(
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    context = Context(directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs)
+    context = Context(
+        directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs, seed
+    )
     result = entry.run(context)
     result.seconds = time.perf_counter() - started
     write_text_atomic(directory / "results.csv", to_csv(result.rows))
-    write_text_atomic(directory / "comparison.md", to_markdown(entry, result, quick, epochs))
+    write_text_atomic(directory / "comparison.md", to_markdown(entry, result, quick, epochs, seed))
     outcome = {
         "mode": "quick" if quick else "full",
         "claim_holds": result.claim_holds,
         "seconds": result.seconds,
         "train_seconds": result.train_seconds,
         "epochs": epochs,
+        "seed": seed,
     }
     write_text_atomic(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
     return result
@@ -143,10 +157,18 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def to_markdown(entry: Entry, result: EntryResult, quick: bool, epochs: int | None = None) -> str:
+def to_markdown(
+    entry: Entry,
+    result: EntryResult,
+    quick: bool,
+    epochs: int | None = None,
+    seed: int | None = None,
+) -> str:
     mode = "quick" if quick else "full"
     if epochs is not None:
         mode += f", every run trained {epochs} epochs instead of the entry's own count"
+    if seed is not None:
+        mode += f", every run seeded {seed} instead of the entry's own seed"
     lines = [
         f"# {entry.name}: {entry.title}",
         "",
@@ -179,11 +201,17 @@ def collect_report(out: str | Path) -> str:
     ]
     sections = []
     for name in found:
-        outcome = json.loads((out / name / "result.json").read_text())
+        outcome = read_json_object(
+            out / name / "result.json",
+            "an entry's outcome",
+            f"Run `vaecollapse reproduce {name} --out {out}` again to rewrite it.",
+        )
         claim = "holds" if outcome["claim_holds"] else "does not hold"
         mode = outcome["mode"]
         if outcome.get("epochs") is not None:
             mode += f", {outcome['epochs']} epochs"
+        if outcome.get("seed") is not None:
+            mode += f", seed {outcome['seed']}"
         lines.append(
             f"| {name} | {mode} | {claim} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
@@ -210,12 +238,7 @@ def run_area_totals(shared: Path) -> dict[str, tuple[int, int, float]]:
         histories = sorted((shared / mode).glob("**/metrics.jsonl"))
         if not histories:
             continue
-        seconds = sum(
-            json.loads(line)["seconds"]
-            for path in histories
-            for line in path.read_text().splitlines()
-            if line.strip()
-        )
+        seconds = sum(record["seconds"] for path in histories for record in read_metrics(path))
         complete = sum((path.parent / "model.pt").is_file() for path in histories)
         totals[mode] = (len(histories), complete, seconds)
     return totals

@@ -1,0 +1,778 @@
+"""Fault and bad-input cases: each sets up a situation a user can get into, runs the command line
+on it and checks what must hold afterwards (the exit code, the message, the files left).
+
+``tests/test_faults.py`` runs every case; ``python -m tests.fault_cases`` runs them all and writes
+``docs/reliability.md``, the table of outcomes, so the document shows what the code does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+from vaecollapse.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INTERRUPTED_EPOCHS = 400
+TINY = ["--dataset", "digits", "--latent-dim", "2", "--batch-size", "512", "--device", "cpu"]
+ERROR_STARTS = ("error", "interrupted")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def message(self) -> str:
+        """The error message (from its first line to the end of stderr), else the last line."""
+        lines = (self.err.strip() or self.out.strip()).splitlines()
+        starts = [i for i, line in enumerate(lines) if line.lower().startswith(ERROR_STARTS)]
+        return " ".join(" ".join(lines[starts[-1] if starts else -1 :]).split())
+
+
+@dataclass
+class Case:
+    group: str
+    name: str
+    what: str
+    expect_code: int
+    expect_text: str
+    run: Callable[[Path], tuple[Result, str]]
+
+
+@dataclass
+class Outcome:
+    case: Case
+    code: int | None = None
+    message: str = ""
+    checked: str = ""
+    failure: str | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def as_expected(self) -> bool:
+        return self.failure is None
+
+
+CASES: list[Case] = []
+
+
+def case(group: str, what: str, code: int, text: str):
+    """Register ``run(tmp) -> (Result, what was checked beyond code and message)``."""
+
+    def add(run: Callable[[Path], tuple[Result, str]]) -> Callable:
+        CASES.append(Case(group, run.__name__, what, code, text, run))
+        return run
+
+    return add
+
+
+def invoke(*args: str) -> Result:
+    """The console entry point, in this process, with its output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def train(out: Path, *extra: str, epochs: int = 1) -> Result:
+    return invoke("train", *TINY, "--epochs", str(epochs), "--out", out, *extra)
+
+
+def trained(out: Path, epochs: int = 1, *extra: str) -> Path:
+    result = train(out, *extra, epochs=epochs)
+    assert result.code == 0, result.err
+    return out
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` with its bytes, to show nothing changed (the lock file
+    only records who held the directory last, and is left out)."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != ".vaecollapse.lock"
+    }
+
+
+def user_folder(tmp: Path) -> Path:
+    """A folder of the user's own files, two of them named as a run's files are."""
+    folder = tmp / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"my": "settings"}\n')
+    (folder / "model.pt").write_bytes(b"my weights")
+    (folder / "notes.txt").write_text("thesis notes\n")
+    return folder
+
+
+class Payload:
+    """Unpickling this runs a shell command that leaves a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def crafted_checkpoint(path: Path, marker: Path) -> None:
+    torch.save({"epoch": 1, "model": Payload(marker), "history": [{}]}, path)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    env.pop("VAECOLLAPSE_DEBUG", None)
+    return env
+
+
+def start_training(out: Path, epochs: int) -> subprocess.Popen:
+    """``vaecollapse train`` in a child process whose Ctrl-C behaves as in a terminal."""
+    command = ["train", *TINY, "--epochs", str(epochs), "--out", str(out)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaecollapse", *command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def child_run(*args: str) -> Result:
+    done = subprocess.run(
+        [sys.executable, "-m", "vaecollapse", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=300,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def wait_for_epochs(out: Path, process: subprocess.Popen, at_least: int = 1) -> None:
+    """Block until the child has checkpointed ``at_least`` epochs."""
+    deadline = time.monotonic() + 120
+    metrics = out / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the trainer ended early: {process.stderr.read()}")
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the trainer wrote no epoch within 120 s")
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# --- Trust: nothing found on disk runs code ---------------------------------------------------
+
+
+@case("code on disk", "diagnose a run whose checkpoint.pt (no model.pt) unpickles a shell "
+      "command", 2, "never loads")  # fmt: skip
+def crafted_checkpoint_diagnose(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    (run / "model.pt").unlink()
+    marker = tmp / "pwned"
+    crafted_checkpoint(run / "checkpoint.pt", marker)
+    result = invoke("diagnose", run)
+    assert not marker.exists(), "the payload ran"
+    return result, "the payload did not run"
+
+
+@case("code on disk", "resume training from a checkpoint.pt that unpickles a shell command", 2,
+      "never loads")  # fmt: skip
+def crafted_checkpoint_resume(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    marker = tmp / "pwned"
+    crafted_checkpoint(run / "checkpoint.pt", marker)
+    before = snapshot(run)
+    result = train(run, epochs=2)
+    assert not marker.exists(), "the payload ran"
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "the payload did not run; the run directory is unchanged"
+
+
+@case("code on disk", "diagnose a run whose model.pt unpickles a shell command", 2, "never loads")
+def crafted_weights_diagnose(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    marker = tmp / "pwned"
+    torch.save({"weight": Payload(marker)}, run / "model.pt")
+    result = invoke("diagnose", run)
+    assert not marker.exists(), "the payload ran"
+    return result, "the payload did not run"
+
+
+@case("code on disk", "diagnose --iwae-k 5 with a crafted stored IWAE estimate beside the run", 0,
+      "IWAE log-likelihood")  # fmt: skip
+def crafted_iwae_store(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    marker = tmp / "pwned"
+    torch.save({"key": Payload(marker)}, run / "iwae-test-k5.pt")
+    result = invoke("diagnose", run, "--iwae-k", "5")
+    assert not marker.exists(), "the payload ran"
+    return Result(result.code, result.out, result.out.splitlines()[-3]), (
+        "the payload did not run; the estimate was made afresh and replaced the file"
+    )
+
+
+# --- Run directories: one process at a time, nothing of the user's overwritten ---------------
+
+
+def _refused_out(command: list[str], out: str) -> Result:
+    return invoke(*command, "--out", out)
+
+
+for _command in (["train", *TINY], ["demo"], ["reproduce", "fig2a", "--quick"]):
+
+    def _empty(tmp: Path, command=_command) -> tuple[Result, str]:
+        os.chdir(tmp)
+        result = _refused_out(command, "")
+        assert not any(tmp.iterdir()), "something was written into the current directory"
+        return result, "nothing was written into the current directory"
+
+    def _file(tmp: Path, command=_command) -> tuple[Result, str]:
+        target = tmp / "results.txt"
+        target.write_text("keep me\n")
+        result = _refused_out(command, str(target))
+        assert target.read_text() == "keep me\n"
+        return result, "the file is unchanged"
+
+    def _foreign(tmp: Path, command=_command) -> tuple[Result, str]:
+        folder = user_folder(tmp)
+        before = snapshot(folder)
+        result = _refused_out(command, str(folder))
+        assert snapshot(folder) == before, "the user's files changed or a file was added"
+        assert not (folder / ".vaecollapse.lock").exists(), "a lock file was added"
+        return result, "the user's files are unchanged and nothing was added"
+
+    _word = _command[0]
+    _empty.__name__, _file.__name__, _foreign.__name__ = (
+        f"{_word}_out_empty",
+        f"{_word}_out_is_a_file",
+        f"{_word}_out_holds_user_files",
+    )
+    case("run directories", f"{_word} --out ''", 2, "--out is empty")(_empty)
+    case("run directories", f"{_word} --out naming an existing file", 2, "is a file")(_file)
+    case(
+        "run directories",
+        f"{_word} --out naming a folder of the user's files (config.json, model.pt, notes.txt)",
+        2,
+        "never writes over them",
+    )(_foreign)
+
+
+@case("run directories", "a second trainer on a run directory another process is training", 2,
+      "is in use by pid")  # fmt: skip
+def concurrent_trainers(tmp: Path) -> tuple[Result, str]:
+    run = tmp / "run"
+    first = start_training(run, epochs=100_000)
+    try:
+        wait_for_epochs(run, first)
+        before = (run / "config.json").read_bytes()
+        result = train(run, "--lr", "0.01", epochs=5)
+        assert (run / "config.json").read_bytes() == before, "config.json changed"
+        assert f"pid {first.pid}" in result.err, "the holder is not named"
+    finally:
+        first.kill()
+        first.communicate()
+    again = train(run, epochs=first_epochs(run) + 1)
+    assert again.code == 0, f"the lock outlived its killed holder: {again.err}"
+    return result, "the holder's pid is named; after the holder is killed the run resumes"
+
+
+def first_epochs(run: Path) -> int:
+    return len((run / "metrics.jsonl").read_text().splitlines())
+
+
+@case("run directories", "train a finished 3-epoch run again with --epochs 2", 2,
+      "more than the 2 asked for")  # fmt: skip
+def fewer_epochs(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run", epochs=3)
+    before = snapshot(run)
+    result = train(run, epochs=2)
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "config.json and every other file are unchanged"
+
+
+@case("run directories", "resume a run with another learning rate", 2, "different configuration")
+def changed_configuration(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    before = snapshot(run)
+    result = train(run, "--lr", "0.01", epochs=2)
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "the run directory is unchanged"
+
+
+def _damaged_config(content: bytes, command: str):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        run = trained(tmp / "run")
+        (run / "config.json").write_bytes(content)
+        before = snapshot(run)
+        result = train(run, epochs=2) if command == "train" else invoke("diagnose", run)
+        assert snapshot(run) == before, "the run directory changed"
+        return result, "the run directory is unchanged"
+
+    return run_case
+
+
+for _content, _label, _texts in (
+    (b'{"format": "vaecollapse-run/1", "train": {', "truncated", ("is damaged", "is damaged")),
+    (b"[1, 2, 3]\n", "a JSON list, not an object,", ("not a run config", "not a run config")),
+    (b'{"format": "vaecollapse-run/1", "\xff\xfe": 1}', "not UTF-8", ("damaged", "damaged")),
+):
+    for _command, _text in zip(("train", "diagnose"), _texts, strict=True):
+        _fn = _damaged_config(_content, _command)
+        _fn.__name__ = f"{_command}_config_{_label.split(',')[0].replace(' ', '_')}"
+        case("damaged runs", f"{_command} a run whose config.json is {_label}", 2, _text)(_fn)
+
+
+@case("damaged runs", "resume from a checkpoint.pt that lacks the optimiser state", 2,
+      "lacks optimiser")  # fmt: skip
+def checkpoint_missing_keys(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    state = weights(run / "checkpoint.pt")
+    del state["optimiser"]
+    torch.save(state, run / "checkpoint.pt")
+    before = snapshot(run)
+    result = train(run, epochs=2)
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "the run directory is unchanged"
+
+
+@case("damaged runs", "resume from a checkpoint.pt of another architecture (latent 5, not 2)", 2,
+      "weights of another model")  # fmt: skip
+def checkpoint_other_architecture(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    other = trained(tmp / "other", 1, "--latent-dim", "5")
+    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    before = snapshot(run)
+    result = train(run, epochs=2)
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "the run directory is unchanged"
+
+
+@case("damaged runs", "diagnose a run with model.pt removed and checkpoint.pt truncated", 2,
+      "truncated or not a PyTorch file")  # fmt: skip
+def checkpoint_truncated(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    (run / "model.pt").unlink()
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    return invoke("diagnose", run), ""
+
+
+@case("damaged runs", "reproduce --collect over a finished run whose metrics.jsonl is garbage", 2,
+      "is not an epoch record")  # fmt: skip
+def garbage_metrics(tmp: Path) -> tuple[Result, str]:
+    out = tmp / "reproductions"
+    run = trained(out / "shared-runs" / "quick" / "group" / "run", epochs=2)
+    (run / "metrics.jsonl").write_text("epoch one went fine\n")
+    return invoke("reproduce", "--collect", "--out", out), ""
+
+
+@case("damaged runs", "diagnose a folder that is not a run", 2, "has no config.json")
+def diagnose_not_a_run(tmp: Path) -> tuple[Result, str]:
+    return invoke("diagnose", user_folder(tmp).parent), ""
+
+
+@case("run directories", "train with umask 027", 0, "trained 1 epochs")
+def files_follow_umask(tmp: Path) -> tuple[Result, str]:
+    old = os.umask(0o027)
+    try:
+        run = tmp / "run"
+        result = train(run)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run.iterdir()}
+    assert set(modes.values()) == {0o640}, modes
+    return Result(result.code, result.out, result.out), "every file is mode 0640"
+
+
+@case("signals", "kill -9 a trainer mid-run, then run the same command with two more epochs", 0,
+      "trained")  # fmt: skip
+def kill_and_resume(tmp: Path) -> tuple[Result, str]:
+    run = tmp / "run"
+    first = start_training(run, epochs=100_000)
+    wait_for_epochs(run, first, at_least=2)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    epochs = str(weights(run / "checkpoint.pt")["epoch"] + 2)
+    resumed = child_run("train", *TINY, "--epochs", epochs, "--out", str(run))
+    straight = tmp / "straight"
+    child_run("train", *TINY, "--epochs", epochs, "--out", str(straight))
+    a, b = weights(run / "model.pt"), weights(straight / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+    return resumed, f"after {epochs} epochs the weights equal an uninterrupted run's bit for bit"
+
+
+@case("signals", "Ctrl-C (SIGINT) during training, then the same command again", 130,
+      "interrupted at epoch")  # fmt: skip
+def interrupt_and_resume(tmp: Path) -> tuple[Result, str]:
+    run = tmp / "run"
+    child = start_training(run, epochs=INTERRUPTED_EPOCHS)
+    wait_for_epochs(run, child)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    result = Result(child.returncode, out, err)
+    assert "Traceback" not in err
+    again = child_run("train", *TINY, "--epochs", str(INTERRUPTED_EPOCHS), "--out", str(run))
+    assert again.code == 0 and first_epochs(run) == INTERRUPTED_EPOCHS, again.err
+    return result, "the same command then finished the run"
+
+
+# --- One schema, checked before anything is created -----------------------------------------
+
+
+def _bad_flag(*flags: str, command: tuple[str, ...] = ("train", *TINY)):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        out = tmp / "run"
+        extra = ("--out", out) if command[0] == "train" else ()
+        result = invoke(*command, *flags, *extra)
+        assert not out.exists(), "the run directory was created"
+        return result, "no directory was created" if extra else ""
+
+    return run_case
+
+
+for _flags, _text in (
+    (("--eta-enc", "nan"), "--eta-enc must be a finite number > 0; got nan"),
+    (("--eta-enc", "-1"), "--eta-enc must be a finite number > 0"),
+    (("--eta-enc", "inf"), "--eta-enc must be a finite number > 0; got inf"),
+    (("--beta", "inf"), "--beta must be a finite number > 0"),
+    (("--eta-dec", "0"), "--eta-dec must be a finite number > 0"),
+    (("--sigma", "0"), "--sigma must be a finite number > 0"),
+    (("--lr", "-0.1"), "--lr must be a finite number > 0"),
+    (("--epochs", "0"), "--epochs must be an integer ≥ 1"),
+    (("--model", "mhvae", "--betas", "1,nan"), "--betas must be a list"),
+    (("--betas", "1,2"), "do not apply to --model vae"),
+    (("--encoder-variance", "fixed"), "needs sigma"),
+    (("--digits", "one"), "--digits takes an integer"),
+):
+    _fn = _bad_flag(*_flags)
+    _fn.__name__ = "train " + " ".join(_flags)
+    case("settings", f"train {' '.join(_flags)}", 2, _text)(_fn)
+
+for _command, _flags, _text in (
+    (("theory", "--model", "vae", "--dataset", "digits", "--latent-dim", "2"),
+     ("--eta-enc", "inf"), "--eta-enc must be a finite number > 0"),
+    (("diagnose", "."), ("--epsilon", "-1"), "--epsilon must be a finite number > 0"),
+    (("reproduce", "fig2a"), ("--jobs", "0"), "Invalid value for '--jobs'"),
+):  # fmt: skip
+    _fn = _bad_flag(*_flags, command=_command)
+    _fn.__name__ = f"{_command[0]} {' '.join(_flags)}"
+    case("settings", f"{_command[0]} {' '.join(_flags)}", 2, _text)(_fn)
+
+
+def _bad_config(suffix: str, content: bytes):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        config = tmp / f"settings{suffix}"
+        config.write_bytes(content)
+        out = tmp / "run"
+        result = invoke("train", "--config", config, "--out", out)
+        assert not out.exists(), "the run directory was created"
+        return result, "no directory was created"
+
+    return run_case
+
+
+for _suffix, _content, _label, _text in (
+    (".toml", b'dataset = "digits"\nlatent_dim = 0\n', "latent_dim = 0", "an integer ≥ 1"),
+    (".toml", b'dataset = "digits"\nlatent_dim = 2\nlearning_rate = 1\n', "an unknown key",
+     "unknown setting 'learning_rate'"),
+    (".toml", b'dataset = "digits"\nlatent_dim = "two"\n', "a string for an integer",
+     "must be an integer"),
+    (".toml", b'dataset = "digits"\nlatent_dim = 2\neta_enc = nan\n', "eta_enc = nan",
+     "must be a finite number > 0"),
+    (".toml", b'dataset = "d\xe9gits"\n', "Latin-1 bytes (not UTF-8)", "is not UTF-8"),
+    (".yaml", b"- dataset\n- digits\n", "a YAML list", "a table of settings"),
+    (".ini", b"[x]\n", "an unknown file type", "must be .toml, .yaml or .yml"),
+):  # fmt: skip
+    _fn = _bad_config(_suffix, _content)
+    _fn.__name__ = f"config {_label}"
+    case("settings", f"train --config a {_suffix} file with {_label}", 2, _text)(_fn)
+
+
+# --- Data -------------------------------------------------------------------------------------
+
+
+def _user_data(name: str, array: np.ndarray, text: str, what: str):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        path = tmp / name
+        if name.endswith(".npz"):
+            np.savez(path, **{"x": array, "extra": array})
+        else:
+            np.save(path, array)
+        return invoke("train", "--dataset", path, "--latent-dim", "2", "--out", tmp / "r"), ""
+
+    run_case.__name__ = f"data {what}"
+    case("data", f"train on a {name} holding {what}", 2, text)(run_case)
+
+
+_user_data("big.npy", np.full((4, 3), 1e300), "beyond float32's range", "float64 values of 1e300")
+_user_data("nan.npy", np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN or infinite", "a NaN")
+_user_data("img.npy", np.zeros((4, 2, 2)), "2-D array", "a 3-D array")
+_user_data("extra.npz", np.zeros((4, 3)), "does not use", "an unknown array 'extra'")
+
+
+@case("data", "train on MNIST from an empty --data-dir, offline", 2, "not found")
+def mnist_missing(tmp: Path) -> tuple[Result, str]:
+    (tmp / "empty").mkdir()
+    with mock.patch.dict(os.environ, {"VAECOLLAPSE_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp)}):
+        os.environ.pop("VAECOLLAPSE_DATA", None)
+        result = invoke(
+            "train", "--dataset", "mnist", "--data-dir", tmp / "empty", "--latent-dim", "2",
+            "--out", tmp / "r",
+        )  # fmt: skip
+    return result, ""
+
+
+@case("data", "train on MNIST whose train-images file is garbage", 2, "truncated or corrupt")
+def mnist_corrupt(tmp: Path) -> tuple[Result, str]:
+    folder = tmp / "mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+        (folder / name).write_bytes(b"\x1f\x8b not really gzip")
+    return invoke(
+        "train", "--dataset", "mnist", "--data-dir", folder, "--latent-dim", "2", "--out",
+        tmp / "r",
+    ), ""  # fmt: skip
+
+
+@case("data", "diagnose a CVAE run on a digit subset of the quadrant task (as fig3a writes)", 0,
+      "verdict")  # fmt: skip
+def diagnose_digit_subset_run(tmp: Path) -> tuple[Result, str]:
+    from vaecollapse.data import load_dataset
+    from vaecollapse.diagnostics.runs import train_run
+    from vaecollapse.train import TrainConfig
+
+    dataset = load_dataset("digits-quadrant", digits=1)
+    train_run(tmp / "run", "cvae", dataset, {"latent_dim": 2}, TrainConfig(epochs=1), device="cpu")
+    result = invoke("diagnose", tmp / "run", "--json")
+    report = json.loads(result.out)
+    stored = json.loads((tmp / "run" / "config.json").read_text())["data"]
+    assert stored["digits"] == [1] and stored["dataset"] == "digits-quadrant", stored
+    return Result(result.code, "", "verdict: " + report["verdict"]["summary"]), (
+        "config.json stores dataset digits-quadrant with digits [1]"
+    )
+
+
+@case("data", "diagnose a run trained on generated data (as the synthetic entries write)", 0,
+      "verdict")  # fmt: skip
+def diagnose_synthetic_run(tmp: Path) -> tuple[Result, str]:
+    from vaecollapse.data import correlated_pairs, synthetic_dataset
+    from vaecollapse.diagnostics.runs import train_run
+    from vaecollapse.train import TrainConfig
+
+    x, y = correlated_pairs(0.5, n=200, dim=4, seed=0)
+    dataset = synthetic_dataset("pairs", x, y)
+    train_run(tmp / "run", "cvae", dataset, {"latent_dim": 2}, TrainConfig(epochs=1), device="cpu")
+    moved = tmp / "moved"
+    (tmp / "run").rename(moved)
+    result = invoke("diagnose", moved)
+    verdict = next(line for line in result.out.splitlines() if line.startswith("verdict"))
+    return Result(result.code, "", verdict), (
+        "the data set is kept in the run directory (data.npz) and found after the folder moved"
+    )
+
+
+# --- The operating system says no ------------------------------------------------------------
+
+
+def _failing_save(fail_on_call: int, error: BaseException):
+    real = torch.save
+    calls = {"n": 0}
+
+    def save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == fail_on_call:
+            with open(f, "wb") as handle:
+                handle.write(b"partial")
+            raise error
+        return real(obj, f, *args, **kwargs)
+
+    return save
+
+
+TORCH_WRITE_FAILURE = "[enforce fail at inline_container.cc:783] . unexpected pos 3904 vs 3792"
+
+
+def _disk_full(name: str, fail_on_call: int, error: BaseException, expect_kept: int | None):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        run = tmp / "run"
+        with mock.patch("torch.save", _failing_save(fail_on_call, error)):
+            result = train(run, epochs=3)
+        leftovers = [p.name for p in run.iterdir() if p.name.endswith(".part")]
+        assert not leftovers, f"temporary files left: {leftovers}"
+        if expect_kept is None:
+            assert not (run / "checkpoint.pt").exists()
+            return result, "no temporary file is left"
+        assert weights(run / "checkpoint.pt")["epoch"] == expect_kept
+        resumed = train(run, epochs=3)
+        assert resumed.code == 0, resumed.err
+        return result, f"the epoch-{expect_kept} checkpoint is intact and the run then resumes"
+
+    run_case.__name__ = name
+    return run_case
+
+
+case("operating system", "disk full (ENOSPC) while writing the epoch-2 checkpoint", 2,
+     "no space left on device; the checkpoint of epoch 1 is kept")(
+    _disk_full("disk_full_at_epoch_2", 2, OSError(errno.ENOSPC, "No space left on device"), 1)
+)  # fmt: skip
+case("operating system", "disk full while writing the first checkpoint", 2,
+     "no checkpoint had been written yet")(
+    _disk_full("disk_full_at_epoch_1", 1, OSError(errno.ENOSPC, "No space left on device"), None)
+)  # fmt: skip
+case("operating system", "torch's own write failure ('unexpected pos') at epoch 3", 2,
+     "the write failed part-way (disk full?); the checkpoint of epoch 2 is kept")(
+    _disk_full("torch_write_failure", 3, RuntimeError(TORCH_WRITE_FAILURE), 2)
+)  # fmt: skip
+
+
+@case("operating system", "--out on a read-only file system", 2, "Read-only file system")
+def read_only_output(tmp: Path) -> tuple[Result, str]:
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with mock.patch("pathlib.Path.mkdir", refuse):
+        result = train(tmp / "run")
+    return result, ""
+
+
+@case("operating system", "--out in a folder where creating files is not permitted", 2,
+      "Permission denied")  # fmt: skip
+def permission_denied(tmp: Path) -> tuple[Result, str]:
+    (tmp / "run").mkdir()
+    real_open = open
+
+    def guarded(file, *args, **kwargs):
+        if str(file).startswith(str(tmp / "run")):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    with mock.patch("builtins.open", guarded):
+        result = train(tmp / "run")
+    return result, ""
+
+
+@case("operating system", "diagnose a run on a read-only file system", 2,
+      "cannot write")  # fmt: skip
+def diagnose_read_only(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    before = snapshot(run)
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with mock.patch("tempfile.mkstemp", refuse):
+        result = invoke("diagnose", run)
+    assert snapshot(run) == before
+    assert "verdict" in result.out, "the report was not printed"
+    return result, "the report is printed before the refusal; the run is unchanged"
+
+
+# --- Running the cases -----------------------------------------------------------------------
+
+
+def run_case(chosen: Case) -> Outcome:
+    """Run one case in a fresh temporary folder (and the current directory restored after)."""
+    outcome = Outcome(chosen)
+    cwd = os.getcwd()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vaecollapse-fault-") as folder:
+        try:
+            result, checked = chosen.run(Path(folder))
+            outcome.code, outcome.message, outcome.checked = result.code, result.message, checked
+            problems = []
+            if result.code != chosen.expect_code:
+                problems.append(f"exit code {result.code}, expected {chosen.expect_code}")
+            if chosen.expect_text not in " ".join((result.err + result.out).split()):
+                problems.append(f"the output lacks {chosen.expect_text!r}")
+            if "Traceback" in result.err:
+                problems.append("a traceback was printed")
+            outcome.failure = "; ".join(problems) or None
+        except AssertionError as failed:
+            outcome.failure = f"check failed: {failed}"
+        finally:
+            os.chdir(cwd)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    held = sum(o.as_expected for o in outcomes)
+    lines = [
+        "# Reliability: fault and bad-input cases",
+        "",
+        "Generated by `python -m tests.fault_cases --write docs/reliability.md`, which runs every "
+        "case below (`tests/test_faults.py` runs the same cases in the test suite). Each case "
+        "sets up a situation a user can get into, runs the command line on it and checks the "
+        "exit code, the message and what is left on disk. Exit codes: 0 success, 2 bad input "
+        "or a refusal (one paragraph on stderr, never a traceback), 130 interrupted.",
+        "",
+        f"{held} of {len(outcomes)} cases behave as expected.",
+        "",
+        "| # | group | case | exit | message (last paragraph of the output) | also checked | "
+        "as expected |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, o in enumerate(outcomes, start=1):
+        message = textwrap.shorten(o.message, 260, placeholder=" …").replace("|", "\\|")
+        verdict = "yes" if o.as_expected else f"**no**: {o.failure}"
+        lines.append(
+            f"| {number} | {o.case.group} | {o.case.what} | {o.code} | {message} | "
+            f"{o.checked} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main_script() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="write the markdown table to this file")
+    args = parser.parse_args()
+    outcomes = []
+    for chosen in CASES:
+        outcomes.append(run_case(chosen))
+        o = outcomes[-1]
+        state = "ok" if o.as_expected else f"FAILED ({o.failure})"
+        print(f"{len(outcomes):>3} {chosen.name:<45} exit {o.code}  {state}", file=sys.stderr)
+    text = markdown(outcomes)
+    if args.write:
+        args.write.write_text(text, encoding="utf-8")
+    else:
+        print(text)
+    if not all(o.as_expected for o in outcomes):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main_script()

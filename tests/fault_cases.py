@@ -711,7 +711,9 @@ def run_case(chosen: Case) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="vaecollapse-fault-") as folder:
         try:
             result, checked = chosen.run(Path(folder))
-            outcome.code, outcome.message, outcome.checked = result.code, result.message, checked
+            outcome.code, outcome.checked = result.code, checked
+            outcome.message = result.message.replace(str(Path(folder).resolve()), "<tmp>")
+            outcome.message = outcome.message.replace(folder, "<tmp>")
             problems = []
             if result.code != chosen.expect_code:
                 problems.append(f"exit code {result.code}, expected {chosen.expect_code}")

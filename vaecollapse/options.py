@@ -267,3 +267,28 @@ def split_settings(settings: dict[str, Any], cls: type) -> dict[str, Any]:
     """The entries of ``settings`` that are declared fields of ``cls``."""
     names = declared(cls)
     return {k: v for k, v in settings.items() if k in names}
+
+
+def settings_markdown(sections: dict[str, tuple[type, ...]]) -> str:
+    """A markdown table per section of every declared setting: name (the flag and the config
+    key), domain, default, meaning. ``docs/settings.md`` is this text."""
+    lines = []
+    for title, classes in sections.items():
+        lines += [f"## {title}", "", "| setting | flag | values | default | meaning |"]
+        lines.append("|---|---|---|---|---|")
+        seen = set()
+        for cls in classes:
+            for name, (spec, default) in declared(cls).items():
+                if name in seen:
+                    continue
+                seen.add(name)
+                if default is dataclasses.MISSING:
+                    shown = "required"
+                else:
+                    shown = "—" if default is None else f"`{_shown(default)}`"
+                flag = f"`{flag_name(name)}`"
+                if spec.kind is bool:
+                    flag = f"`{flag_name(name)}` / `--no-{name.replace('_', '-')}`"
+                lines.append(f"| `{name}` | {flag} | {spec.describe()} | {shown} | {spec.help} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -52,7 +52,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as scratch:
                 ctx = Context(Path(scratch) / "bench", quick=False, jobs=jobs)
                 started = time.perf_counter()
-                outcomes = train_runs(ctx, "sweep", family, source, dataset, runs, training)
+                outcomes = train_runs(ctx, "sweep", family, dataset, runs, training)
                 seconds[jobs] = time.perf_counter() - started
             losses[jobs] = [o.history[-1]["train_loss"] for o in outcomes.values()]
         base = seconds[args.jobs[0]]

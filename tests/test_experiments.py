@@ -28,7 +28,8 @@ def test_quick_entry_holds_its_claim(name: str, tmp_path: Path, request) -> None
         if "mnist" in entry.data:
             request.getfixturevalue("mnist_dir")  # fails, never skips, when MNIST is missing
         result = run_entry(name, tmp_path, quick=True)
-    assert result.claim_holds, result.comparisons
+    assert result.claim_holds, f"{name}: {result.margin}; {result.comparisons}"
+    assert result.margin, "the claim states no checks"
     directory = tmp_path / name
     table = (directory / "comparison.md").read_text()
     assert "| quantity | paper | ours | agreement |" in table and "KL convention" in table
@@ -113,7 +114,7 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
 
     def trained(epochs: int | None) -> list[dict]:
         ctx = Context(tmp_path, quick=True, epochs=epochs)
-        return train_runs(ctx, "g", "vae", "digits", dataset, runs, entry_training)["small"].history
+        return train_runs(ctx, "g", "vae", dataset, runs, entry_training)["small"].history
 
     short = trained(2)
     assert [row["epoch"] for row in short] == [1, 2]
@@ -154,7 +155,7 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     outcomes = {}
     for jobs in (1, 2):
         ctx = Context(tmp_path / f"jobs{jobs}", quick=True, jobs=jobs)
-        outcomes[jobs] = train_runs(ctx, "sweep", "vae", "digits", dataset, runs, training)
+        outcomes[jobs] = train_runs(ctx, "sweep", "vae", dataset, runs, training)
     # the workers' own log lines (their file descriptors are this process's) name their runs
     assert "[sweep/beta4] epoch 3/3" in capfd.readouterr().err
     for label in runs:
@@ -169,7 +170,7 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     with pytest.raises(InputError, match="different configuration"):
         train_runs(
             Context(tmp_path / "jobs2", quick=True, jobs=2),
-            "sweep", "vae", "digits", dataset, runs, TrainConfig(epochs=3, lr=1e-2),
+            "sweep", "vae", dataset, runs, TrainConfig(epochs=3, lr=1e-2),
         )  # fmt: skip
 
 
@@ -202,3 +203,19 @@ def test_active_count_comparison_judges_on_the_mean_kl_count() -> None:
     row = active_count_comparison("active at θ_k", [0, 3, 7], [0, 2, 7], [0, 4, 10])
     assert row.ours == "0/0/0, 3/2/4, 7/7/10" and row.agreement == "2 of 3 agree (mean KL)"
     assert row.quantity.startswith("active at θ_k: theory / trained, mean KL")
+
+
+def test_a_claim_names_its_tightest_check_with_the_numbers() -> None:
+    from vaecollapse.experiments.claims import Claim
+
+    claim = Claim("x")
+    assert not claim.holds  # a claim with no checks asserts nothing
+    assert claim.greater("wide", 10.0, 1.0) and claim.less("narrow", 0.99, 1.0)
+    assert claim.monotone("steps", [3.0, 2.0, 2.0], increasing=False)  # a tie is allowed
+    assert claim.holds and claim.tightest.label == "steps"
+    assert claim.margin() == "tightest check — steps: 3, 2, 2 falls (holds by 0, 0%)"
+    assert not claim.monotone("up", [1.0, 0.5, 2.0], increasing=True, tolerance=0.2)
+    assert not claim.holds and claim.tightest.label == "up"
+    assert "FAILS by -0.3" in claim.margin()
+    fields = claim.fields()
+    assert fields["claim_holds"] is False and fields["claim"] == "x"

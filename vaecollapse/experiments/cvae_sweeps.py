@@ -9,6 +9,7 @@ import numpy as np
 from ..data import correlated_pairs, synthetic_dataset
 from ..theory import cvae_spectrum, predict
 from ..train import TrainConfig
+from .claims import Claim
 from .common import (
     KL_NOISE,
     PAPER_CODE_CONVENTION,
@@ -16,7 +17,6 @@ from .common import (
     level_summary,
     load,
     mean_collapsed,
-    monotone,
     ours,
     paper_vs_ours,
     plot_sweeps,
@@ -83,7 +83,10 @@ def fig2b(ctx: Context) -> EntryResult:
     beta_points = [(b, 1.0) for b in FIG2B_BETAS]
     eta_points = [(1.0, e) for e in FIG2B_ETAS]
     outcomes = _relu_cvae_sweep(ctx, list(dict.fromkeys(beta_points + eta_points)))
-    rows, comparisons, holds = [], [], True
+    rows, comparisons = [], []
+    claim = Claim(
+        "the KL falls and more dimensions are (ε,δ)-collapsed as β grows and as η_dec grows"
+    )
     panels = {}
     for name, points, values in (
         ("β", beta_points, FIG2B_BETAS),
@@ -96,7 +99,8 @@ def fig2b(ctx: Context) -> EntryResult:
         ]
         kls = [summary["kl"] for summary in summaries]
         counts = [summary["collapsed"] for summary in summaries]
-        holds &= monotone(kls, False, KL_NOISE) and monotone(counts, increasing=True)
+        claim.monotone(f"KL as {name} grows", kls, False, KL_NOISE)
+        claim.monotone(f"collapsed dimensions as {name} grows", counts, True, fmt="{:.0f}")
         comparisons += [
             paper_vs_ours(
                 f"KL (nats) as {name} = {values} grows",
@@ -115,8 +119,7 @@ def fig2b(ctx: Context) -> EntryResult:
         comparison.paper = "larger β or η_dec → more collapsed dimensions"
     figure = plot_sweeps(panels, ctx.out / "fig2b.png")
     return EntryResult(
-        claim="the KL falls and more dimensions are (ε,δ)-collapsed as β grows and as η_dec grows",
-        claim_holds=holds,
+        **claim.fields(),
         rows=rows,
         comparisons=comparisons,
         figures=[figure],
@@ -138,7 +141,11 @@ def table3(ctx: Context) -> EntryResult:
     }
     points = list(dict.fromkeys(sweeps["beta"] + sweeps["eta_dec"]))
     outcomes = _relu_cvae_sweep(ctx, points, iwae_k=iwae_k)
-    rows, comparisons, holds = [], [], True
+    rows, comparisons = [], []
+    claim = Claim(
+        "the KL falls as β grows (η_dec = 0.5) and as η_dec grows (β = 1), and the share of active "
+        "(sample, dimension) pairs is lower at the largest value than at the smallest"
+    )
     for sweep, swept in sweeps.items():
         summaries = [level_summary(outcomes[p].report) for p in swept]
         rows += [
@@ -157,17 +164,18 @@ def table3(ctx: Context) -> EntryResult:
             agreement = ""
             if key == "kl":
                 agreement = trend(measured, False, KL_NOISE)
-                holds &= monotone(measured, False, KL_NOISE)
+                claim.monotone(f"KL as {sweep} grows", measured, False, KL_NOISE)
             elif key == "au_kl_pairs_pct":
                 agreement = trend(measured, increasing=False)
-                holds &= measured[-1] < measured[0]
+                claim.less(
+                    f"AU % (paper code) at the largest {sweep} < at the smallest",
+                    measured[-1], measured[0], "{:.1f}",
+                )  # fmt: skip
             comparisons.append(
                 paper_vs_ours(f"{label}, {sweep} = {values}", paper, measured, fmt, agreement)
             )
     return EntryResult(
-        claim="the KL falls as β grows (η_dec = 0.5) and as η_dec grows (β = 1), and the share of "
-        "active (sample, dimension) pairs is lower at the largest value than at the smallest",
-        claim_holds=holds,
+        **claim.fields(),
         rows=rows,
         comparisons=comparisons,
         train_seconds=total_train_seconds(outcomes.values()),
@@ -228,10 +236,17 @@ def fig3a(ctx: Context) -> EntryResult:
         ),
     ]
     smallest, largest = by_sum[0], by_sum[-1]
-    holds = True
+    claim = Claim(
+        "for each model type, the digit with the smallest sum of top-16 θ's has its "
+        "(ε,δ)-collapse curve above that of the digit with the largest"
+    )
     for kind in models:
         areas = {d: mean_collapsed(outcomes[(d, kind)].report) for d in FIG3A_DIGITS}
-        holds &= areas[smallest] > areas[largest]
+        claim.greater(
+            f"{kind} CVAE: collapsed dimensions averaged over ε, digit {smallest} > digit "
+            f"{largest}",
+            areas[smallest], areas[largest], "{:.3f}",
+        )  # fmt: skip
         comparisons.append(
             Comparison(
                 f"{kind} CVAE: collapsed dimensions averaged over ε, digits 1, 9, 7",
@@ -249,9 +264,7 @@ def fig3a(ctx: Context) -> EntryResult:
     }
     figure = plot_sweeps(panels, ctx.out / "fig3a.png")
     return EntryResult(
-        claim="for each model type, the digit with the smallest sum of top-16 θ's has its "
-        "(ε,δ)-collapse curve above that of the digit with the largest",
-        claim_holds=holds,
+        **claim.fields(),
         rows=rows,
         comparisons=comparisons,
         figures=[figure],
@@ -308,11 +321,14 @@ def table4(ctx: Context) -> EntryResult:
         ),
         paper_vs_ours("AU % (Burda)", None, [s["au_burda_pct"] for s in summaries], "{:.1f}"),
     ]  # fmt: skip
-    holds = kls[0] < 0.05 * min(kls[1:]) and kls[1] < kls[-1]
+    claim = Claim(
+        "x = y collapses completely (KL under 5% of any other pair's), and the KL of the "
+        "independent pair exceeds that of a = 1/2"
+    )
+    claim.less("KL of x = y under 5% of the smallest other", kls[0], 0.05 * min(kls[1:]), "{:.3g}")
+    claim.less("KL at a = 1/2 < KL of the independent pair", kls[1], kls[-1], "{:.3g}")
     return EntryResult(
-        claim="x = y collapses completely (KL under 5% of any other pair's), and the KL of the "
-        "independent pair exceeds that of a = 1/2",
-        claim_holds=holds,
+        **claim.fields(),
         rows=rows,
         comparisons=comparisons,
         train_seconds=total_train_seconds(outcomes.values()),

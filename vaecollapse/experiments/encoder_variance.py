@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from ..theory import vae_spectrum
 from ..train import TrainConfig
+from .claims import Claim
 from .common import (
     LINEAR_CONVENTION,
     PAPER_CODE_CONVENTION,
@@ -67,6 +68,15 @@ def fig2a(ctx: Context) -> EntryResult:
         {f"linear VAE on {source}, β = {beta:.3g}": {k: o.report for k, o in outcomes.items()}},
         ctx.out / "fig2a.png",
     )
+    claim = Claim(
+        "after the same training, a learnable Σ's (ε,δ)-collapse curve lies above that of Σ = I "
+        "fixed (more dimensions collapsed, averaged over the log ε grid)"
+    )
+    claim.greater(
+        "collapsed dimensions averaged over the ε grid, learnable > fixed",
+        mean_collapsed(outcomes["learnable"].report), mean_collapsed(outcomes["fixed"].report),
+        "{:.3f}",
+    )  # fmt: skip
     comparisons = [
         Comparison(
             f"dimensions collapsed at ε = {FIG2A_EPSILON:g} (learnable / fixed)",
@@ -90,10 +100,7 @@ def fig2a(ctx: Context) -> EntryResult:
         ),
     ]
     return EntryResult(
-        claim="after the same training, a learnable Σ's (ε,δ)-collapse curve lies above that of "
-        "Σ = I fixed (more dimensions collapsed, averaged over the log ε grid)",
-        claim_holds=mean_collapsed(outcomes["learnable"].report)
-        > mean_collapsed(outcomes["fixed"].report),
+        **claim.fields(),
         rows=rows,
         comparisons=comparisons,
         figures=[figure],
@@ -160,9 +167,13 @@ def table2(ctx: Context) -> EntryResult:
         ctx.out / "table2.png",
     )
     learnable, fixed = rows["learnable"], rows["fixed"]
+    claim = Claim("the learnable Σ leaves fewer active units (paper-code AU) than Σ = 0.5²I fixed")
+    claim.less(
+        "AU % (paper code), learnable < fixed",
+        learnable["au_kl_pairs_pct"], fixed["au_kl_pairs_pct"], "{:.1f}",
+    )  # fmt: skip
     return EntryResult(
-        claim="the learnable Σ leaves fewer active units (paper-code AU) than Σ = 0.5²I fixed",
-        claim_holds=learnable["au_kl_pairs_pct"] < fixed["au_kl_pairs_pct"],
+        **claim.fields(),
         rows=list(rows.values()),
         comparisons=comparisons,
         figures=[figure],
@@ -215,10 +226,15 @@ def fig5(ctx: Context) -> EntryResult:
             "agrees" if counts["learnable"] > counts["fixed"] else "disagrees",
         )
     ]
+    claim = Claim(
+        f"at ε = {epsilon:g} (δ = 0.01) the learnable Σ has more collapsed dimensions than Σ = I "
+        "fixed"
+    )
+    claim.greater(
+        "collapsed dimensions, learnable > fixed", counts["learnable"], counts["fixed"], "{:.0f}"
+    )
     return EntryResult(
-        claim=f"at ε = {epsilon:g} (δ = 0.01) the learnable Σ has more collapsed dimensions than "
-        "Σ = I fixed",
-        claim_holds=counts["learnable"] > counts["fixed"],
+        **claim.fields(),
         rows=rows,
         comparisons=comparisons,
         figures=[figure],

@@ -41,6 +41,7 @@ class EntryResult:
     figures: list[Path] = field(default_factory=list)
     seconds: float = 0.0  # this invocation's wall time (runs found complete are not re-trained)
     train_seconds: float = 0.0  # training time of all its runs, from their histories
+    margin: str = ""  # the tightest check of the claim, with its numbers (claims.Claim)
 
 
 @dataclass
@@ -137,6 +138,7 @@ def run_entry(
     outcome = {
         "mode": "quick" if quick else "full",
         "claim_holds": result.claim_holds,
+        "margin": result.margin,
         "seconds": result.seconds,
         "train_seconds": result.train_seconds,
         "epochs": epochs,
@@ -178,6 +180,7 @@ def to_markdown(
         f"KL convention: {entry.convention}",
         "",
         f"Claim: {result.claim} — **{'holds' if result.claim_holds else 'does not hold'}**.",
+        *([f"Margin: {result.margin}."] if result.margin else []),
         "",
         "| quantity | paper | ours | agreement |",
         "|---|---|---|---|",

@@ -1,0 +1,116 @@
+"""An entry's claim as numeric checks, each with the distance by which it holds or fails.
+
+A claim that rests on one dimension of a tiny stand-in flips with the thread count or the last bit
+of a float; writing every check as "a > b" with its gap makes that visible. The tightest check,
+relative to the size of what it compares, is the claim's margin: ``comparison.md``,
+``result.json`` and the test message state it with its numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Check:
+    """One inequality. ``gap``: how far it holds (> 0, or ≥ 0 when not ``strict``), in the units
+    of the quantities; ``scale``: their size, so ``gap / scale`` is the relative margin."""
+
+    label: str
+    gap: float
+    scale: float
+    numbers: str
+    strict: bool = True
+
+    @property
+    def holds(self) -> bool:
+        return self.gap > 0 if self.strict else self.gap >= 0
+
+    @property
+    def relative(self) -> float:
+        return self.gap / self.scale if self.scale > 0 else math.copysign(math.inf, self.gap)
+
+    def describe(self) -> str:
+        state = "holds" if self.holds else "FAILS"
+        return f"{self.label}: {self.numbers} ({state} by {self.gap:.3g}, {self.relative:.0%})"
+
+
+@dataclass
+class Claim:
+    """What an entry asserts, and the checks it rests on."""
+
+    statement: str
+    checks: list[Check] = field(default_factory=list)
+
+    def greater(
+        self,
+        label: str,
+        value: float,
+        bound: float,
+        fmt: str = "{:.4g}",
+        scale: float | None = None,
+    ) -> bool:
+        """``value > bound``. ``scale``: what the gap is measured against (default: the larger
+        of the two; a tolerance for checks that hold up to rounding)."""
+        value, bound = float(value), float(bound)
+        numbers = f"{fmt.format(value)} > {fmt.format(bound)}"
+        size = max(abs(value), abs(bound)) if scale is None else scale
+        self.checks.append(Check(label, value - bound, size, numbers))
+        return self.checks[-1].holds
+
+    def less(
+        self,
+        label: str,
+        value: float,
+        bound: float,
+        fmt: str = "{:.4g}",
+        scale: float | None = None,
+    ) -> bool:
+        """``value < bound`` (``scale`` as in :meth:`greater`)."""
+        value, bound = float(value), float(bound)
+        numbers = f"{fmt.format(value)} < {fmt.format(bound)}"
+        size = max(abs(value), abs(bound)) if scale is None else scale
+        self.checks.append(Check(label, bound - value, size, numbers))
+        return self.checks[-1].holds
+
+    def monotone(
+        self,
+        label: str,
+        values: Sequence[float],
+        increasing: bool,
+        tolerance: float = 0.0,
+        fmt: str = "{:.4g}",
+    ) -> bool:
+        """No step of ``values`` goes against the direction by more than ``tolerance`` (ties
+        allowed: the margin of a tie is the tolerance)."""
+        steps = np.diff(np.asarray(values, dtype=float)) * (1 if increasing else -1)
+        gap = float(steps.min()) + tolerance if len(steps) else math.inf
+        direction = "rises" if increasing else "falls"
+        numbers = ", ".join(fmt.format(v) for v in values) + f" {direction}"
+        if tolerance:
+            numbers += f" (steps against it up to {tolerance:g} allowed)"
+        scale = float(np.ptp(values)) if len(values) > 1 else 0.0
+        self.checks.append(Check(label, gap, scale, numbers, strict=False))
+        return self.checks[-1].holds
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.checks) and all(check.holds for check in self.checks)
+
+    @property
+    def tightest(self) -> Check | None:
+        """The check closest to failing (the failing one furthest from holding, if any)."""
+        return min(self.checks, key=lambda check: check.relative, default=None)
+
+    def margin(self) -> str:
+        """The tightest check in words, with its numbers."""
+        tightest = self.tightest
+        return "" if tightest is None else "tightest check — " + tightest.describe()
+
+    def fields(self) -> dict:
+        """``claim``, ``claim_holds`` and ``margin`` of an ``EntryResult``."""
+        return {"claim": self.statement, "claim_holds": self.holds, "margin": self.margin()}

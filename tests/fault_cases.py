@@ -18,6 +18,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
@@ -119,6 +120,15 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     }
 
 
+def refused_resume(run: Path, *extra: str) -> tuple[Result, str]:
+    """Train ``run`` to two epochs (with ``extra`` flags) where that must be refused: nothing in
+    the run directory may change."""
+    before = snapshot(run)
+    result = train(run, *extra, epochs=2)
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "the run directory is unchanged"
+
+
 def user_folder(tmp: Path) -> Path:
     """A folder of the user's own files, two of them named as a run's files are."""
     folder = tmp / "mine"
@@ -137,10 +147,6 @@ class Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
-
-
-def crafted_checkpoint(path: Path, marker: Path) -> None:
-    torch.save({"epoch": 1, "model": Payload(marker), "history": [{}]}, path)
 
 
 def child_env() -> dict[str, str]:
@@ -195,52 +201,45 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 # --- Trust: nothing found on disk runs code ---------------------------------------------------
 
 
-@case("code on disk", "diagnose a run whose checkpoint.pt (no model.pt) unpickles a shell "
-      "command", 2, "never loads")  # fmt: skip
-def crafted_checkpoint_diagnose(tmp: Path) -> tuple[Result, str]:
-    run = trained(tmp / "run")
-    (run / "model.pt").unlink()
-    marker = tmp / "pwned"
-    crafted_checkpoint(run / "checkpoint.pt", marker)
-    result = invoke("diagnose", run)
-    assert not marker.exists(), "the payload ran"
-    return result, "the payload did not run"
+def _crafted_pickle(file_name: str, command: str, drop_weights: bool = False):
+    """A run whose ``file_name`` unpickles a shell command, then ``command`` (train or diagnose)
+    on it: the command must never run the payload."""
+
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        run = trained(tmp / "run")
+        if drop_weights:
+            (run / "model.pt").unlink()
+        marker = tmp / "pwned"
+        torch.save({"epoch": 1, "model": Payload(marker), "history": [{}]}, run / file_name)
+        before = snapshot(run)
+        if command == "train":
+            result = train(run, epochs=2)
+        else:
+            result = invoke("diagnose", run, *command.split()[1:])
+        assert not marker.exists(), "the payload ran"
+        if result.code != 0:
+            assert snapshot(run) == before, "the run directory changed"
+            return result, "the payload did not run; the run directory is unchanged"
+        report = next(line for line in result.out.splitlines() if line.startswith("IWAE"))
+        return Result(result.code, result.out, report), (
+            "the payload did not run; the estimate was made afresh and replaced the file"
+        )
+
+    run_case.__name__ = f"crafted {file_name} then {command}"
+    return run_case
 
 
-@case("code on disk", "resume training from a checkpoint.pt that unpickles a shell command", 2,
-      "never loads")  # fmt: skip
-def crafted_checkpoint_resume(tmp: Path) -> tuple[Result, str]:
-    run = trained(tmp / "run")
-    marker = tmp / "pwned"
-    crafted_checkpoint(run / "checkpoint.pt", marker)
-    before = snapshot(run)
-    result = train(run, epochs=2)
-    assert not marker.exists(), "the payload ran"
-    assert snapshot(run) == before, "the run directory changed"
-    return result, "the payload did not run; the run directory is unchanged"
-
-
-@case("code on disk", "diagnose a run whose model.pt unpickles a shell command", 2, "never loads")
-def crafted_weights_diagnose(tmp: Path) -> tuple[Result, str]:
-    run = trained(tmp / "run")
-    marker = tmp / "pwned"
-    torch.save({"weight": Payload(marker)}, run / "model.pt")
-    result = invoke("diagnose", run)
-    assert not marker.exists(), "the payload ran"
-    return result, "the payload did not run"
-
-
-@case("code on disk", "diagnose --iwae-k 5 with a crafted stored IWAE estimate beside the run", 0,
-      "IWAE log-likelihood")  # fmt: skip
-def crafted_iwae_store(tmp: Path) -> tuple[Result, str]:
-    run = trained(tmp / "run")
-    marker = tmp / "pwned"
-    torch.save({"key": Payload(marker)}, run / "iwae-test-k5.pt")
-    result = invoke("diagnose", run, "--iwae-k", "5")
-    assert not marker.exists(), "the payload ran"
-    return Result(result.code, result.out, result.out.splitlines()[-3]), (
-        "the payload did not run; the estimate was made afresh and replaced the file"
-    )
+for _file, _command, _drop, _code, _text, _what in (
+    ("checkpoint.pt", "diagnose", True, 2, "never loads",
+     "diagnose a run whose checkpoint.pt (no model.pt) unpickles a shell command"),
+    ("checkpoint.pt", "train", False, 2, "never loads",
+     "resume training from a checkpoint.pt that unpickles a shell command"),
+    ("model.pt", "diagnose", False, 2, "never loads",
+     "diagnose a run whose model.pt unpickles a shell command"),
+    ("iwae-test-k5.pt", "diagnose --iwae-k 5", False, 0, "IWAE log-likelihood",
+     "diagnose --iwae-k 5 with a stored IWAE estimate that unpickles a shell command"),
+):  # fmt: skip
+    case("code on disk", _what, _code, _text)(_crafted_pickle(_file, _command, _drop))
 
 
 # --- Run directories: one process at a time, nothing of the user's overwritten ---------------
@@ -315,20 +314,12 @@ def first_epochs(run: Path) -> int:
 @case("run directories", "train a finished 3-epoch run again with --epochs 2", 2,
       "more than the 2 asked for")  # fmt: skip
 def fewer_epochs(tmp: Path) -> tuple[Result, str]:
-    run = trained(tmp / "run", epochs=3)
-    before = snapshot(run)
-    result = train(run, epochs=2)
-    assert snapshot(run) == before, "the run directory changed"
-    return result, "config.json and every other file are unchanged"
+    return refused_resume(trained(tmp / "run", epochs=3))
 
 
 @case("run directories", "resume a run with another learning rate", 2, "different configuration")
 def changed_configuration(tmp: Path) -> tuple[Result, str]:
-    run = trained(tmp / "run")
-    before = snapshot(run)
-    result = train(run, "--lr", "0.01", epochs=2)
-    assert snapshot(run) == before, "the run directory changed"
-    return result, "the run directory is unchanged"
+    return refused_resume(trained(tmp / "run"), "--lr", "0.01")
 
 
 def _damaged_config(content: bytes, command: str):
@@ -361,10 +352,7 @@ def checkpoint_missing_keys(tmp: Path) -> tuple[Result, str]:
     state = weights(run / "checkpoint.pt")
     del state["optimiser"]
     torch.save(state, run / "checkpoint.pt")
-    before = snapshot(run)
-    result = train(run, epochs=2)
-    assert snapshot(run) == before, "the run directory changed"
-    return result, "the run directory is unchanged"
+    return refused_resume(run)
 
 
 @case("damaged runs", "resume from a checkpoint.pt of another architecture (latent 5, not 2)", 2,
@@ -373,10 +361,7 @@ def checkpoint_other_architecture(tmp: Path) -> tuple[Result, str]:
     run = trained(tmp / "run")
     other = trained(tmp / "other", 1, "--latent-dim", "5")
     (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
-    before = snapshot(run)
-    result = train(run, epochs=2)
-    assert snapshot(run) == before, "the run directory changed"
-    return result, "the run directory is unchanged"
+    return refused_resume(run)
 
 
 @case("damaged runs", "diagnose a run with model.pt removed and checkpoint.pt truncated", 2,
@@ -761,6 +746,7 @@ def main_script() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="write the markdown table to this file")
     args = parser.parse_args()
+    warnings.simplefilter("error")  # as in the test suite: a warning is a defect
     outcomes = []
     for chosen in CASES:
         outcomes.append(run_case(chosen))

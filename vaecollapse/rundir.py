@@ -260,8 +260,8 @@ def load_tensors(path: Path, what: str) -> Any:
         detail = text.splitlines()[0] if text else type(failure).__name__
         reason = f"it is truncated or not a PyTorch file ({detail})"
     raise InputError(
-        f"{path} is not a usable {what}: {reason}. Remove it (training restarts from the last "
-        "good state) or use another directory."
+        f"{path} is not a usable {what}: {reason}. Delete it and run the training command again "
+        "(it resumes from the last good checkpoint, or starts afresh), or use another directory."
     )
 
 

@@ -240,7 +240,7 @@ def load_dataset(
         view=view,
         digits=None if digits is None else dataset.digits,
         center=center,
-        data_dir=None if data_dir is None else str(data_dir),
+        data_dir=None if data_dir is None else str(Path(data_dir).expanduser().resolve()),
         verify=verify,
     )
     dataset = replace(dataset, spec=spec)

@@ -40,12 +40,12 @@ def validate_matrix(array: object, what: str) -> np.ndarray:
             f"{what} contains {int(bad.sum())} NaN or infinite values (first at row {row}, column "
             f"{col}); remove or impute them first."
         )
-    largest = float(np.abs(array).max())
-    if largest > np.finfo(np.float32).max:
+    largest, limit = float(np.abs(array).max()), float(np.finfo(np.float32).max)
+    if largest > limit:
         row, col = np.unravel_index(int(np.abs(array).argmax()), array.shape)
         raise InputError(
             f"{what} holds values up to {largest:.3g} (at row {row}, column {col}), beyond "
-            f"float32's range (±{np.finfo(np.float32).max:.3g}) in which models train; rescale "
+            f"float32's range (±{limit:.3g}) in which models train; rescale "
             "the data first (e.g. to [0, 1] or unit variance)."
         )
     return array.astype(np.float32)

@@ -56,11 +56,8 @@ class Claim:
     ) -> bool:
         """``value > bound``. ``scale``: what the gap is measured against (default: the larger
         of the two; a tolerance for checks that hold up to rounding)."""
-        value, bound = float(value), float(bound)
         numbers = f"{fmt.format(value)} > {fmt.format(bound)}"
-        size = max(abs(value), abs(bound)) if scale is None else scale
-        self.checks.append(Check(label, value - bound, size, numbers))
-        return self.checks[-1].holds
+        return self._inequality(label, float(value) - float(bound), numbers, value, bound, scale)
 
     def less(
         self,
@@ -71,10 +68,14 @@ class Claim:
         scale: float | None = None,
     ) -> bool:
         """``value < bound`` (``scale`` as in :meth:`greater`)."""
-        value, bound = float(value), float(bound)
         numbers = f"{fmt.format(value)} < {fmt.format(bound)}"
-        size = max(abs(value), abs(bound)) if scale is None else scale
-        self.checks.append(Check(label, bound - value, size, numbers))
+        return self._inequality(label, float(bound) - float(value), numbers, value, bound, scale)
+
+    def _inequality(
+        self, label: str, gap: float, numbers: str, value: float, bound: float, scale: float | None
+    ) -> bool:
+        size = max(abs(float(value)), abs(float(bound))) if scale is None else scale
+        self.checks.append(Check(label, gap, size, numbers))
         return self.checks[-1].holds
 
     def monotone(

@@ -728,16 +728,16 @@ def markdown(outcomes: list[Outcome]) -> str:
         "",
         f"{held} of {len(outcomes)} cases behave as expected.",
         "",
-        "| # | group | case | exit | message (last paragraph of the output) | also checked | "
-        "as expected |",
-        "|---|---|---|---|---|---|---|",
+        "| # | group | case | exit | message (the error, else the last line of output) | also "
+        "checked | as expected | s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for number, o in enumerate(outcomes, start=1):
         message = textwrap.shorten(o.message, 260, placeholder=" …").replace("|", "\\|")
         verdict = "yes" if o.as_expected else f"**no**: {o.failure}"
         lines.append(
             f"| {number} | {o.case.group} | {o.case.what} | {o.code} | {message} | "
-            f"{o.checked} | {verdict} |"
+            f"{o.checked} | {verdict} | {o.seconds:.1f} |"
         )
     return "\n".join(lines) + "\n"
 

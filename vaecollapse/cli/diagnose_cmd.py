@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..data import DataSpec
 from ..diagnostics.report import CollapseCriteria
 from ..diagnostics.runs import diagnose_run, format_report, write_diagnosis
 from ..errors import InputError
@@ -27,21 +28,15 @@ from .common import print_json
     help="Importance samples for the log-likelihood (0: skip).",
 )
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Where the run's data set is now, when the run was made on another machine.",
-)
+@command_options(DataSpec, only=("data_dir",))
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of a table.")
-def diagnose(
-    run_dir: str, iwae_k: int, split: str, data_dir: str | None, as_json: bool, **flags: Any
-) -> None:
+def diagnose(run_dir: str, iwae_k: int, split: str, as_json: bool, **flags: Any) -> None:
     """Diagnose a run made by `vaecollapse train`: per-dimension KL, (ε,δ)-collapse, active units,
     IWAE, theory vs learned (linear models) and a verdict. Writes diagnosis.json,
     collapse_curve.png, kl_per_dim.png and encoder_std.png into RUN_DIR."""
-    criteria = CollapseCriteria(
-        **split_settings(from_command_line(flags, CollapseCriteria), CollapseCriteria)
-    )
+    given = from_command_line(flags, CollapseCriteria, DataSpec)
+    criteria = CollapseCriteria(**split_settings(given, CollapseCriteria))
+    data_dir = given.get("data_dir")  # where the run's data set is now, if it has moved
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(f"{run} is not a directory; give a run directory of vaecollapse train.")

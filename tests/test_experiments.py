@@ -213,7 +213,7 @@ def test_a_claim_names_its_tightest_check_with_the_numbers() -> None:
     assert claim.greater("wide", 10.0, 1.0) and claim.less("narrow", 0.99, 1.0)
     assert claim.monotone("steps", [3.0, 2.0, 2.0], increasing=False)  # a tie is allowed
     assert claim.holds and claim.tightest.label == "steps"
-    assert claim.margin() == "tightest check — steps: 3, 2, 2 falls (holds by 0, 0%)"
+    assert claim.margin() == "tightest check — steps: 3, 2, 2 falls (holds by 0, 0.00%)"
     assert not claim.monotone("up", [1.0, 0.5, 2.0], increasing=True, tolerance=0.2)
     assert not claim.holds and claim.tightest.label == "up"
     assert "FAILS by -0.3" in claim.margin()

@@ -152,8 +152,9 @@ def check_fields(instance: Any) -> None:
         object.__setattr__(instance, name, spec.check(name, value))
 
 
-def flag_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def flag_name(name: str, negated: bool = False) -> str:
+    """``latent_dim`` -> ``--latent-dim`` (``--no-...`` when ``negated``)."""
+    return ("--no-" if negated else "--") + name.replace("_", "-")
 
 
 def command_options(
@@ -177,7 +178,7 @@ def command_options(
             domain = "" if spec.kind in (bool, str) else f" ({spec.describe()})"
             text = f"{spec.help}{domain}{shown}"
             if spec.kind is bool:
-                flags = f"{flag_name(name)}/--no-{name.replace('_', '-')}"
+                flags = f"{flag_name(name)}/{flag_name(name, negated=True)}"
                 func = click.option(flags, name, default=None, help=text)(func)
             else:
                 metavar = "|".join(spec.choices) if spec.choices else METAVARS[spec.kind]
@@ -288,7 +289,7 @@ def settings_markdown(sections: dict[str, tuple[type, ...]]) -> str:
                     shown = "—" if default is None else f"`{_shown(default)}`"
                 flag = f"`{flag_name(name)}`"
                 if spec.kind is bool:
-                    flag = f"`{flag_name(name)}` / `--no-{name.replace('_', '-')}`"
+                    flag = f"`{flag_name(name)}` / `{flag_name(name, negated=True)}`"
                 lines.append(f"| `{name}` | {flag} | {spec.describe()} | {shown} | {spec.help} |")
         lines.append("")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ class Check:
 
     def describe(self) -> str:
         state = "holds" if self.holds else "FAILS"
-        return f"{self.label}: {self.numbers} ({state} by {self.gap:.3g}, {self.relative:.0%})"
+        return f"{self.label}: {self.numbers} ({state} by {self.gap:.3g}, {self.relative:.2%})"
 
 
 @dataclass
@@ -85,15 +85,23 @@ class Claim:
         increasing: bool,
         tolerance: float = 0.0,
         fmt: str = "{:.4g}",
+        floor: float | None = None,
     ) -> bool:
         """No step of ``values`` goes against the direction by more than ``tolerance`` (ties
-        allowed: the margin of a tie is the tolerance)."""
-        steps = np.diff(np.asarray(values, dtype=float)) * (1 if increasing else -1)
+        allowed: the margin of a tie is the tolerance). Steps between two values both under
+        ``floor`` (a level where the quantity means nothing more, e.g. a KL at which every
+        dimension is collapsed) are not judged."""
+        values = np.asarray(values, dtype=float)
+        steps = np.diff(values) * (1 if increasing else -1)
+        if floor is not None:
+            steps = steps[np.maximum(values[:-1], values[1:]) >= floor]
         gap = float(steps.min()) + tolerance if len(steps) else math.inf
         direction = "rises" if increasing else "falls"
         numbers = ", ".join(fmt.format(v) for v in values) + f" {direction}"
         if tolerance:
             numbers += f" (steps against it up to {tolerance:g} allowed)"
+        if floor is not None:
+            numbers += f" (steps between values under {floor:g} not judged)"
         scale = float(np.ptp(values)) if len(values) > 1 else 0.0
         self.checks.append(Check(label, gap, scale, numbers, strict=False))
         return self.checks[-1].holds

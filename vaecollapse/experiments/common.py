@@ -186,6 +186,21 @@ def active_count_comparison(
     )
 
 
+def kl_monotone(
+    claim: Claim,
+    label: str,
+    kls: Sequence[float],
+    increasing: bool,
+    report: DiagnosisReport,
+    level: str | None = None,
+) -> bool:
+    """``claim.monotone`` for KLs summed over a level's d dimensions, one per run. A step between
+    two runs both under d·ε (every dimension collapsed on average) is not judged: the direction
+    of a collapsed level's KL is noise. Other steps may go against the direction by KL_NOISE."""
+    floor = chosen_level(report, level).latent_dim * report.epsilon
+    return claim.monotone(label, kls, increasing, KL_NOISE, floor=floor)
+
+
 def mean_collapsed(report: DiagnosisReport, level: str | None = None) -> float:
     """The (ε,δ)-collapse curve averaged over its log-spaced ε grid: which of two curves lies
     higher, in one number."""

@@ -8,11 +8,11 @@ from ..theory import predict, vae_spectrum
 from ..train import TrainConfig
 from .claims import Claim
 from .common import (
-    KL_NOISE,
     LINEAR_CONVENTION,
     active_by_mean_kl,
     active_count_comparison,
     data_derived,
+    kl_monotone,
     level_summary,
     load,
     paper_vs_ours,
@@ -84,7 +84,8 @@ def fig6b(ctx: Context) -> EntryResult:
         "β2·KL(z2) at θ_1 under 1% of that at the smallest β2",
         first["beta2_kl_z2"], 0.01 * rows[-1]["beta2_kl_z2"], "{:.3g}",
     )  # fmt: skip
-    claim.monotone("KL(z2) as β2 falls", kls, True, KL_NOISE)
+    report = outcomes[f"beta2-theta{ks[0]}"].report
+    kl_monotone(claim, "KL(z2) as β2 falls", kls, True, report, "z2")
     comparisons = [
         paper_vs_ours(
             f"θ_k, k = {ks}",

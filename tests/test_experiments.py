@@ -219,3 +219,14 @@ def test_a_claim_names_its_tightest_check_with_the_numbers() -> None:
     assert "FAILS by -0.3" in claim.margin()
     fields = claim.fields()
     assert fields["claim_holds"] is False and fields["claim"] == "x"
+
+
+def test_steps_between_collapsed_values_are_not_judged() -> None:
+    from vaecollapse.experiments.claims import Claim
+
+    claim = Claim("x")
+    # 0.020 -> 0.025 rises against the direction, but both are under the floor 0.16
+    assert claim.monotone("KL", [20.5, 3.9, 0.020, 0.025], False, 1e-3, floor=0.16)
+    assert claim.tightest.gap == pytest.approx(3.9 - 0.020 + 1e-3)
+    # a rise from under the floor to above it is judged
+    assert not Claim("y").monotone("KL", [20.5, 0.02, 0.5], False, 1e-3, floor=0.16)

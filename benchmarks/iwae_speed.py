@@ -20,7 +20,6 @@ import torch
 from vaecollapse.data import load_dataset
 from vaecollapse.diagnostics import importance_log_likelihood, model_log_weights
 from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.optim import Adam
 
 
 def per_example(model: VAE, row: torch.Tensor, k: int) -> torch.Tensor:
@@ -45,7 +44,7 @@ def main() -> None:
     data = load_dataset("mnist")
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=784, latent_dim=16, backbone="mlp", hidden=256))
-    optimiser = Adam(model.parameters(), lr=1e-3)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(3):
         for index in torch.randperm(len(data.train)).split(128):
             optimiser.zero_grad()

@@ -24,7 +24,6 @@ from vaecollapse.diagnostics import (
 )
 from vaecollapse.errors import InputError
 from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.optim import Adam
 
 
 def _standard_normal(n: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -174,7 +173,7 @@ def test_verdict_names_over_regularised_dimensions_and_theory_matches() -> None:
     data = synthetic_dataset("spectrum", x)
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=4, latent_dim=3, encoder_variance="shared", beta=2.0))
-    optimiser = Adam(model.parameters(), lr=3e-2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-2)
     xt = data.train.x
     for _ in range(2500):
         optimiser.zero_grad()

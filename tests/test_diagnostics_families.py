@@ -7,7 +7,6 @@ import torch
 from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
 from vaecollapse.diagnostics import importance_log_likelihood, model_log_weights, theory_comparison
 from vaecollapse.models import CVAE, MHVAE, CVAEConfig, MHVAEConfig
-from vaecollapse.optim import Adam
 
 
 def _shrunk(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -56,7 +55,7 @@ def test_mhvae_and_cvae_theory_comparison_after_training() -> None:
             betas=(1.0, 1.5), eta_dec=0.8,
         )
     )  # fmt: skip
-    optimiser = Adam(mhvae.parameters(), lr=3e-2)
+    optimiser = torch.optim.Adam(mhvae.parameters(), lr=3e-2)
     for _ in range(3000):
         optimiser.zero_grad()
         mhvae(data.train.x, analytic=True).loss().backward()
@@ -72,7 +71,7 @@ def test_mhvae_and_cvae_theory_comparison_after_training() -> None:
     paired = synthetic_dataset("pairs", xc.numpy(), yc.numpy())
     torch.manual_seed(0)
     cvae = CVAE(CVAEConfig(x_dim=4, y_dim=3, latent_dim=3, encoder_variance="shared", beta=0.8))
-    optimiser = Adam(cvae.parameters(), lr=3e-2)
+    optimiser = torch.optim.Adam(cvae.parameters(), lr=3e-2)
     for _ in range(3000):
         optimiser.zero_grad()
         cvae(paired.train.x, paired.train.y, analytic=True).loss().backward()

@@ -140,3 +140,91 @@ def test_learnable_decoder_std_reaches_the_ppca_likelihood(tmp_path: Path) -> No
     eta2 = float(torch.exp(2 * model.log_eta_dec.detach()))
     assert eta2 == pytest.approx(oracle.noise_variance_, rel=2e-2)
     assert np.isfinite(eta2)
+
+
+def test_any_torch_optimiser_and_scheduler_by_name_resume_exactly(tmp_path: Path, digits) -> None:
+    chosen = {
+        "optimizer": "SGD",
+        "optimizer_args": {"momentum": 0.9, "nesterov": True},
+        "lr_scheduler": "StepLR",
+        "lr_scheduler_args": {"step_size": 2, "gamma": 0.5},
+    }
+    straight = _run(tmp_path / "a", digits, epochs=5, **chosen)
+    assert [r["lr"] for r in straight] == pytest.approx([3e-3, 3e-3, 1.5e-3, 1.5e-3, 7.5e-4])
+    _run(tmp_path / "b", digits, epochs=3, **chosen)
+    resumed = _run(tmp_path / "b", digits, epochs=5, **chosen)  # scheduler state restored
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed) == strip(straight)
+    stored = json.loads((tmp_path / "a" / "config.json").read_text())["train"]
+    assert stored["optimizer"] == "SGD" and stored["lr_scheduler_args"] == {
+        "step_size": 2,
+        "gamma": 0.5,
+    }
+
+
+def test_gradient_clipping_bounds_every_step(tmp_path: Path, digits) -> None:
+    # plain SGD with lr 1: a clipped step moves the weights by at most the clipping norm
+    torch.manual_seed(123)
+    model = VAE(MODEL)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    config = TrainConfig(epochs=1, batch_size=64, lr=1.0, optimizer="SGD", clip_grad_norm=1e-3)
+    train(model, digits, config, tmp_path, run_config={"model": MODEL.__dict__}, progress=False)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    steps = -(-len(digits.train) // 64)
+    assert float((after - before).norm()) <= steps * 1e-3 * 1.001
+    assert float((after - before).norm()) > 0.5 * 1e-3  # it did train
+
+
+def test_an_optimiser_made_in_python_is_used_and_recorded(tmp_path: Path, digits) -> None:
+    torch.manual_seed(123)
+    model = VAE(MODEL)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+    history = train(
+        model, digits, TrainConfig(epochs=2), tmp_path, run_config={"model": MODEL.__dict__},
+        progress=False, optimizer=optimizer, lr_scheduler=scheduler,
+    )  # fmt: skip
+    assert [r["lr"] for r in history] == pytest.approx([2e-3, 1.8e-3])
+    stored = json.loads((tmp_path / "config.json").read_text())["train"]
+    assert stored["optimizer"] == "AdamW" and stored["lr"] == 2e-3
+    assert stored["optimizer_args"]["weight_decay"] == 0.05
+    assert stored["lr_scheduler"] == "ExponentialLR"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"optimizer": "SGD", "optimizer_args": {"momentum": "lots"}}, "does not accept"),
+        ({"optimizer": "Adam", "optimizer_args": {"nonsense": 1}}, "does not accept"),
+        ({"lr_scheduler": "StepLR"}, "does not accept"),  # step_size is required
+        ({"lr_scheduler_args": {"gamma": 0.5}}, "without an lr_scheduler"),
+    ],
+)
+def test_bad_optimiser_settings_are_refused_before_training(
+    tmp_path: Path, digits, overrides, message
+) -> None:
+    with pytest.raises(InputError, match=message):
+        _run(tmp_path / "run", digits, epochs=1, **overrides)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_of_the_former_private_adam_resumes(tmp_path: Path, digits) -> None:
+    from vaecollapse.optimisers import legacy_adam_state
+
+    straight = _run(tmp_path / "a", digits, epochs=3)
+    _run(tmp_path / "b", digits, epochs=2)
+    path = tmp_path / "b" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    torch_state = state["optimiser"]["state"]
+    state["optimiser"] = {  # the layout the private Adam wrote
+        "steps": int(torch_state[0]["step"]),
+        "lr": 3e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "exp_avg": [torch_state[i]["exp_avg"] for i in sorted(torch_state)],
+        "exp_avg_sq": [torch_state[i]["exp_avg_sq"] for i in sorted(torch_state)],
+    }
+    torch.save(state, path)
+    resumed = _run(tmp_path / "b", digits, epochs=3)
+    assert resumed[-1]["train_loss"] == straight[-1]["train_loss"]
+    assert legacy_adam_state({"state": {}}, None) == {"state": {}}  # today's layout passes through

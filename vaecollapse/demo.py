@@ -9,7 +9,6 @@ active dimensions, with plots. Every run directory is resumable, so a second cal
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from .data import load_dataset
 from .diagnostics.plots import plot_collapse_curves, pyplot, save_figure
 from .diagnostics.runs import train_and_diagnose, write_diagnosis
 from .fileio import write_text_atomic
+from .logs import LOGGER
 from .rundir import claimed_directory
 from .theory import predict
 from .train import TrainConfig
@@ -83,10 +83,9 @@ def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
                     run_dir=str(run_dir),
                 )
             )
-            print(
+            LOGGER.info(
                 f"{family} β={beta:g}: predicted {rows[-1].predicted_active} active, observed "
-                f"{rows[-1].observed_active} ({time.perf_counter() - started:.0f} s)",
-                file=sys.stderr,
+                f"{rows[-1].observed_active} ({time.perf_counter() - started:.0f} s)"
             )
     for family in BETAS:
         plot_collapse_curves(

@@ -29,7 +29,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SCALAR, LIST, SCALAR_OR_LIST = "scalar", "list", "scalar-or-list"
-METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", dict: "NAME=VALUE[,...]"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Setting:
 
     def describe(self) -> str:
         """The domain in words, e.g. ``a number > 0`` or ``one of vae, cvae``."""
+        if self.kind is dict:
+            return "name=value pairs (numbers, true/false or words)"
         if self.kind is bool:
             one = "true or false"
         elif self.kind is str and not self.choices:
@@ -73,6 +75,8 @@ class Setting:
     def check(self, name: str, value: Any) -> Any:
         """``value`` in its normal form (lists as tuples, ints as floats where a float is meant),
         or an InputError naming ``name`` and the domain."""
+        if self.kind is dict:
+            return self._mapping(name, value)
         if self.shape != SCALAR and isinstance(value, (list, tuple)):
             if not value:
                 raise InputError(f"{name} must be {self.describe()}; got an empty list.")
@@ -109,12 +113,43 @@ class Setting:
                 raise wrong
         return value
 
+    def _mapping(self, name: str, value: Any) -> dict:
+        """Keyword arguments: a table of names to scalars (finite numbers, booleans, words)."""
+        wrong = InputError(f"{name} must be {self.describe()}; got {value!r}.")
+        if not isinstance(value, dict):
+            raise wrong
+        for key, item in value.items():
+            finite = not isinstance(item, float) or math.isfinite(item)
+            if not (isinstance(key, str) and key.isidentifier()):
+                raise wrong
+            if not (isinstance(item, (bool, int, float, str)) and finite):
+                raise wrong
+        return dict(value)
+
     def parse(self, flag: str, text: str) -> Any:
-        """A command-line string as the value it stands for (lists are comma-separated)."""
+        """A command-line string as the value it stands for (lists are comma-separated;
+        mappings are ``name=value`` pairs)."""
+        if self.kind is dict:
+            return dict(self._pair(flag, part) for part in text.split(",") if part.strip())
         parts = [part.strip() for part in text.split(",")]
         if self.shape == SCALAR or (self.shape == SCALAR_OR_LIST and len(parts) == 1):
             return self._parse_one(flag, text.strip())
         return [self._parse_one(flag, part) for part in parts]
+
+    @staticmethod
+    def _pair(flag: str, text: str) -> tuple[str, Any]:
+        key, equals, raw = text.partition("=")
+        if not equals or not key.strip():
+            raise InputError(f"{flag} takes name=value pairs, e.g. momentum=0.9; got '{text}'.")
+        raw = raw.strip()
+        if raw.lower() in ("true", "false"):
+            return key.strip(), raw.lower() == "true"
+        for kind in (int, float):
+            try:
+                return key.strip(), kind(raw)
+            except ValueError:
+                pass
+        return key.strip(), raw
 
     def _parse_one(self, flag: str, text: str) -> Any:
         if self.kind is str:
@@ -195,6 +230,8 @@ def _shown(default: Any) -> str:
         return str(default).lower()
     if isinstance(default, tuple):
         return ",".join(str(v) for v in default)
+    if isinstance(default, dict):
+        return ",".join(f"{k}={v}" for k, v in default.items())
     return str(default)
 
 

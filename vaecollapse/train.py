@@ -1,5 +1,6 @@
-"""Training: Adam over device-resident tensors, one JSON line of metrics per epoch, atomic
-checkpoints, exact resume, and a guard that stops on a non-finite loss.
+"""Training: any torch.optim optimiser (Adam by default) and learning-rate scheduler over
+device-resident tensors, optional gradient-norm clipping, one JSON line of metrics per epoch,
+atomic checkpoints, exact resume, and a guard that stops on a non-finite loss.
 
 A run directory holds ``config.json`` (everything that defines the run), ``metrics.jsonl`` (one
 object per epoch), ``checkpoint.pt`` (the latest epoch: model, optimiser, RNG states) and
@@ -13,7 +14,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,8 +24,18 @@ from tqdm import tqdm
 from .data import Dataset, minibatch_indices
 from .errors import InputError, Interrupted
 from .fileio import WriteError, replace_atomically, write_text_atomic
+from .logs import LOGGER
 from .objectives import kl_warmup
-from .optim import Adam
+from .optimisers import (
+    OPTIMIZERS,
+    SCHEDULERS,
+    build_optimizer,
+    build_scheduler,
+    describe_optimizer,
+    describe_scheduler,
+    legacy_adam_state,
+    step_scheduler,
+)
 from .options import check_fields, setting
 from .rundir import (
     EMBEDDED_DATA,
@@ -48,7 +59,7 @@ class TrainConfig:
 
     epochs: int = setting(100, int, "Epochs to train (a larger count continues a run)", low=1)
     batch_size: int = setting(128, int, "Minibatch size", low=1)
-    lr: float = setting(1e-3, float, "Adam's learning rate", low=0, low_open=True)
+    lr: float = setting(1e-3, float, "Learning rate", low=0, low_open=True)
     seed: int = setting(0, int, "Seed of the initial weights, batches and samples", low=0)
     samples: int = setting(1, int, "Reparameterisation samples per input", low=1)
     analytic: bool = setting(
@@ -57,6 +68,20 @@ class TrainConfig:
     kl_warmup_epochs: int = setting(
         0, int, "Epochs over which the KL weight ramps from 0 to 1", low=0
     )
+    optimizer: str = setting("Adam", str, "torch.optim optimiser", choices=OPTIMIZERS)
+    optimizer_args: dict | None = setting(
+        None, dict, "Its other keyword arguments, e.g. momentum=0.9,nesterov=true"
+    )
+    lr_scheduler: str | None = setting(
+        None, str, "torch.optim.lr_scheduler stepped once per epoch", choices=SCHEDULERS
+    )
+    lr_scheduler_args: dict | None = setting(
+        None, dict, "Its arguments, e.g. step_size=30,gamma=0.5"
+    )
+    clip_grad_norm: float | None = setting(
+        None, float, "Clip the gradients' total norm to this (Dang et al.'s scripts: 0.1)",
+        low=0, low_open=True,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -120,6 +145,8 @@ def train(
     progress: bool | None = None,
     log_every: int = 1,
     log_prefix: str = "",
+    optimizer: torch.optim.Optimizer | None = None,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``dataset``, writing into ``run_dir``; returns every epoch's metrics.
 
@@ -127,31 +154,47 @@ def train(
     resume with the data set's specification (``dataset.spec``; generated data without one is
     stored in the run directory as ``data.npz``, so every run can be diagnosed again).
     ``progress``: a tqdm bar within each epoch (default: when stderr is a terminal); a
-    summary line every ``log_every`` epochs (and after the last) is written to stderr, after
-    ``log_prefix`` (which tells runs that train side by side apart).
+    summary line every ``log_every`` epochs (and after the last) goes to the ``vaecollapse``
+    logger, after ``log_prefix`` (which tells runs that train side by side apart).
+    ``optimizer``/``lr_scheduler``: instances to use instead of those ``config`` names (made
+    for ``model``'s parameters on the training device); the run stores their class and
+    settings.
 
     The directory is locked for the whole call; a directory holding files that are not a run, a
     run of another configuration, a damaged run, or a run already past ``config.epochs`` is
     refused before anything in it changes.
     """
+    target = resolve_device(device)
+    model.to(target)
+    if optimizer is None:
+        optimizer = build_optimizer(
+            config.optimizer, model.parameters(), config.lr, config.optimizer_args
+        )
+        lr_scheduler = lr_scheduler or build_scheduler(
+            config.lr_scheduler, optimizer, config.lr_scheduler_args
+        )
+    else:  # the run records what it was given
+        name, lr, settings = describe_optimizer(optimizer)
+        config = replace(
+            config, optimizer=name, lr=lr, optimizer_args=settings or None,
+            lr_scheduler=describe_scheduler(lr_scheduler), lr_scheduler_args=None,
+        )  # fmt: skip
     resolved = {
         "format": RUN_FORMAT,
         "train": asdict(config) | {"device": device},
         **(run_config or {}),
         "data": data_record(dataset),
     }
-    target = resolve_device(device)
     with claimed_directory(run_dir, "run") as directory:
-        config_path = directory / "config.json"
-        checkpoint_path = directory / "checkpoint.pt"
-        model.to(target)
-        optimiser = Adam(model.parameters(), lr=config.lr)
-        generator = torch.Generator(device="cpu").manual_seed(config.seed)
+        loop = _Loop(
+            model, dataset.to(target), config, directory, optimizer, lr_scheduler,
+            torch.Generator(device="cpu").manual_seed(config.seed),
+        )  # fmt: skip
         torch.manual_seed(config.seed)
-        stored = _stored_config(config_path, resolved, model)
+        stored = _stored_config(directory / "config.json", resolved, model)
         start_epoch, history = 0, []
-        if checkpoint_path.exists():
-            start_epoch, history = _resume(checkpoint_path, model, optimiser, generator)
+        if loop.checkpoint.exists():
+            start_epoch, history = loop.resume()
         if start_epoch > config.epochs:
             raise InputError(
                 f"{directory} holds a run trained {start_epoch} epochs, more than the "
@@ -161,59 +204,134 @@ def train(
         if stored != json.loads(json.dumps(resolved, default=str)):
             if resolved["data"]["dataset"] == EMBEDDED_DATA:
                 embed_data(dataset, directory / EMBEDDED_DATA)
-            _write_json_atomic(config_path, resolved)
-        return _train_epochs(
-            model, dataset.to(target), config, directory, optimiser, generator,
-            start_epoch, history, progress, log_every, log_prefix,
+            _write_json_atomic(directory / "config.json", resolved)
+        show_bar = sys.stderr.isatty() if progress is None else progress
+        return loop.run(start_epoch, history, show_bar, log_every, log_prefix)
+
+
+@dataclass
+class _Loop:
+    """One training run in its claimed directory: epochs, checkpoints, resume."""
+
+    model: nn.Module
+    data: Dataset
+    config: TrainConfig
+    directory: Path
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    generator: torch.Generator
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.directory / "checkpoint.pt"
+
+    def run(
+        self, start_epoch: int, history: list[dict], show_bar: bool, log_every: int, prefix: str
+    ) -> list[dict]:
+        epochs, epoch = self.config.epochs, start_epoch
+        try:
+            for epoch in range(start_epoch, epochs):
+                record = self.one_epoch(epoch, show_bar)
+                history.append(record)
+                step_scheduler(self.scheduler, record.get("test_loss", record["train_loss"]))
+                self.save(epoch + 1, history)
+                if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
+                    message = (
+                        f"{prefix}epoch {epoch + 1}/{epochs}  train {record['train_loss']:.4f}"
+                    )
+                    if "test_loss" in record:
+                        message += f"  test {record['test_loss']:.4f}"
+                    LOGGER.info(message)
+            _save_atomic(self.model.state_dict(), self.directory / "model.pt")
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted at epoch {epoch + 1} of {epochs}; {_kept(self.checkpoint)}. Run "
+                "the same command again to resume."
+            ) from None
+        except WriteError as exc:
+            raise WriteError(exc.path, f"{exc.reason}; {_kept(self.checkpoint)}") from None
+        return history
+
+    def one_epoch(self, epoch: int, show_bar: bool) -> dict:
+        config, train_split = self.config, self.data.train
+        started = time.perf_counter()
+        weight = kl_warmup(epoch, config.kl_warmup_epochs)
+        totals: dict[str, torch.Tensor] = {}
+        order = minibatch_indices(
+            len(train_split), config.batch_size, generator=self.generator,
+            device=train_split.x.device,
         )  # fmt: skip
+        bar = tqdm(
+            order,
+            total=math.ceil(len(train_split) / config.batch_size),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not show_bar,
+            leave=False,
+        )
+        for step, index in enumerate(bar):
+            loss = _accumulate(totals, _terms(self.model, train_split, index, config), weight)
+            if not torch.isfinite(loss):
+                value = loss.detach().item()
+                raise TrainingDivergedError(
+                    f"The loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                    f"{_kept(self.checkpoint)}. Lower the learning rate or check the data and "
+                    "hyper-parameters."
+                )
+            self.optimizer.zero_grad()
+            loss.backward()
+            if config.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad_norm)
+            self.optimizer.step()
+            if show_bar:  # reading the running KL syncs the device: only when a bar is shown
+                seen = min((step + 1) * config.batch_size, len(train_split))
+                kl = sum(float(v) for k, v in totals.items() if k.startswith("kl_")) / seen
+                bar.set_postfix(loss=f"{loss.detach().item():.4g}", kl=f"{kl:.4g}")
+        means = {k: float(v) / len(train_split) for k, v in totals.items()}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": means["loss"],
+            "recon": means["recon"],
+            "kl": {k.removeprefix("kl_"): v for k, v in means.items() if k.startswith("kl_")},
+            "kl_weight": weight,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        if self.data.test is not None:
+            record["test_loss"] = _evaluate(self.model, self.data.test, config)["loss"]
+        record["seconds"] = time.perf_counter() - started
+        return record
 
+    def save(self, epoch: int, history: list[dict]) -> None:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        state = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimiser": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": cuda,
+            "generator": self.generator.get_state(),
+            "history": history,
+        }
+        _save_atomic(state, self.checkpoint)
+        _write_lines_atomic(self.directory / "metrics.jsonl", history)
 
-def _train_epochs(
-    model, data, config, directory, optimiser, generator, start_epoch, history, progress,
-    log_every, log_prefix,
-) -> list[dict]:  # fmt: skip
-    checkpoint_path = directory / "checkpoint.pt"
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            record = _one_epoch(
-                model, data, config, optimiser, generator, epoch, steps_per_epoch, show_bar,
-                checkpoint_path,
-            )  # fmt: skip
-            history.append(record)
-            _save_atomic(
-                {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all()
-                    if torch.cuda.is_available()
-                    else None,
-                    "generator": generator.get_state(),
-                    "history": history,
-                },
-                checkpoint_path,
-            )
-            _write_lines_atomic(directory / "metrics.jsonl", history)
-            message = (
-                f"{log_prefix}epoch {epoch + 1}/{config.epochs}  train {record['train_loss']:.4f}"
-            )
-            if "test_loss" in record:
-                message += f"  test {record['test_loss']:.4f}"
-            if (epoch + 1) % log_every == 0 or epoch + 1 == config.epochs:
-                print(message, file=sys.stderr)
-        _save_atomic(model.state_dict(), directory / "model.pt")
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted at epoch {epoch + 1} of {config.epochs}; {_kept(checkpoint_path)}. Run "
-            "the same command again to resume."
-        ) from None
-    except WriteError as exc:
-        raise WriteError(exc.path, f"{exc.reason}; {_kept(checkpoint_path)}") from None
-    return history
+    def resume(self) -> tuple[int, list[dict]]:
+        state = load_checkpoint(self.checkpoint)
+        load_state_into(self.model, state["model"], self.checkpoint)
+        try:
+            self.optimizer.load_state_dict(legacy_adam_state(state["optimiser"], self.optimizer))
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            self.generator.set_state(state["generator"])
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise InputError(
+                f"{self.checkpoint} has an optimiser or random-number state that does not fit "
+                f"this run ({exc}); remove it to restart the run, or use another directory."
+            ) from None
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state["epoch"], state["history"]
 
 
 def _kept(checkpoint_path: Path) -> str:
@@ -227,64 +345,20 @@ def _kept(checkpoint_path: Path) -> str:
     return f"the checkpoint of epoch {epoch} is kept in {checkpoint_path}"
 
 
-def _one_epoch(
-    model, data, config, optimiser, generator, epoch, steps_per_epoch, show_bar, checkpoint_path
-) -> dict:
-    started = time.perf_counter()
-    weight = kl_warmup(epoch, config.kl_warmup_epochs)
-    totals: dict[str, torch.Tensor] = {}
-    order = minibatch_indices(
-        len(data.train), config.batch_size, generator=generator, device=data.train.x.device
-    )
-    bar = tqdm(
-        order,
-        total=steps_per_epoch,
-        desc=f"epoch {epoch + 1}/{config.epochs}",
-        disable=not show_bar,
-        leave=False,
-    )
-    for step, index in enumerate(bar):
-        loss = _accumulate(totals, _terms(model, data.train, index, config), weight)
-        if not torch.isfinite(loss):
-            value = loss.detach().item()
-            raise TrainingDivergedError(
-                f"The loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                f"{_kept(checkpoint_path)}. Lower the learning rate or check the data and "
-                "hyper-parameters."
-            )
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if show_bar:  # reading the running KL syncs the device: only when a bar is shown
-            seen = min((step + 1) * config.batch_size, len(data.train))
-            kl = sum(float(v) for k, v in totals.items() if k.startswith("kl_")) / seen
-            bar.set_postfix(loss=f"{loss.detach().item():.4g}", kl=f"{kl:.4g}")
-    means = {k: float(v) / len(data.train) for k, v in totals.items()}
-    record = {
-        "epoch": epoch + 1,
-        "train_loss": means["loss"],
-        "recon": means["recon"],
-        "kl": {k.removeprefix("kl_"): v for k, v in means.items() if k.startswith("kl_")},
-        "kl_weight": weight,
-    }
-    if data.test is not None:
-        record["test_loss"] = _evaluate(model, data.test, config)["loss"]
-    record["seconds"] = time.perf_counter() - started
-    return record
-
-
 def _with_added_defaults(stored: dict, model: nn.Module) -> dict:
-    """``stored`` with model settings added since it was written filled in at their defaults: a
-    run trained before a setting existed was trained as its default, and still resumes."""
-    config = getattr(model, "config", None)
-    if "model" not in stored or not is_dataclass(config):
-        return stored
-    defaults = {
-        f.name: f.default
-        for f in fields(config)
-        if f.default is not MISSING and f.name not in stored["model"]
-    }
-    return {**stored, "model": {**json.loads(json.dumps(defaults)), **stored["model"]}}
+    """``stored`` with model and training settings added since it was written filled in at their
+    defaults: a run trained before a setting existed was trained as its default, and resumes."""
+    filled = dict(stored)
+    for table, config in (("model", getattr(model, "config", None)), ("train", TrainConfig)):
+        if not isinstance(stored.get(table), dict) or not is_dataclass(config):
+            continue
+        defaults = {
+            f.name: f.default
+            for f in fields(config)
+            if f.default is not MISSING and f.name not in stored[table]
+        }
+        filled[table] = {**json.loads(json.dumps(defaults)), **stored[table]}
+    return filled
 
 
 def _stored_config(config_path: Path, resolved: dict, model: nn.Module) -> dict | None:
@@ -311,23 +385,6 @@ def _stored_config(config_path: Path, resolved: dict, model: nn.Module) -> dict 
             "may change on resume. Use another --out directory."
         )
     return stored
-
-
-def _resume(checkpoint_path: Path, model, optimiser, generator) -> tuple[int, list[dict]]:
-    state = load_checkpoint(checkpoint_path)
-    load_state_into(model, state["model"], checkpoint_path)
-    try:
-        optimiser.load_state_dict(state["optimiser"])
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["generator"])
-    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
-        raise InputError(
-            f"{checkpoint_path} has an optimiser or random-number state that does not fit this "
-            f"run ({exc}); remove it to restart the run, or use another directory."
-        ) from None
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["epoch"], state["history"]
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:

@@ -10,6 +10,7 @@ import traceback
 import click
 
 from ..errors import InputError, Interrupted
+from ..logs import show_progress
 from .data_cmd import data
 from .demo_cmd import demo
 from .diagnose_cmd import diagnose
@@ -41,6 +42,7 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and maps every failure to a short message and exit code."""
+    show_progress()  # the library logs progress; the command line shows it on stderr
     try:
         code = cli.main(args=argv, prog_name="vaecollapse", standalone_mode=False)
         code = code if isinstance(code, int) else 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from ..diagnostics.plots import pyplot, save_figure
 from ..diagnostics.report import DiagnosisReport, LevelReport
 from ..diagnostics.runs import train_and_diagnose, train_run
 from ..fileio import write_text_atomic
+from ..logs import LOGGER, progress_shown, show_progress
 from ..models.factory import build_model, config_to_json, model_config
 from ..rundir import completed_epochs
 from ..train import TrainConfig, train
@@ -91,7 +91,7 @@ def train_runs(
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
         run_dir = ctx.run_dir(group, label)
-        print(f"[{ctx.out.name}] run {number}/{len(runs)}: {group}/{label}", file=sys.stderr)
+        LOGGER.info(f"[{ctx.out.name}] run {number}/{len(runs)}: {group}/{label}")
         history, report = train_and_diagnose(
             run_dir, family, dataset, settings, training, log_every=log_every,
             iwae_k=iwae_k,
@@ -116,9 +116,9 @@ def _train_side_by_side(
     workers = min(ctx.jobs, len(runs))
     threads = max(1, torch.get_num_threads() // workers)
     spawn = multiprocessing.get_context("spawn")  # a forked torch process may deadlock
-    print(f"[{ctx.out.name}] training {len(runs)} runs, {workers} at a time", file=sys.stderr)
+    LOGGER.info(f"[{ctx.out.name}] training {len(runs)} runs, {workers} at a time")
     with ProcessPoolExecutor(
-        workers, spawn, initializer=torch.set_num_threads, initargs=(threads,)
+        workers, spawn, initializer=_start_worker, initargs=(threads, progress_shown())
     ) as pool:
         futures = [
             pool.submit(
@@ -129,6 +129,13 @@ def _train_side_by_side(
         ]  # fmt: skip
         for future in futures:
             future.result()
+
+
+def _start_worker(threads: int, show: bool) -> None:
+    """A sweep worker: its share of the threads, and the parent's choice of progress messages."""
+    torch.set_num_threads(threads)
+    if show:
+        show_progress()
 
 
 def chosen_level(report: DiagnosisReport, level: str | None = None) -> LevelReport:

@@ -10,7 +10,6 @@ import torch
 from ..diagnostics.linear import root_second_moment, singular_values
 from ..diagnostics.metrics import sorted_mean_abs_difference
 from ..diagnostics.plots import pyplot, save_figure
-from ..optim import Adam
 from ..theory import cvae_closed_form, cvae_spectrum, mhvae_closed_form, moments, vae_spectrum
 from ..theory.objective import cvae_loss, hierarchical_loss
 from .claims import Claim
@@ -37,7 +36,7 @@ def _parameters(shapes: list[tuple[int, ...]], seed: int) -> list[torch.Tensor]:
 
 
 def _optimise(params, loss_fn, measures: dict, iterations: int) -> list[dict]:
-    optimiser = Adam(params, lr=LR)
+    optimiser = torch.optim.Adam(params, lr=LR)
     rows = []
     for iteration in range(iterations + 1):
         loss = loss_fn()

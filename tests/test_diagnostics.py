@@ -218,3 +218,53 @@ def test_the_readme_example_runs() -> None:
     report = namespace["report"]
     assert report.kl_per_dim.shape == (8,) and report.iwae.samples == 1000
     assert 0 <= report.active_units <= 8 and report["collapsed_dims"] == report.collapsed_dims
+
+
+def test_mutual_information_of_a_linear_gaussian_encoder_matches_its_closed_form() -> None:
+    from vaecollapse.diagnostics.metrics import mutual_information
+
+    # x ~ N(0, I), q(z | x) = N(a ⊙ x, s²): I(x; z) = ½ Σ log(1 + a² / s²) = 0.500 nats
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 2, generator=generator, dtype=torch.float64)
+    a, s = torch.tensor([1.0, 0.3]), torch.tensor([1.0, 0.5])
+    truth = float(0.5 * torch.log1p(a**2 / s**2).sum())
+    logvar = (2 * torch.log(s)).expand(4000, 2)
+    estimate, error = mutual_information(x * a, logvar, generator=torch.Generator().manual_seed(1))
+    # sampling error (4 standard errors) plus 0.02 for 4000 draws of x standing for N(0, I)
+    assert abs(estimate - truth) < 4 * error + 0.02
+    # the average KL to N(0, I) (0.86 nats here) is an upper bound, not the answer
+    kl = 0.5 * ((x * a) ** 2 + s**2 - 1 - logvar).sum(1).mean()
+    assert estimate < float(kl) - 0.2
+
+
+def test_mutual_information_is_zero_when_collapsed_and_at_most_log_n() -> None:
+    from vaecollapse.diagnostics.metrics import mutual_information
+
+    assert mutual_information(torch.zeros(500, 3), torch.zeros(500, 3))[0] == pytest.approx(
+        0.0, abs=1e-12
+    )
+    apart = torch.arange(100.0).reshape(100, 1) * 100
+    assert mutual_information(apart, torch.zeros(100, 1))[0] == pytest.approx(math.log(100))
+    # nearly collapsed posteriors: tiny differences between rows never give a negative estimate
+    for seed in range(5):
+        generator = torch.Generator().manual_seed(seed)
+        means = 1e-3 * torch.randn(300, 4, generator=generator)
+        value, _ = mutual_information(means, torch.zeros(300, 4), generator=generator)
+        assert 0.0 <= value < 1e-4
+
+
+def test_a_reports_mutual_information_stays_below_its_average_kl(tmp_path) -> None:
+    from vaecollapse.data import load_dataset
+    from vaecollapse.diagnostics.report import diagnose_model
+    from vaecollapse.models import VAE, VAEConfig
+    from vaecollapse.train import TrainConfig, train
+
+    digits = load_dataset("digits")
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(data_dim=64, latent_dim=4, backbone="mlp", hidden=32))
+    train(model, digits, TrainConfig(epochs=20, lr=3e-3), tmp_path, progress=False)
+    level = diagnose_model(model, digits.test.x).levels["z"]
+    information, error = level.mutual_information
+    # I(x; z) ≤ E_x KL(q(z|x) ‖ p(z)) for any prior p; the KL here is exact, the MI sampled
+    assert 0.0 < information <= level.kl_total + 4 * error
+    assert level.to_json()["mutual_information"]["nats"] == information

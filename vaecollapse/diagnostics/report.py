@@ -25,6 +25,7 @@ from .metrics import (
     collapsed_dimensions,
     default_epsilons,
     kl_active_fraction,
+    mutual_information,
 )
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -33,7 +34,8 @@ Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 @dataclass
 class LevelReport:
     """One latent level. ``kl``: the ``(N, d)`` KL matrix; ``kl_per_dim``: its column means;
-    ``mean_variance``: Var_x E_q[z_i | x] per dimension; ``encoder_std``: q's stds ``(N, d)``."""
+    ``mean_variance``: Var_x E_q[z_i | x] per dimension; ``encoder_std``: q's stds ``(N, d)``;
+    ``encoder_mean``: q's means ``(N, d)`` (for the mutual information)."""
 
     kl: torch.Tensor
     mean_variance: torch.Tensor
@@ -41,6 +43,20 @@ class LevelReport:
     epsilon: float
     delta: float
     epsilons: np.ndarray = field(default_factory=default_epsilons)
+    encoder_mean: torch.Tensor | None = None
+    _mutual_information: tuple[float, float] | None = field(default=None, repr=False)
+
+    @property
+    def mutual_information(self) -> tuple[float, float] | None:
+        """I(x; z) over the evaluated rows, nats, and its standard error (metrics.
+        mutual_information; one draw per row, seeded, so a report is reproducible)."""
+        if self._mutual_information is None and self.encoder_mean is not None:
+            self._mutual_information = mutual_information(
+                self.encoder_mean,
+                2 * torch.log(self.encoder_std),
+                generator=torch.Generator().manual_seed(0),
+            )
+        return self._mutual_information
 
     @property
     def latent_dim(self) -> int:
@@ -82,6 +98,9 @@ class LevelReport:
             "kl_active_pct": 100.0 * self.kl_active_fraction,
             "mean_variance": self.mean_variance.tolist(),
             "encoder_std_mean": self.encoder_std.double().mean(0).tolist(),
+            "mutual_information": None
+            if self.mutual_information is None
+            else dict(zip(("nats", "standard_error"), self.mutual_information, strict=True)),
             "collapse_curve": {
                 "epsilon": self.epsilons.tolist(),
                 "collapsed": self.collapse_curve.tolist(),
@@ -195,7 +214,7 @@ def diagnose(
     _check_settings(epsilon, delta, eta_enc)
     x = _as_data(data)
     prior_logvar = 2 * math.log(eta_enc)
-    kls, stds, moments = [], [], RunningMoments()
+    kls, stds, means, moments = [], [], [], RunningMoments()
     with torch.no_grad():
         for batch in x.split(batch_size):
             mean, logvar = encoder(batch)
@@ -206,8 +225,12 @@ def diagnose(
                 )
             kls.append(kl_diag_gaussians(mean, logvar, 0.0, prior_logvar).cpu())
             stds.append(torch.exp(0.5 * logvar).cpu())
+            means.append(mean.cpu())
             moments.update(mean)
-    level = LevelReport(torch.cat(kls), moments.variance.cpu(), torch.cat(stds), epsilon, delta)
+    level = LevelReport(
+        torch.cat(kls), moments.variance.cpu(), torch.cat(stds), epsilon, delta,
+        encoder_mean=torch.cat(means),
+    )  # fmt: skip
     iwae = None
     if decoder_log_likelihood is not None:
         weights = encoder_log_weights(encoder, decoder_log_likelihood, prior_logvar)
@@ -273,15 +296,21 @@ def diagnose_model(
                 model, x[rows], None if y is None else y[rows], n_samples
             )
             for name, (kl, mean, std) in stats.items():
-                collected.setdefault(name, [[], []])
+                collected.setdefault(name, [[], [], []])
                 collected[name][0].append(kl.cpu())
                 collected[name][1].append(std.cpu())
+                collected[name][2].append(mean.cpu())
                 moments.setdefault(name, RunningMoments()).update(mean)
     levels = {
         name: LevelReport(
-            torch.cat(kls), moments[name].variance.cpu(), torch.cat(stds), epsilon, delta
+            torch.cat(kls),
+            moments[name].variance.cpu(),
+            torch.cat(stds),
+            epsilon,
+            delta,
+            encoder_mean=torch.cat(means),
         )
-        for name, (kls, stds) in collected.items()
+        for name, (kls, stds, means) in collected.items()
     }
     iwae = None
     if iwae_k > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -175,6 +176,12 @@ def format_report(report: DiagnosisReport) -> str:
             f"({100 * level.active_units / d:.0f}%); pairs with KL ≥ 0.01: "
             f"{100 * level.kl_active_fraction:.1f}%"
         )
+        if level.mutual_information is not None:
+            mi, error = level.mutual_information
+            lines.append(
+                f"  mutual information I(x; {name}) {mi:.3f} ± {error:.3f} nats (at most "
+                f"log N = {math.log(level.kl.shape[0]):.2f} over these {level.kl.shape[0]} rows)"
+            )
     if report.iwae is not None:
         lines.append(
             f"IWAE log-likelihood (K={report.iwae.samples}): {report.iwae.mean:.3f} "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .data import load_dataset
-from .diagnostics.plots import plot_collapse_curves, pyplot, save_figure
+from .diagnostics.plots import new_figure, plot_collapse_curves, save_figure
 from .diagnostics.runs import train_and_diagnose, write_diagnosis
 from .fileio import write_text_atomic
 from .logs import LOGGER
@@ -88,8 +88,8 @@ def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
                 f"{rows[-1].observed_active} ({time.perf_counter() - started:.0f} s)"
             )
     for family in BETAS:
-        plot_collapse_curves(
-            {f"β={b:g}": reports[(family, b)] for b in BETAS[family]},
+        save_figure(
+            plot_collapse_curves({f"β={b:g}": reports[(family, b)] for b in BETAS[family]}),
             out / f"collapse_curves_{family}.png",
         )
     plot_predicted_vs_observed(rows, out / "predicted_vs_observed.png")
@@ -114,8 +114,7 @@ def format_table(rows: list[DemoRow]) -> str:
 
 
 def plot_predicted_vs_observed(rows: list[DemoRow], path: Path) -> Path:
-    plt = pyplot()
-    figure, axes = plt.subplots(1, len(BETAS), figsize=(9, 3.4))
+    figure, axes = new_figure((9, 3.4), 1, len(BETAS))
     for axis, family in zip(axes, BETAS, strict=True):
         mine = [r for r in rows if r.model == family]
         betas = [r.beta for r in mine]
@@ -126,5 +125,4 @@ def plot_predicted_vs_observed(rows: list[DemoRow], path: Path) -> Path:
         axis.set_ylabel("active dimensions")
         axis.set_title(f"linear {family.upper()} on {DATA[family]}")
         axis.legend(fontsize=8)
-    figure.tight_layout()
     return save_figure(figure, path)

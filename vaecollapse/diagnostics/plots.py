@@ -1,5 +1,7 @@
-"""Diagnostic figures (matplotlib, headless PNG): (ε,δ)-collapse curves, per-dimension KL bars and
-σ_z histograms (Dai et al. Fig. 2)."""
+"""Diagnostic figures: (ε,δ)-collapse curves, per-dimension KL bars and σ_z histograms (Dai et
+al. Fig. 2). Each function draws into the ``ax`` it is given (or a new figure) and returns the
+Figure; :func:`save_figure` writes a PNG. Figures are matplotlib ``Figure`` objects made without
+pyplot, so the library never switches a notebook's backend nor keeps figures alive."""
 
 from __future__ import annotations
 
@@ -12,26 +14,33 @@ from ..fileio import replace_atomically
 from .report import DiagnosisReport
 
 
-def pyplot():
-    import matplotlib
+def new_figure(figsize: tuple[float, float], rows: int = 1, cols: int = 1, squeeze: bool = True):
+    """A Figure and its axes (an array of them for a grid unless ``squeeze``), without pyplot."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, cols, squeeze=squeeze)
 
 
-def save_figure(figure, path: Path) -> Path:
+def _axis(ax, figsize: tuple[float, float]):
+    """``ax`` and its figure, or a new figure's only axis."""
+    if ax is not None:
+        return ax.figure, ax
+    return new_figure(figsize)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG at ``path`` (atomically); returns the path."""
+    path = Path(path)
+    figure.tight_layout()
     replace_atomically(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
-    pyplot().close(figure)
     return path
 
 
-def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], path: str | Path) -> Path:
+def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], *, ax=None):
     """Collapsed dimensions against ε (log axis) at each report's δ; one line per report and
-    level."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    level. Returns the Figure."""
+    figure, axis = _axis(ax, (5.5, 3.8))
     for label, report in reports.items():
         for name, level in report.levels.items():
             suffix = f" {name}" if len(report.levels) > 1 else ""
@@ -42,35 +51,38 @@ def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], path: str | Pat
     delta = next(iter(reports.values())).delta
     axis.set_title(f"(ε, δ)-collapse, δ = {delta:g}")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    return save_figure(figure, Path(path))
+    return figure
 
 
-def plot_kl_bars(report: DiagnosisReport, path: str | Path) -> Path:
-    """Mean KL of every latent dimension, one panel per level, collapsed dimensions in grey."""
-    plt = pyplot()
-    figure, axes = plt.subplots(1, len(report.levels), figsize=(4.5 * len(report.levels), 3.4))
-    for axis, (name, level) in zip(np.atleast_1d(axes), report.levels.items(), strict=True):
+def plot_kl_bars(report: DiagnosisReport, *, ax=None):
+    """Mean KL of every latent dimension, one panel per level (or every level side by side in
+    ``ax``), collapsed dimensions in grey. Returns the Figure."""
+    if ax is None:
+        figure, axes = new_figure((4.5 * len(report.levels), 3.4), 1, len(report.levels), False)
+        axes = list(axes[0])
+    else:
+        figure, axes = ax.figure, [ax] * len(report.levels)
+    offset = 0
+    for axis, (name, level) in zip(axes, report.levels.items(), strict=True):
         values = level.kl_per_dim
         collapsed = set(level.collapsed_dims)
         colours = ["0.7" if i in collapsed else "C0" for i in range(values.size)]
-        axis.bar(np.arange(values.size), values, color=colours)
-        axis.set_xlabel(f"{name} dimension")
+        axis.bar(offset + np.arange(values.size), values, color=colours)
+        axis.set_xlabel(f"{name} dimension" if ax is None else "dimension (levels in turn)")
         axis.set_ylabel("mean KL (nats)")
         axis.set_title(f"{name}: {len(collapsed)} of {values.size} collapsed")
-    figure.tight_layout()
-    return save_figure(figure, Path(path))
+        offset += values.size if ax is not None else 0
+    return figure
 
 
-def plot_std_histograms(reports: Mapping[str, DiagnosisReport], path: str | Path) -> Path:
-    """Histograms of q's standard deviations σ_z over samples and dimensions (first level)."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+def plot_std_histograms(reports: Mapping[str, DiagnosisReport], *, ax=None):
+    """Histograms of q's standard deviations σ_z over samples and dimensions (first level).
+    Returns the Figure."""
+    figure, axis = _axis(ax, (5.5, 3.8))
     for label, report in reports.items():
         stds = next(iter(report.levels.values())).encoder_std.flatten().numpy()
         axis.hist(stds, bins=40, range=(0, max(1.2, float(stds.max()))), alpha=0.6, label=label)
     axis.set_xlabel("σ_z")
     axis.set_ylabel("count (samples × dimensions)")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    return save_figure(figure, Path(path))
+    return figure

@@ -37,14 +37,21 @@ class LevelReport:
     ``mean_variance``: Var_x E_q[z_i | x] per dimension; ``encoder_std``: q's stds ``(N, d)``;
     ``encoder_mean``: q's means ``(N, d)`` (for the mutual information)."""
 
-    kl: torch.Tensor
-    mean_variance: torch.Tensor
-    encoder_std: torch.Tensor
+    kl: torch.Tensor = field(repr=False)
+    mean_variance: torch.Tensor = field(repr=False)
+    encoder_std: torch.Tensor = field(repr=False)
     epsilon: float
     delta: float
-    epsilons: np.ndarray = field(default_factory=default_epsilons)
-    encoder_mean: torch.Tensor | None = None
+    epsilons: np.ndarray = field(default_factory=default_epsilons, repr=False)
+    encoder_mean: torch.Tensor | None = field(default=None, repr=False)
     _mutual_information: tuple[float, float] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"LevelReport(d={self.latent_dim}, kl_total={self.kl_total:.4g}, "
+            f"collapsed_dims={self.collapsed_dims}, active_units={self.active_units}, "
+            f"epsilon={self.epsilon:g}, delta={self.delta:g})"
+        )
 
     @property
     def mutual_information(self) -> tuple[float, float] | None:
@@ -108,22 +115,41 @@ class LevelReport:
         }
 
 
+@dataclass(repr=False)
 class DiagnosisReport:
     """What ``diagnose`` returns. Fields (attribute or key access): ``levels`` (name ->
     LevelReport), ``epsilon``, ``delta``, ``iwae`` (LikelihoodEstimate or None), ``verdict`` (or
     None), ``theory`` (theory vs learned, linear models, or None); for the first level
-    ``kl_per_dim``, ``kl_total``, ``active_units``, ``collapsed_dims``, ``kl_active_fraction``."""
+    ``kl_per_dim``, ``kl_total``, ``active_units``, ``collapsed_dims``, ``kl_active_fraction``.
+    In a notebook it shows as tables and plots; ``to_dict()`` and ``to_dataframe()`` (pandas)
+    give the numbers."""
 
-    def __init__(
-        self,
-        levels: dict[str, LevelReport],
-        epsilon: float,
-        delta: float,
-        iwae: LikelihoodEstimate | None = None,
-    ) -> None:
-        self.levels, self.epsilon, self.delta, self.iwae = levels, epsilon, delta, iwae
-        self.verdict: dict | None = None
-        self.theory: dict | None = None
+    levels: dict[str, LevelReport]
+    epsilon: float
+    delta: float
+    iwae: LikelihoodEstimate | None = None
+    verdict: dict | None = None
+    theory: dict | None = None
+
+    def __repr__(self) -> str:
+        from .display import report_text
+
+        return report_text(self)
+
+    def _repr_html_(self) -> str:
+        from .display import report_html
+
+        return report_html(self)
+
+    def to_dict(self) -> dict:
+        """Everything, JSON-ready (what ``diagnosis.json`` holds)."""
+        return self.to_json()
+
+    def to_dataframe(self):
+        """One row per (level, dimension): KL, Var E[z|x], mean σ, collapsed, active (pandas)."""
+        from .display import report_dataframe
+
+        return report_dataframe(self)
 
     def _first(self) -> LevelReport:
         return next(iter(self.levels.values()))

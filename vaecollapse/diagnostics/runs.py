@@ -18,7 +18,7 @@ from ..rundir import stored_data_spec
 from ..train import TrainConfig, train
 from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .linear import theory_comparison
-from .plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms
+from .plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms, save_figure
 from .report import DiagnosisReport, diagnose_model
 from .verdict import explain
 
@@ -150,9 +150,9 @@ def write_diagnosis(
     write_text_atomic(path, text)
     return [
         path,
-        plot_collapse_curves({label: report}, run_dir / "collapse_curve.png"),
-        plot_kl_bars(report, run_dir / "kl_per_dim.png"),
-        plot_std_histograms({label: report}, run_dir / "encoder_std.png"),
+        save_figure(plot_collapse_curves({label: report}), run_dir / "collapse_curve.png"),
+        save_figure(plot_kl_bars(report), run_dir / "kl_per_dim.png"),
+        save_figure(plot_std_histograms({label: report}), run_dir / "encoder_std.png"),
     ]
 
 

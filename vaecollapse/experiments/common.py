@@ -17,7 +17,7 @@ import torch
 from ..data import Dataset, load_dataset
 from ..diagnostics.linear import theory_comparison
 from ..diagnostics.metrics import collapsed_dimensions
-from ..diagnostics.plots import pyplot, save_figure
+from ..diagnostics.plots import new_figure, save_figure
 from ..diagnostics.report import DiagnosisReport, LevelReport
 from ..diagnostics.runs import train_and_diagnose, train_run
 from ..fileio import write_text_atomic
@@ -251,8 +251,7 @@ def plot_sweeps(
     level: str | None = None,
 ) -> Path:
     """(ε,δ)-collapse curves, one panel per sweep and one line per setting."""
-    plt = pyplot()
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.5), squeeze=False)
+    figure, axes = new_figure((4.4 * len(panels), 3.5), 1, len(panels), squeeze=False)
     for axis, (title, reports) in zip(axes[0], panels.items(), strict=True):
         for label, report in reports.items():
             chosen = chosen_level(report, level)
@@ -262,7 +261,6 @@ def plot_sweeps(
         axis.set_ylabel("collapsed dimensions" + (f" of {level}" if level else ""))
         axis.set_title(title, fontsize=9)
         axis.legend(fontsize=7)
-    figure.tight_layout()
     return save_figure(figure, path)
 
 
@@ -313,20 +311,17 @@ def plot_weighted_kl(
     betas: Sequence[float], weighted_kl: Sequence[float], path: Path, symbol: str, title: str
 ) -> Path:
     """β·KL against β = θ_k (log axis) for fig6a and fig6b; ``symbol``: "β" or "β2"."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.4))
+    figure, axis = new_figure((5, 3.4))
     axis.plot(betas, weighted_kl, "o-")
     axis.set_xscale("log")
     axis.set_xlabel(f"{symbol} = θ_k")
     axis.set_ylabel(f"{symbol}·KL{'(z2)' if symbol == 'β2' else ''} (nats, test)")
     axis.set_title(title)
-    figure.tight_layout()
     return save_figure(figure, path)
 
 
 def plot_d_ma(snapshots: list[dict], path: Path, title: str) -> Path:
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.4))
+    figure, axis = new_figure((5, 3.4))
     epochs = [row["epoch"] for row in snapshots]
     for key in snapshots[0]:
         if key.startswith("d_ma"):
@@ -338,7 +333,6 @@ def plot_d_ma(snapshots: list[dict], path: Path, title: str) -> Path:
     axis.set_ylabel("D_MA to the closed form")
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8)
-    figure.tight_layout()
     return save_figure(figure, path)
 
 

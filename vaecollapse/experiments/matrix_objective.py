@@ -9,7 +9,7 @@ import torch
 
 from ..diagnostics.linear import root_second_moment, singular_values
 from ..diagnostics.metrics import sorted_mean_abs_difference
-from ..diagnostics.plots import pyplot, save_figure
+from ..diagnostics.plots import new_figure, save_figure
 from ..theory import cvae_closed_form, cvae_spectrum, mhvae_closed_form, moments, vae_spectrum
 from ..theory.objective import cvae_loss, hierarchical_loss
 from .claims import Claim
@@ -53,8 +53,7 @@ def _optimise(params, loss_fn, measures: dict, iterations: int) -> list[dict]:
 
 def _result(ctx: Context, name: str, rows: list[dict], quantities: dict, optimum,
             figure_title: str) -> EntryResult:  # fmt: skip
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 3.4))
+    figure, axis = new_figure((5, 3.4))
     for key, label in quantities.items():
         axis.plot([r["iteration"] for r in rows], [r[key] for r in rows], label=label)
     axis.set_yscale("log")
@@ -62,7 +61,6 @@ def _result(ctx: Context, name: str, rows: list[dict], quantities: dict, optimum
     axis.set_ylabel("D_MA to the closed form")
     axis.set_title(figure_title)
     axis.legend(fontsize=8)
-    figure.tight_layout()
     figure_path = save_figure(figure, ctx.out / f"{name}.png")
     final, closed_loss = rows[-1], optimum.loss
     claim = Claim("D_MA of the learned singular values and variances to the closed form → 0")

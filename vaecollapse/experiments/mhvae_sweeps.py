@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Dataset
-from ..diagnostics.plots import pyplot, save_figure
+from ..diagnostics.plots import new_figure, save_figure
 from ..models.factory import load_run_model
 from ..train import TrainConfig
 from .claims import Claim
@@ -274,9 +274,8 @@ def _sample_grid(
     shown = (dataset.test or dataset.train).x[:36]
     points = [(b1, b2, 0.5) for b1 in grid for b2 in grid]
     outcomes = _train_points(ctx, group, source, dataset, base, points, training)
-    plt = pyplot()
     n = len(grid)
-    figure, axes = plt.subplots(n, n, figsize=(2.2 * n, 2.2 * n))
+    figure, axes = new_figure((2.2 * n, 2.2 * n), n, n)
     rows, sharpness, kl2 = [], {}, {}
     for (b1, b2, eta), outcome in outcomes.items():
         model, _ = load_run_model(outcome.run_dir)
@@ -290,7 +289,6 @@ def _sample_grid(
         axis.set_xticks([])
         axis.set_yticks([])
         axis.set_title(f"β1 = {b1:g}, β2 = {b2:g}", fontsize=8)
-    figure.tight_layout()
     figure_path = save_figure(figure, ctx.out / f"{name}.png")
     by_beta2 = [np.mean([kl2[(b1, b2)] for b1 in grid]) for b2 in grid]
     sharp_by_beta1 = [np.mean([sharpness[(b1, b2)] for b2 in grid]) for b1 in grid]

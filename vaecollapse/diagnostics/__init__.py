@@ -10,9 +10,10 @@ from .metrics import (
     collapsed_dimensions,
     default_epsilons,
     kl_active_fraction,
+    mutual_information,
     sorted_mean_abs_difference,
 )
-from .report import DiagnosisReport, LevelReport, diagnose, diagnose_model
+from .report import DiagnosisReport, LevelReport, diagnose, diagnose_model, level_statistics
 from .verdict import explain
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "importance_log_likelihood",
     "kl_active_fraction",
     "learned_spectra",
+    "level_statistics",
     "model_log_weights",
+    "mutual_information",
     "sorted_mean_abs_difference",
     "theory_comparison",
 ]

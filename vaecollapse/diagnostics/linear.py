@@ -13,7 +13,6 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import InputError
-from ..models.latent import AMORTIZED_MODES
 from ..theory import moments, predict_for_config
 from .metrics import sorted_mean_abs_difference
 
@@ -25,65 +24,27 @@ def root_second_moment(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy((evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T)
 
 
-def _stds(head) -> np.ndarray:
-    if head.variance in AMORTIZED_MODES:
-        raise InputError(
-            "the theory compares data-independent encoder variances (shared or fixed), but this "
-            "model's variance is amortized."
-        )
-    logvar = head.shared_logvar if head.variance == "shared" else head.fixed_logvar
-    return np.sort(torch.exp(0.5 * logvar.detach().double()).cpu().numpy())
-
-
-def fixed_sigma(head) -> float | list[float] | None:
-    if head.variance != "fixed":
-        return None
-    stds = torch.exp(0.5 * head.fixed_logvar.double()).cpu().numpy()
-    return float(stds[0]) if np.allclose(stds, stds[0]) else stds.tolist()
-
-
 def singular_values(matrix: torch.Tensor) -> np.ndarray:
     return torch.linalg.svdvals(matrix.detach().double().cpu()).numpy()
 
 
 def learned_spectra(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, np.ndarray]]:
-    """``{"singular_values": {map: values}, "encoder_std": {level: stds}}`` of a linear model."""
-    from ..models import CVAE, MHVAE, VAE
-
-    if getattr(model.config, "backbone", None) != "linear":
-        raise InputError("theory vs learned needs a model with the linear backbone.")
-    x = dataset.train.x.cpu()
-    if isinstance(model, VAE):
-        root = root_second_moment(moments(x)[0])
-        return {
-            "singular_values": {
-                "U": singular_values(model.decoder.weight),
-                "V": singular_values(model.head.mean.weight.double().cpu() @ root),
-            },
-            "encoder_std": {"z": _stds(model.head)},
-        }
-    if isinstance(model, CVAE):
-        u1 = model.decoder.weight[:, : model.config.latent_dim]
-        return {
-            "singular_values": {"U1": singular_values(u1)},
-            "encoder_std": {"z": _stds(model.head)},
-        }
-    if isinstance(model, MHVAE):
-        if model.config.levels != 2:
-            raise InputError("the theory covers the two-level MHVAE.")
-        root = root_second_moment(moments(x)[0])
-        w1, w2 = (e.head.mean.weight for e in model.encoders)
-        u1, u2 = (d.weight for d in model.decoders)
-        return {
-            "singular_values": {
-                "V1": singular_values(w1.double().cpu() @ root),
-                "U1": singular_values(u1),
-                "W2": singular_values(w2),
-                "U2": singular_values(u2),
-            },
-            "encoder_std": {f"z{i + 1}": _stds(e.head) for i, e in enumerate(model.encoders)},
-        }
-    raise InputError(f"no linear theory covers a {type(model).__name__}.")
+    """``{"singular_values": {map: values}, "encoder_std": {level: stds}}`` of a linear model
+    that names its theory maps (``linear_maps``, ``encoder_stds``: this toolkit's models)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "backbone", None) != "linear" or not hasattr(model, "linear_maps"):
+        raise InputError(
+            "theory vs learned needs a model with the linear backbone that names its maps."
+        )
+    root = root_second_moment(moments(dataset.train.x.cpu())[0])
+    return {
+        "singular_values": {
+            name: singular_values(matrix) for name, matrix in model.linear_maps(root).items()
+        },
+        "encoder_std": {
+            name: np.sort(std.double().cpu().numpy()) for name, std in model.encoder_stds().items()
+        },
+    }
 
 
 def theory_prediction(model: nn.Module, dataset: Dataset):

@@ -3,8 +3,6 @@ the importance-weighted log-likelihood, for any encoder callable or for this too
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..adapters import as_latent_model, as_tensor_data
 from ..models.latent import GaussianModelSettings
 from ..objectives import kl_diag_gaussians
 from ..options import check_fields, declared, setting
-from .iwae import LikelihoodEstimate, encoder_log_weights, importance_log_likelihood
+from ..protocol import LatentModel
+from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .metrics import (
     AU_THRESHOLD,
     RunningMoments,
@@ -27,8 +26,6 @@ from .metrics import (
     kl_active_fraction,
     mutual_information,
 )
-
-Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -211,93 +208,62 @@ def _check_settings(epsilon: float, delta: float, eta_enc: float) -> None:
     declared(GaussianModelSettings)["eta_enc"][0].check("eta_enc", eta_enc)
 
 
-def _as_data(data: Any) -> torch.Tensor:
-    tensor = torch.as_tensor(data)
-    if tensor.ndim < 2 or tensor.shape[0] == 0:
-        raise InputError(
-            f"data must be a non-empty batch (N, ...); got shape {tuple(tensor.shape)}."
-        )
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-        raise InputError("the data hold NaN or infinite values.")
-    return tensor
-
-
 def diagnose(
-    encoder: Encoder,
+    model: Any,
     data: Any,
+    y: Any = None,
     *,
     eta_enc: float = 1.0,
     epsilon: float = 0.01,
     delta: float = 0.05,
     batch_size: int = 1024,
-    decoder_log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    iwae_k: int = 1000,
+    iwae_k: int = 0,
+    **adapter: Any,
 ) -> DiagnosisReport:
-    """Diagnose ANY encoder: a callable mapping a batch ``(B, ...)`` to ``(mean, logvar)``, each
-    ``(B, d)``, against the prior N(0, eta_enc² I). With ``decoder_log_likelihood(x, z)`` —
-    ``x`` ``(B, ...)``, ``z`` ``(K, B, d)`` -> log p(x | z) ``(K, B)`` — also the IWAE estimate of
-    log p(x) with ``iwae_k`` samples."""
+    """Diagnose ANY VAE on ``data`` (a tensor ``(N, ...)``, a TensorDataset or a DataLoader):
+    every latent level's KL per dimension, (ε,δ)-collapse, active units and mutual information,
+    and with ``iwae_k`` > 0 the importance-weighted log-likelihood.
+
+    ``model``: one of this toolkit's models, anything following the latent-model protocol, or a
+    user's encoder (a function or module, or a module with ``encode``/``encoder``) returning
+    ``(mean, logvar)``, ``(loc, scale)`` (``encoder_output="scale"``) or a ``Normal``, compared
+    with the prior N(0, eta_enc² I). ``adapter``: how to read a user's model
+    (``vaecollapse.adapters.EncoderModel``): ``encoder_output``, ``decoder`` with ``likelihood``
+    ("gaussian" with ``eta_dec``, or "bernoulli") or ``decoder_log_likelihood(x, z)`` ->
+    log p(x | z) ``(K, B)`` for ``z`` ``(K, B, d)``, needed for the likelihood."""
     _check_settings(epsilon, delta, eta_enc)
-    x = _as_data(data)
-    prior_logvar = 2 * math.log(eta_enc)
-    kls, stds, means, moments = [], [], [], RunningMoments()
-    with torch.no_grad():
-        for batch in x.split(batch_size):
-            mean, logvar = encoder(batch)
-            if mean.shape != logvar.shape or mean.ndim != 2 or mean.shape[0] != batch.shape[0]:
-                raise InputError(
-                    "the encoder must return (mean, logvar), each (B, d); got shapes "
-                    f"{tuple(mean.shape)} and {tuple(logvar.shape)}."
-                )
-            kls.append(kl_diag_gaussians(mean, logvar, 0.0, prior_logvar).cpu())
-            stds.append(torch.exp(0.5 * logvar).cpu())
-            means.append(mean.cpu())
-            moments.update(mean)
-    level = LevelReport(
-        torch.cat(kls), moments.variance.cpu(), torch.cat(stds), epsilon, delta,
-        encoder_mean=torch.cat(means),
+    latent = as_latent_model(model, eta_enc=eta_enc, **adapter)
+    x = as_tensor_data(data)
+    report = diagnose_model(
+        latent, x, None if y is None else as_tensor_data(y), epsilon=epsilon, delta=delta,
+        iwae_k=iwae_k, batch_size=batch_size,
     )  # fmt: skip
-    iwae = None
-    if decoder_log_likelihood is not None:
-        weights = encoder_log_weights(encoder, decoder_log_likelihood, prior_logvar)
-        iwae = importance_log_likelihood(weights, x, k=iwae_k)
-    return DiagnosisReport({"z": level}, epsilon, delta, iwae)
+    from .verdict import explain
+
+    report.verdict = explain(report, latent, None)
+    return report
 
 
-def model_level_statistics(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_samples: int = 1
+def level_statistics(
+    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, n_samples: int = 1
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per level of one of this toolkit's models: (KL ``(B, d)``, E_q[z | x] ``(B, d)``, q's std
-    ``(B, d)``). Hierarchical levels use the paper's terms: KL(q(z_l | z_{l-1}) || p(z_l | z_{l+1}))
-    with z_{l+1} drawn from q, and KL(q(z_L | z_{L-1}) || p(z_L)), averaged over ``n_samples``."""
-    from ..models import MHVAE
-
-    if not isinstance(model, MHVAE):
-        terms = model(x, n_samples=n_samples) if y is None else model(x, y, n_samples=n_samples)
-        if not terms.kl:
-            raise InputError("a deterministic autoencoder has no posterior to diagnose.")
-        return {
-            name: (kl, terms.mean[name], torch.exp(0.5 * terms.logvar[name]))
-            for name, kl in terms.kl.items()
-        }
-    log_eta2 = 2 * model.log_eta_dec
-    chain = model.sample_chain(x, n_samples)
-    # Every KL carries the sample dimension (the prior of level l depends on the draws above).
-    kls = [
-        kl_diag_gaussians(mean, logvar, model.decoders[level + 1](chain[level + 1][0]), log_eta2)
-        for level, (_, mean, logvar) in enumerate(chain[:-1])
-    ]
-    _, mean, logvar = chain[-1]
-    kls.append(kl_diag_gaussians(mean, logvar, 0.0, 2 * math.log(model.config.eta_enc)))
+    """Per level of any latent model: (KL ``(B, d)``, E_q[z | x] ``(B, d)``, q's std ``(B, d)``).
+    A level whose prior depends on the draws above (KL(q(z_l | z_{l-1}) ‖ p(z_l | z_{l+1})) of a
+    hierarchy) or whose posterior depends on the draws below is averaged over ``n_samples``."""
     out = {}
-    for name, kl, (_, m, lv) in zip(model.config.level_names(), kls, chain, strict=True):
-        m, lv = (t.mean(0) if t.ndim == 3 else t for t in (m, lv))
-        out[name] = (kl.mean(0), m, torch.exp(0.5 * lv))
+    for level in model.latent_levels(x, y, n_samples=n_samples):
+        kl = kl_diag_gaussians(level.mean, level.logvar, level.prior_mean, level.prior_logvar)
+        mean, logvar = level.mean, level.logvar
+        if kl.ndim == 3:
+            kl = kl.mean(0)
+        if mean.ndim == 3:
+            mean, logvar = mean.mean(0), logvar.mean(0)
+        out[level.name] = (kl, mean, torch.exp(0.5 * logvar))
     return out
 
 
 def diagnose_model(
-    model: nn.Module,
+    model: LatentModel,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     *,
@@ -307,20 +273,17 @@ def diagnose_model(
     batch_size: int = 1024,
     n_samples: int = 1,
 ) -> DiagnosisReport:
-    """Diagnose a VAE, CVAE or MHVAE of this toolkit on ``x`` (and the CVAE's ``y``): every level,
-    and the IWAE log-likelihood when ``iwae_k`` > 0."""
-    from .iwae import model_log_weights
-
+    """Diagnose a model of the latent-model protocol on ``x`` (and a conditional model's ``y``):
+    every level, and the IWAE log-likelihood when ``iwae_k`` > 0."""
     _check_settings(epsilon, delta, 1.0)
-    model.eval()
+    if isinstance(model, nn.Module):
+        model.eval()
     collected: dict[str, list[list[torch.Tensor]]] = {}
     moments: dict[str, RunningMoments] = {}
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
-            stats = model_level_statistics(
-                model, x[rows], None if y is None else y[rows], n_samples
-            )
+            stats = level_statistics(model, x[rows], None if y is None else y[rows], n_samples)
             for name, (kl, mean, std) in stats.items():
                 collected.setdefault(name, [[], [], []])
                 collected[name][0].append(kl.cpu())

@@ -20,25 +20,23 @@ from torch import nn
 
 from ..data import Dataset
 from ..theory import collapse_thresholds, cvae_spectrum, mhvae_thresholds, vae_spectrum
-from .linear import fixed_sigma
 from .report import DiagnosisReport
 
 NEGLIGIBLE = 1e-6  # θ_i below this times θ_1: the data have no variance along that mode
 
 
-def _fixed_sigma(head) -> float | None:
-    """The fixed encoder std of a head (the mean over dimensions when they differ), else None."""
-    sigma = fixed_sigma(head)
-    return None if sigma is None else float(np.mean(sigma))
+def _fixed_sigma(mode: str, sigma) -> float | None:
+    """A level's fixed encoder std (the mean over dimensions when they differ), else None."""
+    return None if mode != "fixed" or sigma is None else float(np.mean(sigma))
 
 
 def _finding(level: str, dims: list[int] | int, cause: str, why: str, fix: str | None) -> dict:
     return {"level": level, "dims": dims, "cause": cause, "explanation": why, "suggestion": fix}
 
 
-def _vae_type_findings(level: str, collapsed: list[int], config, head, spectrum) -> list[dict]:
+def _vae_type_findings(level: str, collapsed: list[int], config, spectrum) -> list[dict]:
     d = config.latent_dim
-    sigma = _fixed_sigma(head)
+    sigma = _fixed_sigma(config.encoder_variance, config.sigma)
     rows = collapse_thresholds(
         spectrum, d, beta=config.beta, eta_enc=config.eta_enc, eta_dec=config.eta_dec, sigma=sigma
     )
@@ -87,7 +85,7 @@ def _vae_type_findings(level: str, collapsed: list[int], config, head, spectrum)
             )
         )
         remaining -= over
-        if head.variance != "fixed" and row["theta"] > 0:
+        if config.encoder_variance != "fixed" and row["theta"] > 0:
             sigma_needed = row["theta"] * config.eta_enc / (math.sqrt(config.beta) * config.eta_dec)
             findings.append(
                 _finding(
@@ -113,28 +111,28 @@ def _vae_type_findings(level: str, collapsed: list[int], config, head, spectrum)
     return findings
 
 
-def explain(report: DiagnosisReport, model: nn.Module, dataset: Dataset) -> dict:
-    """The verdict for a report of ``model`` (a VAE, CVAE or MHVAE of this toolkit) on ``dataset``
-    (its training split gives the data spectrum θ)."""
-    from ..models import CVAE, MHVAE
-
-    config = model.config
+def explain(report: DiagnosisReport, model: nn.Module, dataset: Dataset | None) -> dict:
+    """The verdict for a report of ``model`` on ``dataset`` (its training split gives the data
+    spectrum θ). The causes need the model's settings (``model.config`` of this toolkit's
+    models: β's, η's, encoder variances); without them each collapsed level is reported with
+    what the numbers alone say."""
+    config = getattr(model, "config", None)
     levels = {
         name: {"collapsed": level.collapsed_dims, "latent_dim": level.latent_dim}
         for name, level in report.levels.items()
     }
     findings: list[dict] = []
-    if isinstance(model, MHVAE):
-        findings += _mhvae_findings(report, model, dataset)
+    if config is None or dataset is None:
+        findings += _unexplained_findings(report)
+    elif hasattr(config, "level_dims"):  # a hierarchy
+        findings += _mhvae_findings(report, config, dataset)
     else:
-        spectrum = (
-            cvae_spectrum(dataset.train.x, dataset.train.y)
-            if isinstance(model, CVAE)
-            else vae_spectrum(dataset.train.x)
-        )
+        train = dataset.train
+        conditional = hasattr(config, "y_dim")
+        spectrum = cvae_spectrum(train.x, train.y) if conditional else vae_spectrum(train.x)
         collapsed = levels["z"]["collapsed"]
         if collapsed:
-            findings += _vae_type_findings("z", collapsed, config, model.head, spectrum)
+            findings += _vae_type_findings("z", collapsed, config, spectrum)
     summary = "; ".join(
         f"{name}: {len(v['collapsed'])} of {v['latent_dim']} dimensions collapsed"
         for name, v in levels.items()
@@ -142,8 +140,31 @@ def explain(report: DiagnosisReport, model: nn.Module, dataset: Dataset) -> dict
     return {"summary": summary, "levels": levels, "findings": findings}
 
 
-def _mhvae_findings(report: DiagnosisReport, model, dataset: Dataset) -> list[dict]:
-    config = model.config
+def _unexplained_findings(report: DiagnosisReport) -> list[dict]:
+    """Without the model's settings: which dimensions sit at the prior, and what to try."""
+    findings = []
+    for name, level in report.levels.items():
+        collapsed = level.collapsed_dims
+        if not collapsed:
+            continue
+        stds = level.encoder_std.double().mean(0)[collapsed]
+        findings.append(
+            _finding(
+                name,
+                collapsed,
+                "collapsed to the prior",
+                f"KL below ε = {report.epsilon:g} for at least {1 - report.delta:.0%} of the data "
+                f"(mean σ there {float(stds.mean()):.3g}): q(z|x) does not depend on x in these "
+                "dimensions. Which cause (β·η_dec² too large, a learnable variance, the decoder "
+                "ignoring z) needs the model's settings: train it with vaecollapse, or compare "
+                "`vaecollapse theory` for a linear model on the same data.",
+                "lower β or the decoder's noise η_dec, or try KL warm-up",
+            )
+        )
+    return findings
+
+
+def _mhvae_findings(report: DiagnosisReport, config, dataset: Dataset) -> list[dict]:
     names = config.level_names()
     findings = []
     for lower, upper in itertools.pairwise(names):
@@ -160,8 +181,8 @@ def _mhvae_findings(report: DiagnosisReport, model, dataset: Dataset) -> list[di
             )
     if config.levels != 2:
         return findings
-    head1, head2 = (e.head for e in model.encoders)
-    sigma1 = _fixed_sigma(head1)
+    (mode1, mode2), (std1, std2) = config.level_variances(), config.level_sigmas()
+    sigma1 = _fixed_sigma(mode1, std1)
     collapsed2 = report.levels["z2"].collapsed_dims
     if sigma1 is None or not collapsed2 or findings:
         return findings
@@ -175,7 +196,7 @@ def _mhvae_findings(report: DiagnosisReport, model, dataset: Dataset) -> list[di
         eta_enc=config.eta_enc,
         eta_dec=config.eta_dec,
         sigma1=sigma1,
-        sigma2=_fixed_sigma(head2),
+        sigma2=_fixed_sigma(mode2, std2),
     )
     predicted = sum(not r["active"] for r in rows)
     kept = d2 - len(collapsed2)

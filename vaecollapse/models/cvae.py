@@ -3,6 +3,7 @@ N(0, η_enc² I) or, optionally, a learned conditional prior p(z|x)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -10,8 +11,14 @@ from torch import nn
 
 from ..data.views import quadrant_mask
 from ..errors import InputError
-from ..objectives import gaussian_nll, kl_diag_gaussians, kl_to_prior, linear_expected_nll
+from ..objectives import (
+    decoder_log_likelihood,
+    gaussian_nll,
+    kl_diag_gaussians,
+    linear_expected_nll,
+)
 from ..options import setting
+from ..protocol import LatentLevel
 from .backbones import IMAGE_BACKBONES, decoder_mean, encoder_body
 from .latent import GaussianHead, GaussianModelSettings, register_log_std, reparameterise
 from .vae import ELBOTerms
@@ -58,6 +65,43 @@ class CVAE(nn.Module):
         """``(B, D0)``, ``(B, D2)`` -> mean, log-variance ``(B, d)``."""
         return self.head(self.encoder_body(torch.cat([x, y], dim=1)))
 
+    def prior(self, x: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """The prior's mean and log-variance for conditions ``x``: p(z | x) if learned, else
+        N(0, η_enc² I) (as scalars)."""
+        if self.config.conditional_prior:
+            return self.prior_head(self.prior_body(x))
+        return 0.0, 2 * math.log(self.config.eta_enc)
+
+    def latent_levels(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[LatentLevel]:
+        """The latent-model protocol: q(z | x, y) against the prior."""
+        if y is None:
+            raise InputError("a CVAE's posterior q(z | x, y) needs y.")
+        mean, logvar = self.encode(x, y)
+        z = reparameterise(mean, logvar, n_samples, generator)
+        return [LatentLevel("z", mean, logvar, z, *self.prior(x))]
+
+    def log_likelihood(
+        self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+    ) -> torch.Tensor:
+        """log N(y; dec(z, x), η_dec² I) ``(K, B)`` for ``z`` ``(K, B, d)``."""
+        if y is None:
+            raise InputError("a CVAE's likelihood log p(y | z, x) needs y.")
+        codes = torch.cat([z, x.expand(z.shape[0], *x.shape)], dim=-1)
+        return decoder_log_likelihood(self.decoder, y, codes, torch.exp(self.log_eta_dec))
+
+    def linear_maps(self, root: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The map of the linear theory: U1, the decoder from z (float64)."""
+        return {"U1": self.decoder.weight[:, : self.config.latent_dim].detach().double().cpu()}
+
+    def encoder_stds(self) -> dict[str, torch.Tensor]:
+        return {"z": self.head.data_independent_std()}
+
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, n_samples: int = 1, analytic: bool = False
     ) -> ELBOTerms:
@@ -79,9 +123,5 @@ class CVAE(nn.Module):
             z = reparameterise(mean, logvar, n_samples)  # (K, B, d)
             decoded = self.decoder(torch.cat([z, x.expand(n_samples, *x.shape)], dim=-1))
             recon = gaussian_nll(y, decoded, eta).sum(-1).mean(0)
-        if c.conditional_prior:
-            prior_mean, prior_logvar = self.prior_head(self.prior_body(x))
-            kl = kl_diag_gaussians(mean, logvar, prior_mean, prior_logvar)
-        else:
-            kl = kl_to_prior(mean, logvar, c.eta_enc)
+        kl = kl_diag_gaussians(mean, logvar, *self.prior(x))
         return ELBOTerms(recon, {"z": kl}, {"z": mean}, {"z": logvar}, z, {"z": c.beta})

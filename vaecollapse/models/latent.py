@@ -61,6 +61,17 @@ class GaussianHead(nn.Module):
                 )
             self.register_buffer("fixed_logvar", 2 * torch.log(stds.clone()))
 
+    def data_independent_std(self) -> torch.Tensor:
+        """The std of a ``shared`` or ``fixed`` variance ``(d,)`` (what the linear theory
+        compares); an amortized one depends on the input and has none."""
+        if self.variance in AMORTIZED_MODES:
+            raise InputError(
+                "the theory compares data-independent encoder variances (shared or fixed), but "
+                "this model's variance is amortized."
+            )
+        logvar = self.shared_logvar if self.variance == "shared" else self.fixed_logvar
+        return torch.exp(0.5 * logvar.detach())
+
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.mean(features)  # (B, d)
         if self.bounded_mean:

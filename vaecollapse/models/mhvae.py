@@ -16,8 +16,15 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..objectives import LOG_2PI, gaussian_nll, kl_to_prior, linear_expected_nll
+from ..objectives import (
+    LOG_2PI,
+    decoder_log_likelihood,
+    gaussian_nll,
+    kl_to_prior,
+    linear_expected_nll,
+)
 from ..options import LIST, check_fields, setting
+from ..protocol import LatentLevel
 from .backbones import decoder_mean, encoder_body, latent_map_settings
 from .latent import (
     AMORTIZED_MODES,
@@ -147,6 +154,49 @@ class MHVAE(nn.Module):
             mean, logvar = encoder(chain[-1][0])
             chain.append((reparameterise(mean, logvar, None, generator), mean, logvar))
         return chain
+
+    def latent_levels(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[LatentLevel]:
+        """The latent-model protocol: each level's q given the draws below, against
+        p(z_l | z_{l+1}) = N(dec(z_{l+1}), η_dec² I) at the draws above, and the top level
+        against N(0, η_enc² I)."""
+        chain = self.sample_chain(x, n_samples, generator)
+        log_eta2 = 2 * self.log_eta_dec
+        levels = []
+        for level, (name, (z, mean, logvar)) in enumerate(
+            zip(self.config.level_names(), chain, strict=True)
+        ):
+            if level + 1 < len(chain):
+                prior = (self.decoders[level + 1](chain[level + 1][0]), log_eta2)
+            else:
+                prior = (0.0, 2 * math.log(self.config.eta_enc))
+            levels.append(LatentLevel(name, mean, logvar, z, *prior))
+        return levels
+
+    def log_likelihood(
+        self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+    ) -> torch.Tensor:
+        """log N(x; dec_1(z1), η_dec² I) ``(K, B)`` for ``z1`` ``(K, B, d1)``."""
+        return decoder_log_likelihood(self.decoders[0], x, z, torch.exp(self.log_eta_dec))
+
+    def linear_maps(self, root: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The maps of the linear theory for two levels: V1 = W1·A^{1/2}, U1, W2, U2."""
+        if self.config.levels != 2:
+            raise InputError("the theory covers the two-level MHVAE.")
+        w1, w2 = (e.head.mean.weight.detach().double().cpu() for e in self.encoders)
+        u1, u2 = (d.weight.detach().double().cpu() for d in self.decoders)
+        return {"V1": w1 @ root, "U1": u1, "W2": w2, "U2": u2}
+
+    def encoder_stds(self) -> dict[str, torch.Tensor]:
+        return {
+            name: encoder.head.data_independent_std()
+            for name, encoder in zip(self.config.level_names(), self.encoders, strict=True)
+        }
 
     @torch.no_grad()
     def generate(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..errors import InputError
-from ..objectives import gaussian_nll, kl_to_prior, linear_expected_nll
+from ..objectives import decoder_log_likelihood, gaussian_nll, kl_to_prior, linear_expected_nll
 from ..options import setting
+from ..protocol import LatentLevel
 from .backbones import decoder_mean, encoder_body
 from .latent import GaussianModelSettings, register_log_std, reparameterise
 
@@ -72,6 +74,35 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, D)`` -> mean, log-variance ``(B, d)``."""
         return self.head(self.encoder_body(x))
+
+    def latent_levels(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[LatentLevel]:
+        """The latent-model protocol: one level, q(z | x) against N(0, η_enc² I)."""
+        if self.config.deterministic:
+            raise InputError("a deterministic autoencoder has no posterior to diagnose.")
+        mean, logvar = self.encode(x)
+        z = reparameterise(mean, logvar, n_samples, generator)
+        return [LatentLevel("z", mean, logvar, z, 0.0, 2 * math.log(self.config.eta_enc))]
+
+    def log_likelihood(
+        self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+    ) -> torch.Tensor:
+        """log N(x; dec(z), η_dec² I) ``(K, B)`` for ``z`` ``(K, B, d)``."""
+        return decoder_log_likelihood(self.decoder, x, z, torch.exp(self.log_eta_dec))
+
+    def linear_maps(self, root: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The maps of the linear theory (docs/theory.md), given A^{1/2} ``root``: the decoder U
+        and V = W·A^{1/2} (float64)."""
+        weight = self.head.mean.weight.detach().double().cpu()
+        return {"U": self.decoder.weight.detach().double().cpu(), "V": weight @ root}
+
+    def encoder_stds(self) -> dict[str, torch.Tensor]:
+        return {"z": self.head.data_independent_std()}
 
     def forward(self, x: torch.Tensor, n_samples: int = 1, analytic: bool = False) -> ELBOTerms:
         """``analytic``: the exact expected reconstruction (linear backbone only); otherwise a

@@ -1,0 +1,211 @@
+"""Users' models and data as the diagnostics need them.
+
+:func:`as_latent_model` turns a VAE written without this toolkit into a :class:`LatentModel`:
+an encoder (a function, an ``nn.Module``, or a module with an ``encode`` method or an ``encoder``
+attribute) returning ``(mean, logvar)``, ``(loc, scale)`` or a ``torch.distributions.Normal``,
+and, for the likelihood, a decoder (Gaussian with η_dec or Bernoulli logits) or any function
+log p(x | z). :func:`as_tensor_data` takes a tensor, a ``TensorDataset`` or any ``DataLoader``.
+Whatever is not recognised is a clear error naming what was found and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+from .errors import InputError
+from .models.latent import reparameterise
+from .objectives import decoder_log_likelihood
+from .protocol import LatentLevel, LatentModel
+
+ENCODER_OUTPUTS = ("logvar", "scale")
+LIKELIHOODS = ("gaussian", "bernoulli")
+DATA_KEYS = ("x", "data", "image", "images", "input", "inputs", "pixel_values")
+ACCEPTED_ENCODER = (
+    "a tuple (mean, logvar) (or (loc, scale) with encoder_output='scale') of (B, d) tensors, or a "
+    "torch.distributions.Normal of batch shape (B, d)"
+)
+
+
+def _find_encoder(model: Any) -> Callable[[torch.Tensor], Any]:
+    for name in ("encode", "encoder"):
+        candidate = getattr(model, name, None)
+        if callable(candidate):
+            return candidate
+    if callable(model):
+        return model
+    raise InputError(
+        f"a {type(model).__name__} is not an encoder: give a function or module that maps a "
+        f"batch to {ACCEPTED_ENCODER}, or a module with an `encode` method or `encoder`."
+    )
+
+
+class EncoderModel(nn.Module):
+    """A user's one-level VAE under the latent-model protocol: ``encoder`` gives q(z | x); the
+    prior is N(0, η_enc² I); ``log_likelihood`` comes from ``decoder`` or is given outright."""
+
+    def __init__(
+        self,
+        encoder: Callable[[torch.Tensor], Any],
+        *,
+        eta_enc: float = 1.0,
+        encoder_output: str = "logvar",
+        decoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        likelihood: str = "gaussian",
+        eta_dec: float = 1.0,
+        decoder_log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        if encoder_output not in ENCODER_OUTPUTS:
+            raise InputError(
+                f"encoder_output must be one of {ENCODER_OUTPUTS}; got {encoder_output!r}."
+            )
+        if likelihood not in LIKELIHOODS:
+            raise InputError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}.")
+        for name, value in (("eta_enc", eta_enc), ("eta_dec", eta_dec)):
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{name} must be a finite number > 0; got {value}.")
+        if decoder is not None and decoder_log_likelihood is not None:
+            raise InputError("give a decoder or a decoder_log_likelihood, not both.")
+        self.encoder, self.decoder = encoder, decoder
+        self.eta_enc, self.eta_dec = eta_enc, eta_dec
+        self.encoder_output, self.likelihood = encoder_output, likelihood
+        self._log_likelihood = decoder_log_likelihood
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q's mean and log-variance ``(B, d)`` from whatever the encoder returns."""
+        out = self.encoder(x)
+        if isinstance(out, Normal):
+            mean, logvar = out.loc, 2 * torch.log(out.scale)
+        elif (
+            isinstance(out, (tuple, list))
+            and len(out) == 2
+            and all(isinstance(t, torch.Tensor) for t in out)
+        ):
+            mean, second = out
+            logvar = second if self.encoder_output == "logvar" else 2 * torch.log(second)
+        else:
+            found = (
+                f"a tensor of shape {tuple(out.shape)}"
+                if isinstance(out, torch.Tensor)
+                else f"a {type(out).__name__}"
+            )
+            raise InputError(f"the encoder returned {found}; accepted: {ACCEPTED_ENCODER}.")
+        if mean.shape != logvar.shape or mean.ndim != 2 or mean.shape[0] != x.shape[0]:
+            raise InputError(
+                f"the encoder's outputs must both be (B, d) for a batch of {x.shape[0]}; got "
+                f"{tuple(mean.shape)} and {tuple(logvar.shape)}."
+            )
+        if not bool(torch.isfinite(logvar).all()):
+            raise InputError(
+                "the encoder returned non-finite log-variances (a zero or negative scale?); with "
+                "(loc, scale) outputs pass encoder_output='scale'."
+            )
+        return mean, logvar
+
+    def latent_levels(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[LatentLevel]:
+        mean, logvar = self.posterior(x)
+        z = reparameterise(mean, logvar, n_samples, generator)
+        return [LatentLevel("z", mean, logvar, z, 0.0, 2 * math.log(self.eta_enc))]
+
+    def log_likelihood(
+        self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+    ) -> torch.Tensor:
+        if self._log_likelihood is not None:
+            return self._log_likelihood(x, z)
+        if self.decoder is None:
+            raise InputError(
+                "the likelihood needs the decoder: pass decoder=... (its output the mean of a "
+                "Gaussian with eta_dec, or Bernoulli logits with likelihood='bernoulli'), or "
+                "decoder_log_likelihood=f with f(x, z) -> log p(x | z) of shape (K, B)."
+            )
+        k, batch = z.shape[:2]
+        if self.likelihood == "gaussian" and x.ndim == 2 and isinstance(self.decoder, nn.Module):
+            eta = torch.tensor(self.eta_dec, dtype=x.dtype, device=x.device)
+            return decoder_log_likelihood(self.decoder, x, z, eta)  # fast for a Linear head
+        output = self.decoder(z.reshape(k * batch, -1)).reshape(k, batch, *x.shape[1:])
+        target = x.expand(k, *x.shape)
+        if self.likelihood == "bernoulli":
+            log_p = -nn.functional.binary_cross_entropy_with_logits(
+                output, target, reduction="none"
+            )
+        else:
+            log_p = Normal(output, self.eta_dec).log_prob(target)
+        return log_p.reshape(k, batch, -1).sum(-1)
+
+
+def as_latent_model(model: Any, **options: Any) -> LatentModel:
+    """``model`` as a :class:`LatentModel`: returned as it is when it already is one (this
+    toolkit's models), else wrapped as an :class:`EncoderModel` (``options``: its arguments)."""
+    if isinstance(model, LatentModel) and not isinstance(model, type):
+        given = sorted(
+            k for k, v in options.items() if v is not None and (k, v) != ("eta_enc", 1.0)
+        )
+        if given:
+            raise InputError(
+                f"a {type(model).__name__} brings its own prior and likelihood; leave out "
+                f"{', '.join(given)}."
+            )
+        return model
+    return EncoderModel(_find_encoder(model), **options)
+
+
+def _rows(item: Any) -> torch.Tensor:
+    """The input tensor of one batch of a DataLoader or one TensorDataset row set."""
+    if isinstance(item, torch.Tensor):
+        return item
+    if isinstance(item, (tuple, list)) and item and isinstance(item[0], torch.Tensor):
+        return item[0]  # (x, label, ...) as most data sets yield
+    if isinstance(item, dict):
+        for key in DATA_KEYS:
+            if isinstance(item.get(key), torch.Tensor):
+                return item[key]
+        raise InputError(
+            f"a batch is a dict with keys {sorted(item)}, none of which vaecollapse knows as the "
+            f"input; accepted keys: {', '.join(DATA_KEYS)}. Pass the tensor itself instead."
+        )
+    raise InputError(
+        f"a batch is a {type(item).__name__}; accepted: a tensor, a (x, ...) tuple or a dict with "
+        f"one of the keys {', '.join(DATA_KEYS)}."
+    )
+
+
+def as_tensor_data(data: Any) -> torch.Tensor:
+    """Every row of ``data`` — a tensor or array ``(N, ...)``, a ``TensorDataset`` or any
+    iterable of batches such as a ``DataLoader`` — as one tensor, checked: non-empty, finite."""
+    if isinstance(data, torch.utils.data.TensorDataset):
+        tensor = data.tensors[0]
+    elif isinstance(data, torch.utils.data.DataLoader) or (
+        isinstance(data, Iterable) and not isinstance(data, (torch.Tensor, list, tuple))
+        and not hasattr(data, "__array__")
+    ):  # fmt: skip
+        batches = [_rows(item) for item in data]
+        if not batches:
+            raise InputError("the data loader yielded no batches.")
+        tensor = torch.cat(batches)
+    else:
+        try:
+            tensor = torch.as_tensor(data)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(
+                f"data of type {type(data).__name__} is not understood; give a tensor or array "
+                "(N, ...), a TensorDataset or a DataLoader."
+            ) from None
+    if tensor.ndim < 2 or tensor.shape[0] == 0:
+        raise InputError(
+            f"data must be a non-empty batch (N, ...); got shape {tuple(tensor.shape)}."
+        )
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise InputError("the data hold NaN or infinite values.")
+    return tensor

@@ -73,6 +73,9 @@ class EncoderModel(nn.Module):
         if decoder is not None and decoder_log_likelihood is not None:
             raise InputError("give a decoder or a decoder_log_likelihood, not both.")
         self.encoder, self.decoder = encoder, decoder
+        # the modules behind bound methods (model.encode): their eval/train mode and device
+        owners = [getattr(f, "__self__", None) for f in (encoder, decoder)]
+        self.owners = nn.ModuleList(dict.fromkeys(o for o in owners if isinstance(o, nn.Module)))
         self.eta_enc, self.eta_dec = eta_enc, eta_dec
         self.encoder_output, self.likelihood = encoder_output, likelihood
         self._log_likelihood = decoder_log_likelihood

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,6 +79,10 @@ class TrainConfig:
     lr_scheduler_args: dict | None = setting(
         None, dict, "Its arguments, e.g. step_size=30,gamma=0.5"
     )
+    monitor: bool = setting(
+        False, bool, "Watch collapse as it happens: monitor.jsonl and logged events"
+    )
+    monitor_every: int = setting(1, int, "Epochs between two monitor updates", low=1)
     clip_grad_norm: float | None = setting(
         None, float, "Clip the gradients' total norm to this (Dang et al.'s scripts: 0.1)",
         low=0, low_open=True,
@@ -186,9 +191,11 @@ def train(
         "data": data_record(dataset),
     }
     with claimed_directory(run_dir, "run") as directory:
+        data = dataset.to(target)
         loop = _Loop(
-            model, dataset.to(target), config, directory, optimizer, lr_scheduler,
+            model, data, config, directory, optimizer, lr_scheduler,
             torch.Generator(device="cpu").manual_seed(config.seed),
+            _monitor(config, model, data, directory),
         )  # fmt: skip
         torch.manual_seed(config.seed)
         stored = _stored_config(directory / "config.json", resolved, model)
@@ -220,6 +227,7 @@ class _Loop:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     generator: torch.Generator
+    monitor: Any = None  # a CollapseMonitor
 
     @property
     def checkpoint(self) -> Path:
@@ -233,6 +241,8 @@ class _Loop:
             for epoch in range(start_epoch, epochs):
                 record = self.one_epoch(epoch, show_bar)
                 history.append(record)
+                if self.monitor is not None:
+                    self.monitor.update(epoch + 1)
                 step_scheduler(self.scheduler, record.get("test_loss", record["train_loss"]))
                 self.save(epoch + 1, history)
                 if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
@@ -332,6 +342,18 @@ class _Loop:
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         return state["epoch"], state["history"]
+
+
+def _monitor(config: TrainConfig, model: nn.Module, data: Dataset, directory: Path):
+    """The run's CollapseMonitor (on the test split, else the training split), or None."""
+    if not config.monitor:
+        return None
+    from .monitor import CollapseMonitor
+
+    split = data.test if data.test is not None else data.train
+    return CollapseMonitor(
+        model, split.x, split.y, every=config.monitor_every, out=directory / "monitor.jsonl"
+    )
 
 
 def _kept(checkpoint_path: Path) -> str:

@@ -245,13 +245,17 @@ def diagnose(
 
 
 def level_statistics(
-    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, n_samples: int = 1
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per level of any latent model: (KL ``(B, d)``, E_q[z | x] ``(B, d)``, q's std ``(B, d)``).
     A level whose prior depends on the draws above (KL(q(z_l | z_{l-1}) ‖ p(z_l | z_{l+1})) of a
     hierarchy) or whose posterior depends on the draws below is averaged over ``n_samples``."""
     out = {}
-    for level in model.latent_levels(x, y, n_samples=n_samples):
+    for level in model.latent_levels(x, y, n_samples=n_samples, generator=generator):
         kl = kl_diag_gaussians(level.mean, level.logvar, level.prior_mean, level.prior_logvar)
         mean, logvar = level.mean, level.logvar
         if kl.ndim == 3:
@@ -272,9 +276,11 @@ def diagnose_model(
     iwae_k: int = 0,
     batch_size: int = 1024,
     n_samples: int = 1,
+    generator: torch.Generator | None = None,
 ) -> DiagnosisReport:
     """Diagnose a model of the latent-model protocol on ``x`` (and a conditional model's ``y``):
-    every level, and the IWAE log-likelihood when ``iwae_k`` > 0."""
+    every level, and the IWAE log-likelihood when ``iwae_k`` > 0. ``generator``: for the draws
+    of the levels (leaving the global random state alone)."""
     _check_settings(epsilon, delta, 1.0)
     if isinstance(model, nn.Module):
         model.eval()
@@ -283,7 +289,9 @@ def diagnose_model(
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
-            stats = level_statistics(model, x[rows], None if y is None else y[rows], n_samples)
+            stats = level_statistics(
+                model, x[rows], None if y is None else y[rows], n_samples, generator
+            )
             for name, (kl, mean, std) in stats.items():
                 collected.setdefault(name, [[], [], []])
                 collected[name][0].append(kl.cpu())

@@ -148,10 +148,66 @@ class EncoderModel(nn.Module):
         return log_p.reshape(k, batch, -1).sum(-1)
 
 
+# pythae models whose prior is N(0, I) and whose encoder gives a Gaussian posterior
+PYTHAE_MODELS = (
+    "VAE", "BetaVAE", "DisentangledBetaVAE", "BetaTCVAE", "FactorVAE", "InfoVAE_MMD",
+    "IWAE", "MIWAE", "PIWAE", "CIWAE", "MSSSIM_VAE",
+)  # fmt: skip
+PYTHAE_EXTRA = "pip install 'vaecollapse[pythae]'  (or: pip install pythae)"
+
+
+class PythaeModel(nn.Module):
+    """A pythae model under the latent-model protocol: its encoder's ``embedding`` and
+    ``log_covariance`` are q(z | x), the prior is N(0, I), and log p(x | z) is the one pythae's
+    own ``get_nll`` uses — N(reconstruction, I) for ``reconstruction_loss="mse"``, Bernoulli
+    with probabilities ``reconstruction`` for ``"bce"``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        name = type(model).__name__
+        if name not in PYTHAE_MODELS:
+            raise InputError(
+                f"pythae's {name} has no Gaussian posterior against a N(0, I) prior that "
+                f"vaecollapse can read; supported: {', '.join(PYTHAE_MODELS)}."
+            )
+        self.owner = model
+        self.reconstruction_loss = model.model_config.reconstruction_loss
+
+    def latent_levels(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[LatentLevel]:
+        out = self.owner.encoder(x)
+        mean, logvar = out.embedding, out.log_covariance
+        z = reparameterise(mean, logvar, n_samples, generator)
+        return [LatentLevel("z", mean, logvar, z, 0.0, 0.0)]
+
+    def log_likelihood(
+        self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+    ) -> torch.Tensor:
+        k, batch = z.shape[:2]
+        recon = self.owner.decoder(z.reshape(k * batch, -1))["reconstruction"]
+        recon = recon.reshape(k, batch, -1)
+        target = x.reshape(1, batch, -1).expand_as(recon)
+        if self.reconstruction_loss == "bce":
+            log_p = -nn.functional.binary_cross_entropy(recon, target, reduction="none")
+            return log_p.sum(-1)
+        dim = recon.shape[-1]
+        return -0.5 * (recon - target).square().sum(-1) - dim / 2 * math.log(2 * math.pi)
+
+
+def _is_pythae(model: Any) -> bool:
+    return type(model).__module__.startswith("pythae.")
+
+
 def as_latent_model(model: Any, **options: Any) -> LatentModel:
     """``model`` as a :class:`LatentModel`: returned as it is when it already is one (this
-    toolkit's models), else wrapped as an :class:`EncoderModel` (``options``: its arguments)."""
-    if isinstance(model, LatentModel) and not isinstance(model, type):
+    toolkit's models), a pythae model through :class:`PythaeModel`, anything else wrapped as an
+    :class:`EncoderModel` (``options``: its arguments)."""
+    if _is_pythae(model) or (isinstance(model, LatentModel) and not isinstance(model, type)):
         given = sorted(
             k for k, v in options.items() if v is not None and (k, v) != ("eta_enc", 1.0)
         )
@@ -160,7 +216,7 @@ def as_latent_model(model: Any, **options: Any) -> LatentModel:
                 f"a {type(model).__name__} brings its own prior and likelihood; leave out "
                 f"{', '.join(given)}."
             )
-        return model
+        return PythaeModel(model) if _is_pythae(model) else model
     return EncoderModel(_find_encoder(model), **options)
 
 

@@ -40,10 +40,12 @@ def test_events_name_the_dimension_and_the_epoch(tmp_path: Path) -> None:
     monitor = CollapseMonitor(encoder, x, out=tmp_path / "monitor.jsonl")
     assert monitor.update(1) == []
     encoder.alive[2] = False
-    assert monitor.update(2) == ["dimension 2 of z collapsed at epoch 2 (KL 0 < ε = 0.01)"]
+    assert monitor.update(2) == [
+        "dimension 2 of z collapsed at epoch 2 (KL < ε = 0.01 for 100% of the rows; mean KL 0)"
+    ]
     encoder.alive[2] = True
     (event,) = monitor.update(3)
-    assert event.startswith("dimension 2 of z revived at epoch 3 (KL ")
+    assert event.startswith("dimension 2 of z revived at epoch 3 (KL ≥ ε = 0.01 for ")
     lines = [json.loads(line) for line in (tmp_path / "monitor.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2, 3]
     assert lines[1]["levels"]["z"]["collapsed"] == [2] and lines[1]["events"]

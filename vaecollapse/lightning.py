@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InputError
+from .monitor import CollapseMonitor
 
 LIGHTNING_EXTRA = "pip install 'vaecollapse[lightning]'  (or: pip install lightning)"
 
@@ -24,8 +25,6 @@ except ImportError:  # the older package name
             f"vaecollapse.lightning needs PyTorch Lightning, which is not installed: "
             f"{LIGHTNING_EXTRA}."
         ) from None
-
-from .monitor import CollapseMonitor
 
 
 class CollapseCallback(Callback):

@@ -94,6 +94,7 @@ class CollapseMonitor:
         events = []
         for name, level in report.levels.items():
             information = level.mutual_information
+            below = (level.kl < self.epsilon).double().mean(0)  # share of rows under ε, (d,)
             levels[name] = {
                 "kl_per_dim": level.kl_per_dim.tolist(),
                 "kl_total": level.kl_total,
@@ -101,6 +102,7 @@ class CollapseMonitor:
                 "active_units": level.active_units,
                 "mutual_information": None if information is None else information[0],
                 "encoder_std_mean": level.encoder_std.double().mean(0).tolist(),
+                "share_below_epsilon": below.tolist(),
             }
             if previous is not None and name in previous:
                 events += _events(name, previous[name], levels[name], epoch, self.epsilon)
@@ -136,11 +138,16 @@ def _events(name: str, before: dict, now: dict, epoch: int, epsilon: float) -> l
         sorted(set(now["collapsed"]) - set(before["collapsed"])),
         sorted(set(before["collapsed"]) - set(now["collapsed"])),
     )
-    kl = now["kl_per_dim"]
+    kl, below = now["kl_per_dim"], now["share_below_epsilon"]
     return [
-        f"dimension {j} of {name} collapsed at epoch {epoch} (KL {kl[j]:.3g} < ε = {epsilon:g})"
+        f"dimension {j} of {name} collapsed at epoch {epoch} (KL < ε = {epsilon:g} for "
+        f"{below[j]:.0%} of the rows; mean KL {kl[j]:.3g})"
         for j in collapsed
-    ] + [f"dimension {j} of {name} revived at epoch {epoch} (KL {kl[j]:.3g})" for j in revived]
+    ] + [
+        f"dimension {j} of {name} revived at epoch {epoch} (KL ≥ ε = {epsilon:g} for "
+        f"{1 - below[j]:.0%} of the rows; mean KL {kl[j]:.3g})"
+        for j in revived
+    ]
 
 
 def _device(model: Any) -> torch.device:

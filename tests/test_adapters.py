@@ -143,3 +143,32 @@ def test_a_users_model_gets_a_verdict_naming_the_dimensions_at_the_prior() -> No
     (finding,) = verdict["findings"]
     assert finding["dims"] == [1] and finding["cause"] == "collapsed to the prior"
     assert verdict["summary"] == "z: 1 of 2 dimensions collapsed"
+
+
+class CustomDecoder(nn.Module):
+    """A decoder written as most people write one: layers called in forward."""
+
+    def __init__(self, squash: bool = False) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.squash = nn.Linear(3, 16), nn.Linear(16, 40), squash
+
+    def forward(self, z):
+        out = self.fc2(torch.relu(self.fc1(z)))
+        return torch.sigmoid(out) if self.squash else out
+
+
+@pytest.mark.parametrize("squash", [False, True], ids=["linear-head", "sigmoid-after-it"])
+def test_a_custom_decoders_gaussian_likelihood_is_exact_with_or_without_the_fast_path(
+    squash,
+) -> None:
+    from vaecollapse.adapters import linear_head
+
+    torch.manual_seed(0)
+    decoder, x = CustomDecoder(squash), torch.randn(7, 40)
+    z = torch.randn(5, 7, 3)
+    model = EncoderModel(lambda b: (b[:, :3], b[:, :3] * 0), decoder=decoder, eta_dec=0.7)
+    direct = Normal(decoder(z), 0.7).log_prob(x).sum(-1)
+    with torch.no_grad():
+        assert torch.allclose(model.log_likelihood(x, None, z), direct, rtol=1e-5, atol=1e-3)
+    assert (linear_head(decoder, z[0]) is None) == squash
+    assert "forward" not in vars(decoder.fc2)  # the probe put the layer back as it was

@@ -20,7 +20,7 @@ from torch.distributions import Normal
 
 from .errors import InputError
 from .models.latent import reparameterise
-from .objectives import decoder_log_likelihood
+from .objectives import LOG_2PI, decoder_log_likelihood, linear_head_squared_error, rowwise
 from .protocol import LatentLevel, LatentModel
 
 ENCODER_OUTPUTS = ("logvar", "scale")
@@ -79,6 +79,7 @@ class EncoderModel(nn.Module):
         self.eta_enc, self.eta_dec = eta_enc, eta_dec
         self.encoder_output, self.likelihood = encoder_output, likelihood
         self._log_likelihood = decoder_log_likelihood
+        self._head: Any = None
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q's mean and log-variance ``(B, d)`` from whatever the encoder returns."""
@@ -136,7 +137,13 @@ class EncoderModel(nn.Module):
         k, batch = z.shape[:2]
         if self.likelihood == "gaussian" and x.ndim == 2 and isinstance(self.decoder, nn.Module):
             eta = torch.tensor(self.eta_dec, dtype=x.dtype, device=x.device)
-            return decoder_log_likelihood(self.decoder, x, z, eta)  # fast for a Linear head
+            if self._head is None:  # probed once: does the decoder end in a Linear layer?
+                self._head = linear_head(self.decoder, z[0, :2]) or False
+            if self._head:
+                features, head = self._head
+                squared = linear_head_squared_error(features(z), head, x)
+                return -squared / (2 * eta**2) - x.shape[1] * (torch.log(eta) + LOG_2PI / 2)
+            return decoder_log_likelihood(self.decoder, x, z, eta)
         output = self.decoder(z.reshape(k * batch, -1)).reshape(k, batch, *x.shape[1:])
         target = x.expand(k, *x.shape)
         if self.likelihood == "bernoulli":
@@ -201,6 +208,43 @@ class PythaeModel(nn.Module):
 
 def _is_pythae(model: Any) -> bool:
     return type(model).__module__.startswith("pythae.")
+
+
+def linear_head(
+    decoder: nn.Module, probe: torch.Tensor
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear] | None:
+    """If ``decoder`` returns the output of its last ``nn.Linear`` layer unchanged (checked on
+    ``probe`` codes ``(n, d)``) and that layer narrows nothing it widens (H < D): a function
+    giving the layer's input features ``(K, B, H)`` for codes ``(K, B, d)``, and the layer —
+    so the Gaussian likelihood can skip forming the ``(K, B, D)`` outputs. Otherwise None."""
+    linears = [m for m in decoder.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
+    hooks = [m.register_forward_hook(lambda m, _, out: calls.append((m, out))) for m in linears]
+    try:
+        with torch.no_grad():
+            output = decoder(probe)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not calls or calls[-1][1] is not output:
+        return None
+    head = calls[-1][0]
+    if head.in_features >= head.out_features:
+        return None
+
+    def features(codes: torch.Tensor) -> torch.Tensor:
+        head.forward = lambda inputs: inputs  # the decoder up to its head
+        try:
+            return rowwise(decoder, codes)
+        finally:
+            del head.forward
+
+    with torch.no_grad():
+        if not torch.allclose(head(features(probe[None]))[0], output, rtol=1e-5, atol=1e-6):
+            return None
+    return features, head
 
 
 def as_latent_model(model: Any, **options: Any) -> LatentModel:

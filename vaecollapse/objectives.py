@@ -32,36 +32,43 @@ def gaussian_log_density(
     return -gaussian_nll(value, mean, torch.exp(0.5 * logvar)).sum(-1)
 
 
+def rowwise(module: Callable, inputs: torch.Tensor) -> torch.Tensor:
+    """``module`` on ``inputs`` ``(..., n)`` with the leading dimensions flattened into rows, so a
+    network written for ``(N, n)`` takes ``(K, B, n)`` codes: ``(..., m)``."""
+    return module(inputs.reshape(-1, inputs.shape[-1])).reshape(*inputs.shape[:-1], -1)
+
+
+def linear_head_squared_error(
+    features: torch.Tensor, head: nn.Linear, target: torch.Tensor
+) -> torch.Tensor:
+    """||target − head(features)||² ``(K, B)`` for ``features`` ``(K, B, H)`` and ``target``
+    ``(B, D)``, expanded as ||t − b||² − 2 (t − b)ᵀW h + hᵀ(WᵀW)h so that no ``(K, B, D)``
+    tensor is formed: H² per sample instead of D·H and three D-wide passes."""
+    centred = target if head.bias is None else target - head.bias  # (B, D)
+    projected = centred @ head.weight  # (B, H)
+    gram = head.weight.T @ head.weight  # (H, H)
+    return (
+        (centred**2).sum(-1)
+        - 2 * (features * projected).sum(-1)
+        + ((features @ gram) * features).sum(-1)
+    ).clamp_min(0)
+
+
 def decoder_log_likelihood(
     decoder: nn.Module, target: torch.Tensor, codes: torch.Tensor, eta: torch.Tensor
 ) -> torch.Tensor:
     """log N(target; decoder(codes), η² I) summed over the D outputs: ``(K, B)`` for ``target``
-    ``(B, D)`` and ``codes`` ``(K, B, n)``.
-
-    When the decoder ends in a linear layer of width H < D (MLP and linear backbones), the squared
-    error is expanded as ||t − b||² − 2 (t − b)ᵀW h + hᵀ(WᵀW)h, so no (K, B, D) tensor is formed:
-    the cost per sample drops from D·H plus three D-wide passes to H², which is what makes
-    K = 1000 over a test set fast."""
+    ``(B, D)`` and ``codes`` ``(K, B, n)``. A decoder that is a Linear layer of width H < D, or
+    an ``nn.Sequential`` ending in one (MLP and linear backbones), goes through
+    :func:`linear_head_squared_error`, which is what makes K = 1000 over a test set fast."""
     dim = target.shape[-1]
     constant = -dim * (torch.log(eta) + LOG_2PI / 2)
     head = decoder[-1] if isinstance(decoder, nn.Sequential) else decoder
-
-    def apply(module: Callable, inputs: torch.Tensor) -> torch.Tensor:
-        # rows flattened, so a decoder written for (N, n) inputs takes the (K, B, n) codes
-        return module(inputs.reshape(-1, inputs.shape[-1])).reshape(*inputs.shape[:-1], -1)
-
     if isinstance(head, nn.Linear) and head.in_features < dim:
-        features = apply(decoder[:-1], codes) if isinstance(decoder, nn.Sequential) else codes
-        centred = target if head.bias is None else target - head.bias  # (B, D)
-        projected = centred @ head.weight  # (B, H)
-        gram = head.weight.T @ head.weight  # (H, H)
-        squared = (
-            (centred**2).sum(-1)
-            - 2 * (features * projected).sum(-1)
-            + ((features @ gram) * features).sum(-1)
-        ).clamp_min(0)
+        features = rowwise(decoder[:-1], codes) if isinstance(decoder, nn.Sequential) else codes
+        squared = linear_head_squared_error(features, head, target)
     else:
-        squared = ((target - apply(decoder, codes)) ** 2).sum(-1)
+        squared = ((target - rowwise(decoder, codes)) ** 2).sum(-1)
     return -squared / (2 * eta**2) + constant
 
 

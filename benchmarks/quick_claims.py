@@ -87,12 +87,8 @@ def markdown(names: list[str], results: dict[tuple, dict[str, dict]], wall: floa
         "",
     ]
     for name in names:
-        lines += [
-            f"## {name}",
-            "",
-            "| condition | claim | tightest check | s |",
-            "|---|---|---|---|",
-        ]
+        lines += [f"## {name}", "", "| condition | claim | tightest check | s |"]
+        lines.append("|---|---|---|---|")
         for (threads, seed), records in results.items():
             record = records.get(name, {"holds": False, "margin": "no result", "seconds": 0})
             state = "holds" if record["holds"] else "**does not hold**"

@@ -205,20 +205,6 @@ def test_expanded_decoder_likelihood_equals_the_direct_one(backbone: str) -> Non
     assert torch.allclose(expanded, direct, rtol=1e-5, atol=1e-3)
 
 
-def test_the_readme_example_runs() -> None:
-    """The README's example on a plain nn.Module, executed as printed."""
-    from pathlib import Path
-
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    text = readme.read_text()
-    block = text.split("```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict = {}
-    exec(compile(block, str(readme), "exec"), namespace)
-    report = namespace["report"]
-    assert report.kl_per_dim.shape == (8,) and report.iwae.samples == 1000
-    assert 0 <= report.active_units <= 8 and report["collapsed_dims"] == report.collapsed_dims
-
-
 def test_mutual_information_of_a_linear_gaussian_encoder_matches_its_closed_form() -> None:
     from vaecollapse.diagnostics.metrics import mutual_information
 

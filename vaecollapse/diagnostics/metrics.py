@@ -134,14 +134,17 @@ def mutual_information(
     mean, logvar = mean.detach().double(), logvar.detach().double()
     n = mean.shape[0]
     inv_var = torch.exp(-logvar)  # (N, d)
-    log_norm = -0.5 * (logvar.sum(1) + mean.shape[1] * math.log(2 * math.pi))  # (N,)
+    # Σ_i (z_i − μ_mi)² / σ²_mi = z² · (1/σ²_m) − 2 z · (μ_m/σ²_m) + Σ_i μ²_mi/σ²_mi: two matrix
+    # products per block instead of a (B, N, d) tensor (float64 keeps the expansion exact enough)
+    inv_var_t, scaled_mean_t = inv_var.T, (mean * inv_var).T  # (d, N)
+    offset = (mean.square() * inv_var).sum(1) + logvar.sum(1)  # (N,)
     noise = torch.randn((samples, *mean.shape), dtype=torch.float64, generator=generator)
     draws = (mean + torch.exp(0.5 * logvar) * noise.to(mean.device)).reshape(-1, mean.shape[1])
     terms = []
     for chunk in draws.split(block):
-        # log q(z_j | x_m) for every draw j of the chunk and every row m: (B, N)
-        diff = chunk[:, None, :] - mean[None, :, :]
-        log_q = log_norm[None, :] - 0.5 * (diff.square() * inv_var[None, :, :]).sum(-1)
+        # log q(z_j | x_m) for every draw j of the chunk and every row m, up to a constant: (B, N)
+        quadratic = chunk.square() @ inv_var_t - 2 * chunk @ scaled_mean_t
+        log_q = -0.5 * (quadratic + offset)
         log_p = torch.log_softmax(log_q, dim=1)  # p(n | z)
         entropy = -(log_p.exp() * log_p).sum(1)
         terms.append((math.log(n) - entropy).clamp_min(0.0))  # rounding only: ≥ 0 exactly

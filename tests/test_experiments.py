@@ -39,6 +39,9 @@ def test_quick_entry_holds_its_claim(name: str, tmp_path: Path, request) -> None
     outcome = json.loads((directory / "result.json").read_text())
     assert outcome["mode"] == "quick" and outcome["claim_holds"] is True
     assert result.train_seconds > 0 or name.endswith("-synthetic")
+    if result.train_seconds > 0:  # no entry clips gradients, and its table says so
+        assert outcome["clip_grad_norm"] == [None]
+        assert "Gradient clipping of its runs: none." in table
 
 
 def dang_ids(experiments_md: str) -> list[str]:
@@ -103,6 +106,7 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
         REGISTRY,
         Context,
         EntryResult,
+        clipping_note,
         collect_report,
         to_markdown,
     )
@@ -123,6 +127,13 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
     with pytest.raises(InputError, match="trained 4 epochs, more than the 3 asked for"):
         trained(3)
     assert len(trained(None)) == entry_training.epochs
+    clipped = Context(tmp_path, quick=True)
+    clipped.training(TrainConfig(clip_grad_norm=0.1))
+    clipped.training(TrainConfig())
+    assert clipping_note(clipped.clip_norms) == (
+        "Gradient clipping of its runs: none, total norm 0.1."
+    )
+    assert clipping_note(set()) == ""
     text = to_markdown(REGISTRY["fig9"], EntryResult("c", True), quick=False, epochs=10)
     assert "every run trained 10 epochs instead of the entry's own count" in text
     (tmp_path / "fig9").mkdir()

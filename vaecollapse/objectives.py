@@ -1,4 +1,4 @@
-"""ELBO terms in nats, unreduced, in the one convention of DESIGN.md.
+"""ELBO terms in nats, unreduced, in the one convention of docs/conventions.md.
 
 Every function returns per-sample, per-dimension terms; callers sum over dimensions and average
 over the batch (never average over pixels: that would be a silent β). Shapes: B = batch, D = data

@@ -29,13 +29,13 @@ from .claims import Claim
 from .registry import Comparison, Context, EntryResult
 
 LINEAR_CONVENTION = (
-    "DESIGN.md's ||x−μ||²/(2η_dec²) + β·KL, which the paper's linear scripts also use; β is the "
-    "paper's β."
+    "our ||x−μ||²/(2η_dec²) + β·KL (docs/conventions.md), which the paper's linear scripts also "
+    "use; β is the paper's β."
 )
 PAPER_CODE_CONVENTION = (
     "the paper's nonlinear scripts minimise ||x−μ||²/η_dec² + β·KL, i.e. an effective β/2 in "
-    "DESIGN.md's convention; we train with β_ours = β_paper/2 so that our runs are the paper's "
-    "(tables show β_paper). KL, AU and log-likelihoods do not depend on the convention."
+    "our convention (docs/conventions.md); we train with β_ours = β_paper/2 so that our runs are "
+    "the paper's (tables show β_paper). KL, AU and log-likelihoods do not depend on the convention."
 )
 
 
@@ -43,7 +43,8 @@ KL_NOISE = 1e-3  # nats: KL differences between completely collapsed runs stay b
 
 
 def ours(beta_paper: float) -> float:
-    """The β in DESIGN.md's convention that reproduces the paper code's ``beta_paper``."""
+    """The β of our convention (docs/conventions.md) that reproduces the paper code's
+    ``beta_paper``."""
     return beta_paper / 2.0
 
 

@@ -192,8 +192,8 @@ FIG3A_PAPER_THETA_SUM = {1: 6.41, 9: 13.42, 7: 18.64}
 @register(
     "fig3a",
     "linear, ReLU and CNN CVAEs on the digit subsets 1, 9 and 7 (Fig. 3a)",
-    "linear model: DESIGN.md's convention with β = 1 (as the paper's linear scripts); ReLU and "
-    "CNN models: " + PAPER_CODE_CONVENTION,
+    "linear model: our convention (docs/conventions.md) with β = 1 (as the paper's linear "
+    "scripts); ReLU and CNN models: " + PAPER_CODE_CONVENTION,
     data=("mnist",),
 )
 def fig3a(ctx: Context) -> EntryResult:

@@ -16,7 +16,8 @@ from .claims import Claim
 from .registry import Comparison, Context, EntryResult, register
 
 CONVENTION = (
-    "linear objective, DESIGN.md convention (the paper's linear objective is 2L, same minimiser)."
+    "linear objective in our convention (docs/conventions.md); the paper's linear objective is 2L, "
+    "with the same minimiser."
 )
 ITERATIONS, LR, SAMPLES, DATA_STD, DIM = 200, 0.1, 1000, 0.1, 5
 

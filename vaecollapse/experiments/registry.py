@@ -1,4 +1,5 @@
-"""The experiment registry: one entry per figure or table of the papers (EXPERIMENTS.md).
+"""The experiment registry: one entry per figure or table of the papers (``vaecollapse reproduce
+--list``).
 
 An entry's ``run(context)`` executes its runs inside ``context.out`` (skipping what is already
 complete there, so an interrupted ``all`` resumes), and returns an ``EntryResult``: result rows
@@ -61,12 +62,17 @@ class Context:
     jobs: int = 1
     epochs: int | None = None
     seed: int | None = None
+    clip_norms: set[float | None] = field(default_factory=set)  # of every run it trained
 
     def training(self, config: TrainConfig) -> TrainConfig:
-        """``config`` with the epochs and seed asked for on the command line, if any."""
+        """``config`` with the epochs and seed asked for on the command line, if any; every
+        configuration an entry trains with passes through here."""
         if self.epochs is not None:
             config = replace(config, epochs=self.epochs)
-        return config if self.seed is None else replace(config, seed=self.seed)
+        if self.seed is not None:
+            config = replace(config, seed=self.seed)
+        self.clip_norms.add(config.clip_grad_norm)
+        return config
 
     def seed_or(self, default: int) -> int:
         """The seed asked for on the command line, else the entry's own ``default``."""
@@ -134,7 +140,10 @@ def run_entry(
     result = entry.run(context)
     result.seconds = time.perf_counter() - started
     write_text_atomic(directory / "results.csv", to_csv(result.rows))
-    write_text_atomic(directory / "comparison.md", to_markdown(entry, result, quick, epochs, seed))
+    write_text_atomic(
+        directory / "comparison.md",
+        to_markdown(entry, result, quick, epochs, seed, clipping_note(context.clip_norms)),
+    )
     outcome = {
         "mode": "quick" if quick else "full",
         "claim_holds": result.claim_holds,
@@ -143,6 +152,7 @@ def run_entry(
         "train_seconds": result.train_seconds,
         "epochs": epochs,
         "seed": seed,
+        "clip_grad_norm": sorted(context.clip_norms, key=lambda v: -1.0 if v is None else v),
     }
     write_text_atomic(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
     return result
@@ -159,12 +169,22 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def clipping_note(clip_norms: set[float | None]) -> str:
+    """How the entry's runs clipped gradients (Dang et al.'s nonlinear scripts clip their norm at
+    0.1; the paper does not say so, and no entry here does unless its settings ask for it)."""
+    if not clip_norms:
+        return ""
+    stated = sorted("none" if v is None else f"total norm {v:g}" for v in clip_norms)
+    return "Gradient clipping of its runs: " + ", ".join(stated) + "."
+
+
 def to_markdown(
     entry: Entry,
     result: EntryResult,
     quick: bool,
     epochs: int | None = None,
     seed: int | None = None,
+    clipping: str = "",
 ) -> str:
     mode = "quick" if quick else "full"
     if epochs is not None:
@@ -178,6 +198,7 @@ def to_markdown(
         f"Wall time: {result.seconds:.1f} s (training of its runs: {result.train_seconds:.1f} s, "
         "counting epochs run by earlier, interrupted invocations).",
         f"KL convention: {entry.convention}",
+        *([clipping] if clipping else []),
         "",
         f"Claim: {result.claim} — **{'holds' if result.claim_holds else 'does not hold'}**.",
         *([f"Margin: {result.margin}."] if result.margin else []),

@@ -57,7 +57,7 @@ class ELBOTerms:
         return self.recon + sum(self.betas[k] * v.sum(1) for k, v in self.kl.items())
 
     def loss(self) -> torch.Tensor:
-        """The batch loss: mean over samples of the summed terms (DESIGN.md)."""
+        """The batch loss: mean over samples of the summed terms (docs/conventions.md)."""
         return self.per_sample_loss().mean()
 
 

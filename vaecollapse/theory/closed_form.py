@@ -314,7 +314,8 @@ def mhvae_closed_form(
     s2 = eta2 * beta2 / g if sigma2 is None else np.full(d2, sigma2**2)
     m2 = np.zeros(d2)  # second moment of the z1 mode feeding each z2 dimension
     m2[:paired] = m[:paired]
-    # L in nats (DESIGN.md): reconstruction, β1 (E[−log p(z1|z2)] − H[q(z1|x)]), β2 KL(z2).
+    # L in nats (docs/conventions.md): reconstruction,
+    # β1 (E[−log p(z1|z2)] − H[q(z1|x)]), β2 KL(z2).
     recon = (np.sum((u * lam - theta) ** 2 + u**2 * sigma1**2) + tail) / (2 * eta2)
     recon += spectrum.dim / 2 * math.log(2 * math.pi * eta2)
     gap = np.ones(d1)

@@ -1,6 +1,6 @@
 """Exact negative β-ELBOs of the linear models, written in second moments (float64 torch).
 
-Every function returns L per sample in nats with all constants (DESIGN.md convention): the
+Every function returns L per sample in nats with all constants (docs/conventions.md): the
 paper's objectives are 2·L with constants dropped, so the minimisers are the same. The cost does not
 grow with the number of samples.
 

@@ -34,7 +34,7 @@ class Optimum:
     sorted non-decreasing. ``learnable``: which levels' variances were learned. ``active_dims``: per
     level, the rank of the map into it (level 1 from the data, level l from level l−1): dimensions
     outside it carry no information about the level below. ``loss``: L per sample in nats with all
-    constants (DESIGN.md convention). ``per_mode`` (closed forms only): the same quantities in mode
+    constants (docs/conventions.md). ``per_mode`` (closed forms only): the same quantities in mode
     order (mode i pairs the i-th largest θ with one latent direction), unsorted.
     """
 

@@ -1,4 +1,4 @@
-"""Data spectra that decide collapse (Dang et al., notation of DESIGN.md).
+"""Data spectra that decide collapse (Dang et al., notation of docs/conventions.md).
 
 VAE / MHVAE: θ_i = singular values of Z = E[x x̃ᵀ] = √eig(A), A = E[x xᵀ].
 CVAE: θ_i = eigenvalues of E = B − C A⁺ Cᵀ, B = E[y yᵀ], C = E[y xᵀ]: the second moment of what

@@ -13,6 +13,7 @@ from ..models.mhvae import MHVAEConfig
 from ..models.vae import VAEConfig
 from ..options import LIST, Setting, command_options, from_command_line, split_settings
 from ..theory import Prediction, Spectrum, phase_table, predict_for_config
+from ..theory.degeneracy import PATH_SCALES
 from .common import Family, data_options, family_settings, print_json
 
 THEORY_SETTINGS = (
@@ -105,12 +106,15 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
         f"betas {hyper['betas']}  eta_enc {hyper['eta_enc']}  eta_dec {hyper['eta_dec']}  "
         f"latent {hyper['latent_dims']}  sigma {hyper['sigmas']}"
     )
-    active = ", ".join(
-        f"{k}: {v}/{d}"
-        for (k, v), d in zip(opt.active_dims.items(), hyper["latent_dims"], strict=True)
-    )
-    lines.append(f"active dimensions  {active}")
-    lines.append(f"loss (negative beta-ELBO per sample, nats)  {opt.loss:.6g}")
+    if opt.degeneracy is not None:
+        lines += degeneracy_lines(opt)
+    else:
+        active = ", ".join(
+            f"{k}: {v}/{d}"
+            for (k, v), d in zip(opt.active_dims.items(), hyper["latent_dims"], strict=True)
+        )
+        lines.append(f"active dimensions  {active}")
+        lines.append(f"loss (negative beta-ELBO per sample, nats)  {opt.loss:.6g}")
     lines.append("")
     maps = list(opt.singular_values)
     # Threshold columns: β*, η_dec* per mode for VAE/CVAE; β2*, η_dec*, β1* per z2 mode for MHVAE.
@@ -149,6 +153,39 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
         )
     lines += [f"note: {n}" for n in opt.notes]
     return "\n".join(lines)
+
+
+def degeneracy_lines(opt) -> list[str]:
+    """What the text output says instead of active counts when there is no unique optimum."""
+    degeneracy = opt.degeneracy
+    scales = ", ".join(f"{a:g}" for a in PATH_SCALES)
+    losses = ", ".join(f"{v:.6g}" for v in opt.path_losses or ())
+    if degeneracy.status == "unbounded":
+        lines = [
+            "status  UNBOUNDED: the objective has no minimum, so no dimension count is predicted.",
+            f"  the loss falls without bound as we {degeneracy.direction}.",
+            f"  along that path L = {losses} at a = {scales}; the solver stopped at "
+            f"{opt.loss:.6g}, which is not an optimum.",
+        ]
+    else:
+        lines = [
+            "status  NON-UNIQUE: a continuum of optima with the same loss; the active counts "
+            "depend on the solver's start and are not predicted.",
+            f"  the flat direction: {degeneracy.direction}."
+            if degeneracy.path != "observed"
+            else f"  seen by the solver: {degeneracy.direction}.",
+            f"  loss (negative beta-ELBO per sample, nats)  {opt.loss:.6g}",
+            "  identified at every optimum: " + ", ".join(degeneracy.identified),
+        ]
+        lines += [
+            f"  singular values of {name}  " + " ".join(f"{v:.4g}" for v in values)
+            for name, values in opt.invariants.items()
+        ]
+    lines.append(
+        "  the maps below are where the solver stopped (docs/theory.md: objectives without a "
+        "unique optimum)."
+    )
+    return lines
 
 
 def _positive_list(text: str | None, flag: str) -> list[float] | None:

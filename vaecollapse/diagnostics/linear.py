@@ -54,10 +54,21 @@ def theory_prediction(model: nn.Module, dataset: Dataset):
 
 def theory_comparison(model: nn.Module, dataset: Dataset) -> dict:
     """Learned vs predicted singular values and encoder stds, each with its D_MA; the predicted
-    active dimensions per level."""
-    learned = learned_spectra(model, dataset)
+    active dimensions per level. Where the model's objective has no unique optimum (``status``
+    "unbounded" or "non-unique", e.g. an MHVAE whose lower level has the larger β with both
+    variances learned) there is nothing to compare with: the maps are left empty and
+    ``degeneracy`` says why."""
     optimum = theory_prediction(model, dataset).optimum
-    out: dict = {"maps": {}, "encoder_std": {}, "predicted_active": dict(optimum.active_dims)}
+    out: dict = {
+        "status": optimum.status,
+        "maps": {},
+        "encoder_std": {},
+        "predicted_active": dict(optimum.active_dims),
+    }
+    if optimum.degeneracy is not None:
+        out["degeneracy"] = optimum.degeneracy.direction
+        return out
+    learned = learned_spectra(model, dataset)
     for kind in ("singular_values", "encoder_std"):
         target = out["maps"] if kind == "singular_values" else out["encoder_std"]
         theory = getattr(optimum, kind)

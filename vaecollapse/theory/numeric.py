@@ -20,6 +20,7 @@ import torch
 
 from ..errors import InputError
 from .checks import check_latent_dim, check_positive, fixed_stds
+from .degeneracy import NON_UNIQUE, OBSERVED, UNBOUNDED, Degeneracy, classify, path_losses
 from .objective import LOG_2PI, cvae_loss, hierarchical_loss
 from .report import Optimum, descending, numerical_rank
 from .spectra import PositiveEigenspace, descending_eigenvalues, residual_moment
@@ -60,13 +61,19 @@ NEWTON_MAX_PARAMS = 1000
 
 
 def _minimise(
-    loss_of: Callable[..., torch.Tensor], params: list[torch.Tensor], options: SolverOptions
+    loss_of: Callable[..., torch.Tensor],
+    params: list[torch.Tensor],
+    options: SolverOptions,
+    polish: bool = True,
 ) -> float:
     """Minimise ``loss_of(*params)`` over ``params`` in place and return the final loss: L-BFGS,
     then, for small problems, damped Newton steps with the exact Hessian (the L-BFGS iterates
-    crawl along the near-symmetries of the hierarchical models; Newton finishes in a few steps)."""
+    crawl along the near-symmetries of the hierarchical models; Newton finishes in a few steps).
+    ``polish=False``: one L-BFGS round only (an objective known to have no minimum)."""
     n = sum(p.numel() for p in params)
     loss_fn = lambda: loss_of(*params)  # noqa: E731
+    if not polish:
+        return _minimise_scipy(loss_fn, params, options, rounds=1)
     if n > TORCH_LBFGS_ABOVE:
         return _minimise_torch(loss_fn, params, options)
     if n <= NEWTON_MAX_PARAMS:
@@ -200,26 +207,54 @@ def _random_start(
 
 
 AGREEMENT_RTOL = 1e-9
+# Two starts at the same loss whose identified quantities differ by more than this have found two
+# points of a continuum of optima; a unique optimum is reached to 1e-4 (tests), and an optimum
+# flat to fourth order near a collapse threshold still pins them to about 1e-3.
+DISTINCT_POINTS_ATOL = 1e-2
+
+
+@dataclass
+class Starts:
+    """The outcome of several random starts: the best loss and parameters, every start's loss,
+    and the second-best start's parameters (to see whether two equal losses are one point)."""
+
+    loss: float
+    params: list[torch.Tensor]
+    values: list[float]
+    runner_up: list[torch.Tensor] | None
+
+    def equal_losses(self) -> bool:
+        if len(self.values) < 2:
+            return False
+        first, second = sorted(self.values)[:2]
+        return second - first <= AGREEMENT_RTOL * max(1.0, abs(first))
 
 
 def _best_of(
-    starts: int, build: Callable[[torch.Generator], tuple[Callable, list[torch.Tensor]]], options
-) -> tuple[float, list[torch.Tensor], list[float]]:
+    starts: int,
+    build: Callable[[torch.Generator], tuple[Callable, list[torch.Tensor]]],
+    options: SolverOptions,
+    polish: bool = True,
+) -> Starts:
     """Run random starts until the two best agree to AGREEMENT_RTOL (at least two, at most
-    ``starts``); return the best loss, its parameters and every start's loss."""
-    best_value, best_params, values = math.inf, [], []
+    ``starts``)."""
+    ranked: list[tuple[float, list[torch.Tensor]]] = []
+    values = []
     for start in range(starts):
         generator = torch.Generator().manual_seed(options.seed + start)
         loss_of, params = build(generator)
-        value = _minimise(loss_of, params, options)
+        value = _minimise(loss_of, params, options, polish)
         values.append(value)
-        if value < best_value:
-            best_value, best_params = value, [p.detach().clone() for p in params]
-        if len(values) >= 2:
-            first, second = sorted(values)[:2]
-            if second - first <= AGREEMENT_RTOL * max(1.0, abs(first)):
-                break
-    return best_value, best_params, values
+        ranked = sorted(
+            [*ranked, (value, [p.detach().clone() for p in params])], key=lambda r: r[0]
+        )
+        ranked = ranked[:2]
+        result = Starts(
+            ranked[0][0], ranked[0][1], values, ranked[1][1] if len(ranked) > 1 else None
+        )
+        if result.equal_losses():
+            break
+    return result
 
 
 def _restart_note(values: list[float]) -> str:
@@ -232,6 +267,30 @@ def _restart_note(values: list[float]) -> str:
 
 def _sv(matrix: torch.Tensor, length: int) -> np.ndarray:
     return descending(torch.linalg.svdvals(matrix).numpy(), length)
+
+
+def _identified(params: list[torch.Tensor], levels: int) -> np.ndarray:
+    """What does not change under the model's exact symmetries (rotations and sign flips of a
+    latent space that preserve its Σ): each map's singular values, each level's sorted variances
+    and η_dec."""
+    maps = [torch.linalg.svdvals(p).numpy() for p in params[: 2 * levels]]
+    rest = [np.sort(torch.exp(p).reshape(-1).numpy()) for p in params[2 * levels :]]
+    return np.concatenate(maps + rest)
+
+
+def _distinct_optima(
+    best: list[torch.Tensor], runner_up: list[torch.Tensor], levels: int
+) -> Degeneracy | None:
+    """A continuum seen by the solver: two starts at the same loss, at different points."""
+    gap = float(np.max(np.abs(_identified(best, levels) - _identified(runner_up, levels))))
+    if gap <= DISTINCT_POINTS_ATOL:
+        return None
+    return Degeneracy(
+        NON_UNIQUE, OBSERVED,
+        f"two solver starts reached the same loss (to {AGREEMENT_RTOL:g} relative) at points "
+        f"whose singular values or stds differ by up to {gap:.3g}",
+        0.0, identified=("loss",),
+    )  # fmt: skip
 
 
 def solve_hierarchical(
@@ -297,7 +356,16 @@ def solve_hierarchical(
             a_rot, maps, tensors[levels : 2 * levels], variances, betas, eta_enc, log_eta
         ) + _dropped_constant(basis, log_eta)
 
-    loss, params, values = _best_of(options.restarts, build, options)
+    degeneracy = classify(
+        latent_dims, betas, [f is None for f in fixed], eta_dec is None, basis.values.size,
+        basis.full_dim,
+    )  # fmt: skip
+    unbounded = degeneracy is not None and degeneracy.status == UNBOUNDED
+    # no minimum to polish towards: one start, one L-BFGS round, to show where it goes
+    found = _best_of(1 if unbounded else options.restarts, build, options, polish=not unbounded)
+    loss, params, values = found.loss, found.params, found.values
+    if degeneracy is None and found.equal_losses():
+        degeneracy = _distinct_optima(params, found.runner_up, levels)
     encoders, decoders = params[:levels], params[levels : 2 * levels]
     rest = params[2 * levels :]
     variances, stds = [], {}
@@ -327,7 +395,7 @@ def solve_hierarchical(
         "eta_dec_learnable": eta_dec is None,
         "sigmas": [None if s is None else np.atleast_1d(s).tolist() for s in sigmas],
     }
-    return Optimum(
+    optimum = Optimum(
         model="vae" if levels == 1 else "mhvae",
         method="numeric",
         theta=descending(np.sqrt(basis.values), basis.full_dim),
@@ -339,6 +407,26 @@ def solve_hierarchical(
         hyper=hyper,
         notes=[_restart_note(values)],
     )
+    if degeneracy is None:
+        return optimum
+
+    def objective(encoders, decoders, variances, log_eta):
+        return hierarchical_loss(
+            a_rot, encoders, decoders, variances, betas, eta_enc, log_eta
+        ) + _dropped_constant(basis, log_eta)
+
+    optimum.status, optimum.degeneracy = degeneracy.status, degeneracy
+    if degeneracy.path != OBSERVED:
+        optimum.path_losses = path_losses(
+            degeneracy, objective, basis.values.size, latent_dims,
+            [None if f is None else torch.tensor(f, dtype=DTYPE) for f in fixed], eta_enc,
+            1.0 if eta_dec is None else eta_dec,
+        )  # fmt: skip
+    optimum.active_dims = dict.fromkeys(active)
+    if degeneracy.status == NON_UNIQUE and degeneracy.path == "chain":
+        # the map from the data to their reconstruction, U1 V1 (V1 acts on whitened data)
+        optimum.invariants["U1V1"] = _sv(decoders[0] @ encoders[0], dims[1])
+    return optimum
 
 
 def solve_cvae(
@@ -396,7 +484,8 @@ def solve_cvae(
             log_eta,
         ) + _dropped_constant(by, log_eta)
 
-    loss, params, values = _best_of(options.restarts, build, options)
+    found = _best_of(options.restarts, build, options)
+    loss, params, values = found.loss, found.params, found.values
     w2, u1 = params[1], params[2]
     var = torch.exp(params[4]) if fixed is None else torch.tensor(fixed, dtype=DTYPE)
     # W2 alone is not identifiable (W1 can cancel its action on the part of y that x predicts); what

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .degeneracy import OPTIMUM, UNBOUNDED, Degeneracy
+
 RANK_RTOL = 1e-5  # a singular value below RANK_RTOL * max(1, largest) counts as zero
 
 
@@ -36,6 +38,12 @@ class Optimum:
     outside it carry no information about the level below. ``loss``: L per sample in nats with all
     constants (docs/conventions.md). ``per_mode`` (closed forms only): the same quantities in mode
     order (mode i pairs the i-th largest θ with one latent direction), unsorted.
+
+    ``status``: "optimum", or "unbounded" / "non-unique" (``degeneracy`` says along which path,
+    ``path_losses`` gives L at a = 1, 10, 100, 1000 along it). Then the maps, stds and active
+    counts are only where the solver stopped: ``active_dims`` holds None per level, ``loss`` is
+    the lowest value reached (no minimum exists when unbounded), and ``invariants`` holds what
+    every optimum of a continuum shares.
     """
 
     model: str
@@ -44,24 +52,36 @@ class Optimum:
     singular_values: dict[str, np.ndarray]
     encoder_std: dict[str, np.ndarray]
     learnable: dict[str, bool]
-    active_dims: dict[str, int]
+    active_dims: dict[str, int | None]
     loss: float
     hyper: dict
     notes: list[str] = field(default_factory=list)
     per_mode: dict[str, np.ndarray] | None = None
+    status: str = OPTIMUM
+    degeneracy: Degeneracy | None = None
+    path_losses: list[float] | None = None
+    invariants: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         single = len(self.active_dims) == 1
+        degeneracy = None
+        if self.degeneracy is not None:
+            degeneracy = self.degeneracy.to_json()
+            degeneracy["path_losses"] = self.path_losses
+            degeneracy["loss_reached"] = self.loss
+            degeneracy["invariants"] = {k: v.tolist() for k, v in self.invariants.items()}
         return {
             "model": self.model,
             "method": self.method,
+            "status": self.status,
+            "degeneracy": degeneracy,
             "hyper": self.hyper,
             "theta": self.theta.tolist(),
             "singular_values": {k: v.tolist() for k, v in self.singular_values.items()},
             "encoder_std_per_level": {k: v.tolist() for k, v in self.encoder_std.items()},
             "learnable_variance": self.learnable,
             "active_dims": next(iter(self.active_dims.values())) if single else self.active_dims,
-            "loss": self.loss,
+            "loss": None if self.status == UNBOUNDED else self.loss,
             "notes": self.notes,
             "per_mode": None
             if self.per_mode is None

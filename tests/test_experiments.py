@@ -189,8 +189,10 @@ def test_trend_notes_say_when_a_tolerance_was_needed() -> None:
     from vaecollapse.experiments.common import trend
 
     assert trend([1.0, 2.0, 3.0], increasing=True) == "rises (as the paper's)"
-    flat = trend([65.9, 65.1, 64.3], increasing=True, tolerance=1.0)
-    assert flat.startswith("rises") and "at most 1 against" in flat
+    noisy = trend([3.0, 2.0, 2.0005], increasing=False, tolerance=1e-3)
+    assert noisy.startswith("falls") and "at most 0.001 against" in noisy
+    # table4's AU for a < 1: strictly falling where the paper's rises, and said so
+    assert trend([65.9, 65.1, 64.3, 64.2], increasing=True) == "falls, where the paper's rises"
     assert trend([65.9, 63.0, 64.3], increasing=True, tolerance=1.0) == "not monotone"
     assert trend([3.0, 2.0, 2.0005], increasing=False, tolerance=1e-3) != "falls (as the paper's)"
 

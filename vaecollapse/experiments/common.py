@@ -237,12 +237,15 @@ def paper_vs_ours(
 
 def trend(values: Sequence[float], increasing: bool, tolerance: float = 0.0) -> str:
     """The agreement note of a sweep whose paper values move in the stated direction; steps
-    against it of up to ``tolerance`` are allowed, and said."""
-    direction = "rises" if increasing else "falls"
+    against it of up to ``tolerance`` (a stated noise level, e.g. KL_NOISE) are allowed, and
+    said. A sweep that moves the other way says so."""
+    direction, opposite = ("rises", "falls") if increasing else ("falls", "rises")
     if monotone(values, increasing):
         return f"{direction} (as the paper's)"
     if monotone(values, increasing, tolerance):
         return f"{direction} (as the paper's), with steps of at most {tolerance:g} against it"
+    if monotone(values, not increasing):
+        return f"{opposite}, where the paper's {direction}"
     return "not monotone"
 
 

@@ -13,7 +13,7 @@ from ..models.mhvae import MHVAEConfig
 from ..models.vae import VAEConfig
 from ..options import LIST, Setting, command_options, from_command_line, split_settings
 from ..theory import Prediction, Spectrum, phase_table, predict_for_config
-from ..theory.degeneracy import PATH_SCALES
+from ..theory.degeneracy import OBSERVED, PATH_SCALES, UNBOUNDED
 from .common import Family, data_options, family_settings, print_json
 
 THEORY_SETTINGS = (
@@ -160,7 +160,7 @@ def degeneracy_lines(opt) -> list[str]:
     degeneracy = opt.degeneracy
     scales = ", ".join(f"{a:g}" for a in PATH_SCALES)
     losses = ", ".join(f"{v:.6g}" for v in opt.path_losses or ())
-    if degeneracy.status == "unbounded":
+    if degeneracy.status == UNBOUNDED:
         lines = [
             "status  UNBOUNDED: the objective has no minimum, so no dimension count is predicted.",
             f"  the loss falls without bound as we {degeneracy.direction}.",
@@ -172,7 +172,7 @@ def degeneracy_lines(opt) -> list[str]:
             "status  NON-UNIQUE: a continuum of optima with the same loss; the active counts "
             "depend on the solver's start and are not predicted.",
             f"  the flat direction: {degeneracy.direction}."
-            if degeneracy.path != "observed"
+            if degeneracy.path != OBSERVED
             else f"  seen by the solver: {degeneracy.direction}.",
             f"  loss (negative beta-ELBO per sample, nats)  {opt.loss:.6g}",
             "  identified at every optimum: " + ", ".join(degeneracy.identified),

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 import torch
 
 UNBOUNDED, NON_UNIQUE, OPTIMUM = "unbounded", "non-unique", "optimum"
-OBSERVED = "observed"  # a continuum the solver found (two starts, one loss), not a derived path
+# The paths: rescaling a chain of latent coordinates, η_dec → 0, and a continuum the solver found
+# (two starts, one loss) without a derived path.
+CHAIN, ETA_DEC, OBSERVED = "chain", "eta_dec", "observed"
 PATH_SCALES = (1.0, 10.0, 100.0, 1000.0)
 DTYPE = torch.float64  # a: how far along the path the losses are shown
 
@@ -85,24 +87,22 @@ def classify(
     if steepest is not None:
         rate, i, m, chains = steepest
         words = _chain_words(i, m, chains)
-        return Degeneracy(UNBOUNDED, "chain", words, rate, (i + 1, m + 1), chains)
+        return Degeneracy(UNBOUNDED, CHAIN, words, rate, (i + 1, m + 1), chains)
     eta_stop = _eta_stop(latent_dims, betas, learnable, data_rank) if eta_dec_learnable else None
     eta_rate = None if eta_stop is None else betas[eta_stop] * data_rank - data_dim
     if eta_rate is not None and eta_rate < 0:
         words = _eta_words(eta_stop, len(latent_dims), data_rank)
-        return Degeneracy(
-            UNBOUNDED, "eta_dec", words, eta_rate, (1, eta_stop + 1), chains=data_rank
-        )
+        return Degeneracy(UNBOUNDED, ETA_DEC, words, eta_rate, (1, eta_stop + 1), chains=data_rank)
     if tie is not None:
         i, m, chains = tie
         return Degeneracy(
-            NON_UNIQUE, "chain", _chain_words(i, m, chains), 0.0, (i + 1, m + 1), chains,
+            NON_UNIQUE, CHAIN, _chain_words(i, m, chains), 0.0, (i + 1, m + 1), chains,
             identified=("loss", "U1V1 (the map from the data to its reconstruction)"),
         )  # fmt: skip
     if eta_rate == 0:
         words = _eta_words(eta_stop, len(latent_dims), data_rank)
         return Degeneracy(
-            NON_UNIQUE, "eta_dec", words, 0.0, (1, eta_stop + 1), data_rank, identified=("loss",)
+            NON_UNIQUE, ETA_DEC, words, 0.0, (1, eta_stop + 1), data_rank, identified=("loss",)
         )
     return None
 
@@ -166,31 +166,29 @@ def path_losses(
     the η_dec path reconstructs every data mode and runs at η_dec = 1/a."""
     dims = [data_dim, *latent_dims]
     top = len(latent_dims) - 1
+    first, last = degeneracy.levels[0] - 1, degeneracy.levels[1] - 1
+    chain = torch.arange(degeneracy.chains)
     values = []
     for a in scales:
-        eta = eta_dec if degeneracy.path == "chain" else 1.0 / a
+        eta = eta_dec if degeneracy.path == CHAIN else 1.0 / a
         encoders, decoders, variances = [], [], []
         for level in range(len(latent_dims)):
             rows, cols = dims[level + 1], dims[level]
             w = torch.zeros(rows, cols, dtype=DTYPE)
             u = torch.zeros(cols, rows, dtype=DTYPE)
             var = torch.full((rows,), eta_enc**2, dtype=DTYPE)
-            if degeneracy.path == "chain":
-                i, m = degeneracy.levels[0] - 1, degeneracy.levels[1] - 1
-                chain = torch.arange(degeneracy.chains)
-                if i < level <= m:  # carries the chain from the level below, exactly
-                    w[chain, chain] = 1.0 / a if level == m else 1.0
-                    u[chain, chain] = a if level == m else 1.0
-                if level == i:
+            if degeneracy.path == CHAIN:
+                if first < level <= last:  # carries the chain from the level below, exactly
+                    w[chain, chain] = 1.0 / a if level == last else 1.0
+                    u[chain, chain] = a if level == last else 1.0
+                if level == first:
                     var[chain] = a**2
-                elif level == m:
+                elif level == last:
                     var[chain] = eta**2 / a**2
-            else:  # η_dec path stopping at level j: carried at scale 1 below it, shrunk at it
-                j = degeneracy.levels[1] - 1
-                chain = torch.arange(degeneracy.chains)
-                if level <= j:
+            else:  # η_dec path stopping at ``last``: carried at scale 1 below it, shrunk at it
+                if level <= last:
                     var[:] = eta**2  # what is not carried is as small as η_dec
-                    shrink = eta if level == j and level < top else 1.0
+                    shrink = eta if level == last and level < top else 1.0
                     w[chain, chain] = shrink
                     u[chain, chain] = 1.0 / shrink
                     var[chain] = (eta * shrink) ** 2

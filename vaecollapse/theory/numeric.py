@@ -20,7 +20,15 @@ import torch
 
 from ..errors import InputError
 from .checks import check_latent_dim, check_positive, fixed_stds
-from .degeneracy import NON_UNIQUE, OBSERVED, UNBOUNDED, Degeneracy, classify, path_losses
+from .degeneracy import (
+    CHAIN,
+    NON_UNIQUE,
+    OBSERVED,
+    UNBOUNDED,
+    Degeneracy,
+    classify,
+    path_losses,
+)
 from .objective import LOG_2PI, cvae_loss, hierarchical_loss
 from .report import Optimum, descending, numerical_rank
 from .spectra import PositiveEigenspace, descending_eigenvalues, residual_moment
@@ -415,7 +423,7 @@ def solve_hierarchical(
             a_rot, encoders, decoders, variances, betas, eta_enc, log_eta
         ) + _dropped_constant(basis, log_eta)
 
-    optimum.status, optimum.degeneracy = degeneracy.status, degeneracy
+    optimum.degeneracy = degeneracy
     if degeneracy.path != OBSERVED:
         optimum.path_losses = path_losses(
             degeneracy, objective, basis.values.size, latent_dims,
@@ -423,7 +431,7 @@ def solve_hierarchical(
             1.0 if eta_dec is None else eta_dec,
         )  # fmt: skip
     optimum.active_dims = dict.fromkeys(active)
-    if degeneracy.status == NON_UNIQUE and degeneracy.path == "chain":
+    if degeneracy.status == NON_UNIQUE and degeneracy.path == CHAIN:
         # the map from the data to their reconstruction, U1 V1 (V1 acts on whitened data)
         optimum.invariants["U1V1"] = _sv(decoders[0] @ encoders[0], dims[1])
     return optimum

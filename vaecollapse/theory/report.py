@@ -57,10 +57,13 @@ class Optimum:
     hyper: dict
     notes: list[str] = field(default_factory=list)
     per_mode: dict[str, np.ndarray] | None = None
-    status: str = OPTIMUM
     degeneracy: Degeneracy | None = None
     path_losses: list[float] | None = None
     invariants: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return OPTIMUM if self.degeneracy is None else self.degeneracy.status
 
     def to_json(self) -> dict:
         single = len(self.active_dims) == 1

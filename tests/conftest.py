@@ -1,5 +1,5 @@
-"""Shared fixtures. MNIST comes from $VAECOLLAPSE_DATA (CI sets ../shared/data); a test that
-needs it fails, never skips, when it is missing."""
+"""Shared fixtures. MNIST and Fashion-MNIST come from $VAECOLLAPSE_DATA (CI sets
+../shared/data); a test that needs them fails, never skips, when they are missing."""
 
 from __future__ import annotations
 
@@ -16,16 +16,27 @@ from vaecollapse.data import RELEASES
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
+def shared_release(name: str, label: str) -> Path:
+    """The folder of release ``name`` under $VAECOLLAPSE_DATA, with every file present; the
+    test fails (never skips) otherwise."""
     root = os.environ.get("VAECOLLAPSE_DATA")
     if not root:
-        pytest.fail("VAECOLLAPSE_DATA is not set; MNIST tests need it (CI uses ../shared/data).")
-    directory = Path(root).resolve() / "mnist"
-    missing = [n for n in RELEASES["mnist"].file_names if not (directory / n).is_file()]
+        pytest.fail(f"VAECOLLAPSE_DATA is not set; {label} tests need it (CI uses ../shared/data).")
+    directory = Path(root).resolve() / name
+    missing = [n for n in RELEASES[name].file_names if not (directory / n).is_file()]
     if missing:
-        pytest.fail(f"MNIST files {missing} are missing from {directory}.")
+        pytest.fail(f"{label} files {missing} are missing from {directory}.")
     return directory
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return shared_release("mnist", "MNIST")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return shared_release("fashion-mnist", "Fashion-MNIST")
 
 
 @pytest.fixture

@@ -4,26 +4,12 @@ package installs is searched."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import torch
 
 from vaecollapse.data import RELEASES, load_dataset
-
-
-@pytest.fixture(scope="session")
-def fashion_dir() -> Path:
-    root = os.environ.get("VAECOLLAPSE_DATA")
-    if not root:
-        pytest.fail("VAECOLLAPSE_DATA is not set; Fashion-MNIST tests need it.")
-    directory = Path(root).resolve() / "fashion-mnist"
-    missing = [n for n in RELEASES["fashion-mnist"].file_names if not (directory / n).is_file()]
-    if missing:
-        pytest.fail(f"Fashion-MNIST files {missing} are missing from {directory}.")
-    return directory
 
 
 def test_the_shared_copy_is_found_and_verified(fashion_dir: Path) -> None:

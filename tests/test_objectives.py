@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
@@ -14,7 +13,6 @@ from vaecollapse.objectives import (
     gaussian_nll,
     kl_diag_gaussians,
     kl_to_prior,
-    kl_warmup,
     linear_expected_nll,
 )
 from vaecollapse.theory.objective import hierarchical_loss
@@ -72,11 +70,3 @@ def test_loss_from_terms_equals_theory_objective() -> None:
     log_eta = torch.tensor(math.log(eta_dec), **F64)
     theory = hierarchical_loss(a, [w], [u], [var], [beta], eta_enc, log_eta)
     assert float(per_sample.mean()) == pytest.approx(float(theory), rel=1e-12)
-
-
-def test_kl_warmup() -> None:
-    assert [kl_warmup(s, 4) for s in (0, 2, 4, 9)] == [0.0, 0.5, 1.0, 1.0]
-    assert kl_warmup(0, 0) == 1.0
-    with pytest.raises(ValueError):
-        kl_warmup(1, -1)
-    assert np.isclose(kl_warmup(1, 3), 1 / 3)

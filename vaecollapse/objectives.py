@@ -117,10 +117,3 @@ def linear_expected_nll(
     else:
         spread = (var if var.ndim == 2 else var.expand_as(mean)) @ (decoder_weight**2).T
     return (residual + spread) / (2 * std**2) + torch.log(std) + LOG_2PI / 2
-
-
-def kl_warmup(step: int, warmup_steps: int) -> float:
-    """KL weight multiplier rising linearly from 0 to 1 over ``warmup_steps`` (1 when 0)."""
-    if warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
-    return 1.0 if warmup_steps == 0 else min(1.0, step / warmup_steps)

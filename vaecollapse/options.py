@@ -29,6 +29,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SCALAR, LIST, SCALAR_OR_LIST = "scalar", "list", "scalar-or-list"
+POSITIVE = {"low": 0, "low_open": True}  # the domain of a scale or weight: finite and > 0
 METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", dict: "NAME=VALUE[,...]"}
 
 

@@ -23,10 +23,10 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Dataset, minibatch_indices
+from .diagnostics.metrics import mutual_information
 from .errors import InputError, Interrupted
 from .fileio import WriteError, replace_atomically, write_text_atomic
 from .logs import LOGGER
-from .objectives import kl_warmup
 from .optimisers import (
     OPTIMIZERS,
     SCHEDULERS,
@@ -37,7 +37,15 @@ from .optimisers import (
     legacy_adam_state,
     step_scheduler,
 )
-from .options import check_fields, setting
+from .options import POSITIVE, SCALAR_OR_LIST, check_fields, setting
+from .remedies import (
+    FREE_BITS_GROUPS,
+    FREE_BITS_KINDS,
+    SCHEDULES,
+    check_remedies,
+    free_bits_kl,
+    kl_weights,
+)
 from .rundir import (
     EMBEDDED_DATA,
     RUN_FORMAT,
@@ -48,6 +56,15 @@ from .rundir import (
     load_state_into,
     read_run_config,
 )
+
+AGGRESSIVE_WINDOW = 15  # encoder steps per loss comparison in He et al.'s inner loop
+
+
+def latent_level_names(model: nn.Module) -> tuple[str, ...]:
+    """The names of a model's latent levels, level 1 first (one level, ``z``, unless its
+    configuration names several)."""
+    names = getattr(getattr(model, "config", None), "level_names", None)
+    return tuple(names()) if callable(names) else ("z",)
 
 
 class TrainingDivergedError(InputError):
@@ -66,8 +83,38 @@ class TrainConfig:
     analytic: bool = setting(
         False, bool, "Exact expected reconstruction (linear backbone; Lucas et al.)"
     )
-    kl_warmup_epochs: int = setting(
-        0, int, "Epochs over which the KL weight ramps from 0 to 1", low=0
+    kl_schedule: str | tuple[str, ...] = setting(
+        "linear", str, "KL weight schedule: constant, linear (--kl-warmup-epochs) or cyclical "
+        "(--kl-cycle-epochs); one, or one per latent level", choices=SCHEDULES,
+        shape=SCALAR_OR_LIST,
+    )  # fmt: skip
+    kl_warmup_epochs: float = setting(
+        0.0, float, "Epochs over which a linear schedule ramps the KL weight from 0 to 1", low=0
+    )
+    kl_cycle_epochs: float | None = setting(
+        None, float, "Length of one cycle of the cyclical schedule, in epochs", **POSITIVE
+    )
+    kl_cycle_ratio: float = setting(
+        0.5, float, "Share of each cycle over which the cyclical schedule ramps", low=0,
+        low_open=True, high=1,
+    )  # fmt: skip
+    free_bits: float | None = setting(
+        None, float, "Free bits: nats of KL per group that cost the same as none", **POSITIVE
+    )
+    free_bits_group: str = setting(
+        "dimension", str, "Free-bits group: each latent dimension, or each level's sum",
+        choices=FREE_BITS_GROUPS,
+    )  # fmt: skip
+    free_bits_kind: str = setting(
+        "batch", str, "Free-bits hinge on the batch mean (Kingma et al.) or on each sample",
+        choices=FREE_BITS_KINDS,
+    )  # fmt: skip
+    aggressive_encoder: bool = setting(
+        False, bool, "He et al.'s aggressive training: encoder-only steps before each decoder "
+        "step, until mutual information stops rising",
+    )  # fmt: skip
+    aggressive_max_steps: int = setting(
+        100, int, "Most encoder-only steps before one decoder step", low=1
     )
     optimizer: str = setting("Adam", str, "torch.optim optimiser", choices=OPTIMIZERS)
     optimizer_args: dict | None = setting(
@@ -117,7 +164,7 @@ def _evaluate(model: nn.Module, dataset_split, config: TrainConfig) -> dict[str,
         for index in minibatch_indices(
             n, max(config.batch_size, 1024), shuffle=False, device=dataset_split.x.device
         ):
-            _accumulate(totals, _terms(model, dataset_split, index, config), weight=1.0)
+            _accumulate(totals, _terms(model, dataset_split, index, config))
     model.train()
     return {k: float(v) / n for k, v in totals.items()}
 
@@ -127,11 +174,27 @@ def _terms(model: nn.Module, split, index: torch.Tensor, config: TrainConfig):
     return model(*inputs, n_samples=config.samples, analytic=config.analytic)
 
 
-def _accumulate(totals: dict[str, torch.Tensor], terms, weight: float) -> torch.Tensor:
+def _accumulate(
+    totals: dict[str, torch.Tensor] | None,
+    terms,
+    weights: dict[str, float] | None = None,
+    config: TrainConfig | None = None,
+) -> torch.Tensor:
     """Add the batch's summed loss, reconstruction and KL per level (``kl_<level>``) to ``totals``
-    as device tensors (no host sync per step); return the batch loss to minimise."""
+    (unless None) as device tensors (no host sync per step); return the batch loss to minimise.
+    ``weights``: each level's schedule multiplier (1 where absent); ``config``: its free bits
+    (none when None)."""
     kl_levels = {k: v.sum(1) for k, v in terms.kl.items()}
-    loss = terms.recon + weight * sum(terms.betas[k] * v for k, v in kl_levels.items())
+    charged = kl_levels
+    if config is not None and config.free_bits is not None:
+        charged = {
+            k: free_bits_kl(v, config.free_bits, config.free_bits_group, config.free_bits_kind)
+            for k, v in terms.kl.items()
+        }
+    weights = weights or {}
+    loss = terms.recon + sum(weights.get(k, 1.0) * terms.betas[k] * v for k, v in charged.items())
+    if totals is None:
+        return loss.mean()
     batch = {"loss": loss.sum(), "recon": terms.recon.sum()}
     batch |= {f"kl_{k}": v.sum() for k, v in kl_levels.items()}
     for key, value in batch.items():
@@ -169,6 +232,13 @@ def train(
     run of another configuration, a damaged run, or a run already past ``config.epochs`` is
     refused before anything in it changes.
     """
+    levels = latent_level_names(model)
+    check_remedies(getattr(model, "config", None), config, levels)
+    if config.aggressive_encoder and not hasattr(model, "encoder_parameters"):
+        raise InputError(
+            "aggressive_encoder needs a model that names its encoder's parameters "
+            "(encoder_parameters()); vaecollapse's VAE, CVAE and MHVAE do."
+        )
     target = resolve_device(device)
     model.to(target)
     if optimizer is None:
@@ -194,7 +264,7 @@ def train(
         data = dataset.to(target)
         loop = _Loop(
             model, data, config, directory, optimizer, lr_scheduler,
-            torch.Generator(device="cpu").manual_seed(config.seed),
+            torch.Generator(device="cpu").manual_seed(config.seed), levels,
             _monitor(config, model, data, directory),
         )  # fmt: skip
         torch.manual_seed(config.seed)
@@ -227,7 +297,10 @@ class _Loop:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     generator: torch.Generator
+    levels: tuple[str, ...]
     monitor: Any = None  # a CollapseMonitor
+    aggressive: bool = False  # whether encoder-only steps precede each decoder step
+    information: float = 0.0  # the last mutual information measured while aggressive
 
     @property
     def checkpoint(self) -> Path:
@@ -237,6 +310,10 @@ class _Loop:
         self, start_epoch: int, history: list[dict], show_bar: bool, log_every: int, prefix: str
     ) -> list[dict]:
         epochs, epoch = self.config.epochs, start_epoch
+        self.aggressive = self.config.aggressive_encoder
+        if history:
+            self.aggressive = history[-1].get("aggressive_next", self.aggressive)
+            self.information = history[-1].get("mutual_information", 0.0)
         try:
             for epoch in range(start_epoch, epochs):
                 record = self.one_epoch(epoch, show_bar)
@@ -265,7 +342,8 @@ class _Loop:
     def one_epoch(self, epoch: int, show_bar: bool) -> dict:
         config, train_split = self.config, self.data.train
         started = time.perf_counter()
-        weight = kl_warmup(epoch, config.kl_warmup_epochs)
+        steps = math.ceil(len(train_split) / config.batch_size)
+        aggressive, encoder_steps = self.aggressive, 0
         totals: dict[str, torch.Tensor] = {}
         order = minibatch_indices(
             len(train_split), config.batch_size, generator=self.generator,
@@ -273,25 +351,21 @@ class _Loop:
         )  # fmt: skip
         bar = tqdm(
             order,
-            total=math.ceil(len(train_split) / config.batch_size),
+            total=steps,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             disable=not show_bar,
             leave=False,
         )
         for step, index in enumerate(bar):
-            loss = _accumulate(totals, _terms(self.model, train_split, index, config), weight)
-            if not torch.isfinite(loss):
-                value = loss.detach().item()
-                raise TrainingDivergedError(
-                    f"The loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                    f"{_kept(self.checkpoint)}. Lower the learning rate or check the data and "
-                    "hyper-parameters."
-                )
-            self.optimizer.zero_grad()
-            loss.backward()
-            if config.clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad_norm)
-            self.optimizer.step()
+            weights = kl_weights(config, self.levels, epoch + step / steps)
+            if aggressive:
+                encoder_steps += self.encoder_steps(weights, epoch, step)
+            loss = _accumulate(
+                totals, _terms(self.model, train_split, index, config), weights, config
+            )
+            self.check_finite(loss, epoch, step)
+            # aggressive training's decoder step leaves the encoder as its own steps left it
+            self.step(loss, keep="decoder" if aggressive else None)
             if show_bar:  # reading the running KL syncs the device: only when a bar is shown
                 seen = min((step + 1) * config.batch_size, len(train_split))
                 kl = sum(float(v) for k, v in totals.items() if k.startswith("kl_")) / seen
@@ -302,13 +376,76 @@ class _Loop:
             "train_loss": means["loss"],
             "recon": means["recon"],
             "kl": {k.removeprefix("kl_"): v for k, v in means.items() if k.startswith("kl_")},
-            "kl_weight": weight,
+            "kl_weight": weights,
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+        if aggressive:
+            information = self.mutual_information(epoch)
+            self.aggressive = information > self.information  # He et al.: on while MI rises
+            self.information = information
+            record |= {
+                "encoder_steps": encoder_steps,
+                "mutual_information": information,
+                "aggressive_next": self.aggressive,
+            }
         if self.data.test is not None:
             record["test_loss"] = _evaluate(self.model, self.data.test, config)["loss"]
         record["seconds"] = time.perf_counter() - started
         return record
+
+    def check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"The loss became {loss.detach().item()} at epoch {epoch + 1}, step {step + 1}; "
+                f"{_kept(self.checkpoint)}. Lower the learning rate or check the data and "
+                "hyper-parameters."
+            )
+
+    def step(self, loss: torch.Tensor, keep: str | None = None) -> None:
+        """One optimiser step on ``loss``; ``keep``: ``encoder`` or ``decoder`` updates only that
+        part (the other's gradients are dropped, so the optimiser leaves it and its state)."""
+        self.optimizer.zero_grad()
+        loss.backward()
+        if keep is not None:
+            encoder = {id(p) for p in self.model.encoder_parameters()}
+            for parameter in self.model.parameters():
+                if (id(parameter) in encoder) != (keep == "encoder"):
+                    parameter.grad = None
+        if self.config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self.optimizer.step()
+
+    def encoder_steps(self, weights: dict[str, float], epoch: int, step: int) -> int:
+        """He et al. (2019)'s inner loop: encoder-only steps on fresh minibatches until the mean
+        loss over a window of steps stops falling, at most ``aggressive_max_steps``; returns the
+        steps taken."""
+        config, split = self.config, self.data.train
+        previous, window, taken = math.inf, 0.0, 0
+        for taken in range(1, config.aggressive_max_steps + 1):
+            index = torch.randint(
+                len(split), (min(config.batch_size, len(split)),), generator=self.generator
+            ).to(split.x.device)
+            loss = _accumulate(None, _terms(self.model, split, index, config), weights, config)
+            self.check_finite(loss, epoch, step)
+            self.step(loss, keep="encoder")
+            window = window + loss.detach()
+            if taken % AGGRESSIVE_WINDOW == 0:
+                current = float(window) / AGGRESSIVE_WINDOW
+                if not current < previous:
+                    break
+                previous, window = current, 0.0
+        return taken
+
+    def mutual_information(self, epoch: int) -> float:
+        """I(x; z) of the first latent level over the test split (else the training split), the
+        quantity whose rise keeps aggressive training on."""
+        split = self.data.test if self.data.test is not None else self.data.train
+        self.model.eval()
+        with torch.no_grad():
+            first = self.model.latent_levels(split.x, split.y)[0]
+        self.model.train()
+        generator = torch.Generator().manual_seed(self.config.seed + epoch)
+        return mutual_information(first.mean, first.logvar, generator=generator)[0]
 
     def save(self, epoch: int, history: list[dict]) -> None:
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None

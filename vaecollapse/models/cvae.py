@@ -39,6 +39,11 @@ class CVAEConfig(GaussianModelSettings):
         super().__post_init__()
         if min(self.x_dim, self.y_dim) < 1:
             raise InputError(f"dimensions must be positive; got {self.x_dim}, {self.y_dim}.")
+        if self.conditional_prior and self.fixed_prior_remedies():
+            raise InputError(
+                f"{' and '.join(self.fixed_prior_remedies())} bound the KL to the fixed N(0, "
+                "η_enc² I) prior; with conditional_prior the prior is learned."
+            )
 
 
 class CVAE(nn.Module):
@@ -98,6 +103,10 @@ class CVAE(nn.Module):
     def linear_maps(self, root: torch.Tensor) -> dict[str, torch.Tensor]:
         """The map of the linear theory: U1, the decoder from z (float64)."""
         return {"U1": self.decoder.weight[:, : self.config.latent_dim].detach().double().cpu()}
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The inference network's parameters (what aggressive training updates alone)."""
+        return [*self.encoder_body.parameters(), *self.head.parameters()]
 
     def encoder_stds(self) -> dict[str, torch.Tensor]:
         return {"z": self.head.data_independent_std()}

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..options import LIST, SCALAR_OR_LIST, check_fields, setting
+from ..options import LIST, POSITIVE, SCALAR_OR_LIST, check_fields, setting
+from ..remedies import committed_variance_ratio
 from .backbones import ACTIVATIONS, BACKBONES
 
 VARIANCE_MODES = ("amortized", "amortized-tanh", "shared", "fixed")
@@ -27,6 +29,12 @@ class GaussianHead(nn.Module):
     theory) or ``fixed`` (``sigma``: one std or one per dimension). ``bias``: whether the mean
     map has a bias (the linear theory has none). ``bounded_mean``: the mean is tanh of the linear
     map, within (−1, 1), as in Dang et al.'s nonlinear scripts.
+
+    Two remedies for collapse (docs/remedies.md): ``mean_batchnorm`` γ normalises each mean
+    dimension over the batch to variance γ² and adds a learnable shift (BN-VAE, Zhu et al. 2020;
+    running statistics in eval mode and for a batch of one); ``variance_ceiling`` c keeps every
+    variance below c (δ-VAE's committed rate: the learnable variance becomes c·sigmoid(·), or
+    c·tanh(·)² for ``amortized-tanh``).
     """
 
     def __init__(
@@ -37,12 +45,24 @@ class GaussianHead(nn.Module):
         sigma: float | Sequence[float] | None = None,
         bias: bool = True,
         bounded_mean: bool = False,
+        mean_batchnorm: float | None = None,
+        variance_ceiling: float | None = None,
     ) -> None:
         super().__init__()
         if variance not in VARIANCE_MODES:
             raise InputError(f"encoder variance '{variance}' is not one of {VARIANCE_MODES}.")
+        if variance_ceiling is not None and variance == "fixed":
+            raise InputError(
+                "a committed rate (delta_rate) bounds a learnable encoder variance; this one is "
+                "fixed by sigma."
+            )
         self.variance, self.bounded_mean = variance, bounded_mean
+        self.mean_batchnorm, self.variance_ceiling = mean_batchnorm, variance_ceiling
         self.mean = nn.Linear(in_features, latent_dim, bias=bias)
+        if mean_batchnorm is not None:
+            self.register_buffer("running_mean", torch.zeros(latent_dim))
+            self.register_buffer("running_var", torch.ones(latent_dim))
+            self.mean_shift = nn.Parameter(torch.zeros(latent_dim))
         if variance == "amortized":
             self.logvar = nn.Linear(in_features, latent_dim, bias=True)
         elif variance == "amortized-tanh":
@@ -69,20 +89,35 @@ class GaussianHead(nn.Module):
                 "the theory compares data-independent encoder variances (shared or fixed), but "
                 "this model's variance is amortized."
             )
-        logvar = self.shared_logvar if self.variance == "shared" else self.fixed_logvar
-        return torch.exp(0.5 * logvar.detach())
+        if self.variance == "shared":
+            return torch.exp(0.5 * self._bounded(self.shared_logvar.detach()))
+        return torch.exp(0.5 * self.fixed_logvar)
+
+    def _bounded(self, logvar: torch.Tensor) -> torch.Tensor:
+        """A free log-variance, or log(c·sigmoid(·)) under a variance ceiling c."""
+        if self.variance_ceiling is None:
+            return logvar
+        return math.log(self.variance_ceiling) + F.logsigmoid(logvar)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.mean(features)  # (B, d)
         if self.bounded_mean:
             mean = torch.tanh(mean)
+        if self.mean_batchnorm is not None:
+            batch_statistics = self.training and mean.shape[0] > 1
+            normalised = F.batch_norm(
+                mean, self.running_mean, self.running_var, training=batch_statistics
+            )
+            mean = self.mean_batchnorm * normalised + self.mean_shift
         if self.variance == "amortized":
-            logvar = self.logvar(features)
+            logvar = self._bounded(self.logvar(features))
         elif self.variance == "amortized-tanh":
             variance = torch.tanh(self.tanh_std(features)).square()
+            if self.variance_ceiling is not None:
+                variance = self.variance_ceiling * variance
             logvar = torch.log(variance.clamp_min(TANH_VARIANCE_FLOOR))
         elif self.variance == "shared":
-            logvar = self.shared_logvar.expand_as(mean)
+            logvar = self._bounded(self.shared_logvar).expand_as(mean)
         else:
             logvar = self.fixed_logvar.expand_as(mean)
         return mean, logvar
@@ -114,9 +149,6 @@ def register_log_std(module: nn.Module, name: str, eta: float, learnable: bool) 
         module.register_parameter(name, nn.Parameter(value))
     else:
         module.register_buffer(name, value)
-
-
-POSITIVE = {"low": 0, "low_open": True}  # a scale or weight: finite and > 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +195,14 @@ class GaussianModelSettings:
     bounded_means: bool = setting(
         False, bool, "tanh on every Gaussian mean, encoders' and decoders' (nonlinear backbones)"
     )
+    mean_batchnorm: float | None = setting(
+        None, float, "BN-VAE: batch-normalise the posterior means to this fixed std γ (KL ≥ "
+        "γ²/2η_enc² per dimension on average)", **POSITIVE,
+    )  # fmt: skip
+    delta_rate: float | None = setting(
+        None, float, "δ-VAE: bound the encoder variance so that every dimension's KL is at "
+        "least this many nats (the committed rate)", **POSITIVE,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -173,6 +213,16 @@ class GaussianModelSettings:
         if self.bounded_means and self.backbone == "linear":
             raise InputError("bounded (tanh) means need a nonlinear backbone, not 'linear'.")
         self._check_levels()
+        if self.delta_rate is not None and self.encoder_variance == "fixed":
+            raise InputError(
+                "delta_rate bounds a learnable encoder variance; this model's is fixed by sigma."
+            )
+
+    def fixed_prior_remedies(self) -> list[str]:
+        """The remedies set here that bound the KL to a fixed N(0, η_enc² I) prior."""
+        return [
+            name for name in ("mean_batchnorm", "delta_rate") if getattr(self, name) is not None
+        ]
 
     def _check_levels(self) -> None:
         """Checks per latent level (one here; the MHVAE has several)."""
@@ -189,6 +239,9 @@ class GaussianModelSettings:
     ) -> GaussianHead:
         """A Gaussian head ``(B, width) -> (B, latent_dim)`` as these settings build it: bias-free
         for the linear backbone, tanh means where ``bounded_means``."""
+        ceiling = None
+        if self.delta_rate is not None:
+            ceiling = committed_variance_ratio(self.delta_rate) * self.eta_enc**2
         return GaussianHead(
             width,
             latent_dim,
@@ -196,4 +249,6 @@ class GaussianModelSettings:
             sigma,
             bias=self.backbone != "linear",
             bounded_mean=self.bounded_means,
+            mean_batchnorm=self.mean_batchnorm,
+            variance_ceiling=ceiling,
         )

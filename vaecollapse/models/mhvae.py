@@ -79,6 +79,12 @@ class MHVAEConfig(GaussianModelSettings):
         super().__post_init__()
 
     def _check_levels(self) -> None:
+        if self.fixed_prior_remedies():
+            raise InputError(
+                f"{' and '.join(self.fixed_prior_remedies())} bound the KL to a fixed N(0, "
+                "η_enc² I) prior, and an MHVAE's lower levels have learned priors p(z_l | "
+                "z_{l+1}); use them with a VAE or CVAE."
+            )
         for name in PER_LEVEL:
             value = getattr(self, name)
             if value is not None and len(value) != self.levels:
@@ -191,6 +197,10 @@ class MHVAE(nn.Module):
         w1, w2 = (e.head.mean.weight.detach().double().cpu() for e in self.encoders)
         u1, u2 = (d.weight.detach().double().cpu() for d in self.decoders)
         return {"V1": w1 @ root, "U1": u1, "W2": w2, "U2": u2}
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The inference network's parameters (what aggressive training updates alone)."""
+        return list(self.encoders.parameters())
 
     def encoder_stds(self) -> dict[str, torch.Tensor]:
         return {

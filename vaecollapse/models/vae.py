@@ -101,6 +101,10 @@ class VAE(nn.Module):
         weight = self.head.mean.weight.detach().double().cpu()
         return {"U": self.decoder.weight.detach().double().cpu(), "V": weight @ root}
 
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The inference network's parameters (what aggressive training updates alone)."""
+        return [*self.encoder_body.parameters(), *self.head.parameters()]
+
     def encoder_stds(self) -> dict[str, torch.Tensor]:
         return {"z": self.head.data_independent_std()}
 

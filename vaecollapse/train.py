@@ -155,7 +155,7 @@ def _save_atomic(obj: object, path: Path) -> None:
     replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
-def _evaluate(model: nn.Module, dataset_split, config: TrainConfig) -> dict[str, float]:
+def evaluate_split(model: nn.Module, dataset_split, config: TrainConfig) -> dict[str, float]:
     """Mean loss, reconstruction and KL per level over a split, in batches, without gradients."""
     model.eval()
     totals: dict[str, torch.Tensor] = {}
@@ -389,7 +389,7 @@ class _Loop:
                 "aggressive_next": self.aggressive,
             }
         if self.data.test is not None:
-            record["test_loss"] = _evaluate(self.model, self.data.test, config)["loss"]
+            record["test_loss"] = evaluate_split(self.model, self.data.test, config)["loss"]
         record["seconds"] = time.perf_counter() - started
         return record
 

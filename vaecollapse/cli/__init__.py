@@ -14,6 +14,7 @@ from ..logs import show_progress
 from .data_cmd import data
 from .demo_cmd import demo
 from .diagnose_cmd import diagnose
+from .remedies_cmd import remedies_command
 from .reproduce_cmd import reproduce
 from .theory_cmd import theory
 from .train_cmd import train_command
@@ -30,6 +31,7 @@ INTERRUPTED = "interrupted; what was complete is kept: run the same command agai
 cli.add_command(data)
 cli.add_command(demo)
 cli.add_command(diagnose)
+cli.add_command(remedies_command)
 cli.add_command(reproduce)
 cli.add_command(theory)
 cli.add_command(train_command)

@@ -13,6 +13,7 @@ import pytest
 from vaecollapse.data import load_dataset
 from vaecollapse.errors import InputError
 from vaecollapse.remedy_bench import RunResult, remedy_runs, run_bench, summarise
+from vaecollapse.theory import predict
 from vaecollapse.train import TrainConfig
 
 
@@ -40,7 +41,8 @@ def _result(remedy: str, seed: int, kl: float, seconds: float) -> RunResult:
     return RunResult(
         remedy, seed, kl, active_units=seed + 1, mutual_information=kl / 2, collapsed=2 - seed,
         iwae=-10.0 - seed, iwae_error=0.1 * (seed + 1), reconstruction=5.0, seconds=seconds,
-        latent_total=4, kl_per_dim=[kl, 0, 0, 0], kl_curve=[kl], information_curve=[(1, kl / 2)],
+        latent_total=4, predicted_active=None, kl_per_dim=[kl, 0, 0, 0], kl_curve=[kl],
+        information_curve=[(1, kl / 2)],
     )  # fmt: skip
 
 
@@ -83,6 +85,23 @@ def test_a_small_bench_writes_its_outputs_and_resumes(tmp_path: Path) -> None:
     again = run_bench(tmp_path / "bench", "vae", digits, settings, training, **kwargs)
     for a, b in zip(again, first, strict=True):
         assert {k: v for k, v in a.__dict__.items() if v != b.__dict__[k]} == {}
+
+
+def test_a_linear_bench_shows_the_theory_beside_each_covered_remedy(tmp_path: Path) -> None:
+    digits = load_dataset("digits")
+    settings = {"backbone": "linear", "latent_dim": 8, "encoder_variance": "shared"}
+    results = run_bench(
+        tmp_path, "vae", digits, settings, TrainConfig(epochs=2, batch_size=512, lr=1e-2),
+        remedies=("none", "free-bits", "delta-vae"), seeds=(0,), iwae_k=5,
+    )  # fmt: skip
+    expected = {
+        "none": predict("vae", digits, 8).optimum.active_dims["z"],
+        "free-bits": None,  # no derivation: the column says so rather than guess
+        "delta-vae": predict("vae", digits, 8, delta_rate=0.1).optimum.active_dims["z"],
+    }
+    assert {r.remedy: r.predicted_active for r in results} == expected
+    assert expected["none"] < expected["delta-vae"]  # the cap's prediction is its own
+    assert "theory: active" in (tmp_path / "remedies.md").read_text()
 
 
 def test_the_bench_from_the_command_line(run_cli, tmp_path: Path) -> None:

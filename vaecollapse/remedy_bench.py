@@ -45,6 +45,10 @@ STRENGTH_KEYS = (
 )  # fmt: skip
 MONITOR_POINTS = 25  # mutual-information measurements over a run, for the figure
 FIXED_PRIOR_ONLY = ("bn-vae", "delta-vae")  # they bound the KL to N(0, η_enc² I)
+# Remedies whose linear optimum the theory engine gives: the schedules and aggressive training
+# change the path, not the objective at the end; δ-VAE's cap has a closed form. Free bits and
+# BN-VAE have none (docs/remedies.md).
+THEORY_COVERED = ("none", "warmup", "cyclical", "aggressive", "delta-vae")
 COLUMNS = (
     "kl", "active_units", "mutual_information", "collapsed", "iwae", "reconstruction",
     "relative_time",
@@ -117,6 +121,7 @@ class RunResult:
     reconstruction: float  # E_q[−log p(x|z)] per row, nats
     seconds: float  # training wall time (the epochs' own times)
     latent_total: int  # latent dimensions over all levels
+    predicted_active: int | None  # the linear theory's active dimensions, where it covers the run
     kl_per_dim: list[float]  # the first level's, sorted from the largest
     kl_curve: list[float]  # training KL (all levels) per epoch
     information_curve: list[tuple[int, float]]  # (epoch, I(x; z)) from the run's monitor
@@ -201,6 +206,7 @@ def _train_and_measure(
         reconstruction=terms["recon"],
         seconds=sum(record["seconds"] for record in history),
         latent_total=sum(level.latent_dim for level in report.levels.values()),
+        predicted_active=_predicted_active(report.theory, run.name),
         kl_per_dim=sorted(first.kl_per_dim.tolist(), reverse=True),
         kl_curve=[sum(record["kl"].values()) for record in history],
         information_curve=[
@@ -209,6 +215,16 @@ def _train_and_measure(
             if r["levels"][name]["mutual_information"] is not None
         ],
     )
+
+
+def _predicted_active(theory: dict | None, remedy: str) -> int | None:
+    """The theory's active-dimension count for a linear model's run, where it covers the remedy
+    and the optimum is unique."""
+    if remedy not in THEORY_COVERED or not theory or "predicted_active" not in theory:
+        return None
+    if theory.get("status", "optimum") != "optimum":
+        return None
+    return int(sum(theory["predicted_active"].values()))
 
 
 def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
@@ -233,6 +249,7 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             row[column] = float(np.mean(values[column]))
             row[f"{column}_sd"] = float(np.std(values[column], ddof=1)) if len(mine) > 1 else 0.0
         row["iwae_se"] = float(np.mean([r.iwae_error for r in mine]))
+        row["predicted_active"] = mine[0].predicted_active
         rows.append(row)
     return rows
 
@@ -244,16 +261,20 @@ def markdown_table(rows: Sequence[dict[str, Any]], latent_total: int) -> str:
         spread = f" ± {row[column + '_sd']:.{digits}f}" if row["seeds"] > 1 else ""
         return f"{row[column]:.{digits}f}{spread}"
 
+    theory = any(row["predicted_active"] is not None for row in rows)
     lines = [
-        f"| remedy | KL (nats) | active units (of {latent_total}) | I(x; z) (nats) | collapsed "
-        "(ε = 0.01, δ = 0.05) | log-likelihood (IWAE, nats) | reconstruction (nats) | time "
-        "(× none) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| remedy | KL (nats) | active units (of {latent_total}) |"
+        + (" theory: active |" if theory else "")
+        + " I(x; z) (nats) | collapsed (ε = 0.01, δ = 0.05) | log-likelihood (IWAE, nats) |"
+        " reconstruction (nats) | time (× none) |",
+        "|---|---|---|" + ("---|" if theory else "") + "---|---|---|---|---|",
     ]
     for row in rows:
+        predicted = row["predicted_active"]
         lines.append(
             f"| {row['remedy']} | {cell(row, 'kl', 2)} | {cell(row, 'active_units', 1)} | "
-            f"{cell(row, 'mutual_information', 2)} | {cell(row, 'collapsed', 1)} | "
+            + (f"{'—' if predicted is None else predicted} | " if theory else "")
+            + f"{cell(row, 'mutual_information', 2)} | {cell(row, 'collapsed', 1)} | "
             f"{cell(row, 'iwae', 2)} (se {row['iwae_se']:.2f}) | {cell(row, 'reconstruction', 2)}"
             f" | {cell(row, 'relative_time', 2)} |"
         )

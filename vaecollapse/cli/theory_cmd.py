@@ -18,7 +18,7 @@ from .common import Family, data_options, family_settings, print_json
 
 THEORY_SETTINGS = (
     "latent_dim", "latent_dims", "beta", "betas", "eta_enc", "eta_dec", "encoder_variance",
-    "encoder_variances", "sigma", "sigmas",
+    "encoder_variances", "sigma", "sigmas", "delta_rate",
 )  # fmt: skip
 POSITIVE_LIST = Setting(float, "", low=0, low_open=True, shape=LIST)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..data import Dataset
 from ..errors import InputError
+from ..remedies import committed_variance_ratio
 from .closed_form import cvae_closed_form, mhvae_closed_form, vae_closed_form
 from .numeric import SolverOptions, solve_cvae, solve_hierarchical
 from .report import Optimum
@@ -48,16 +50,23 @@ def predict(
     sigmas: Sequence[Sigma] | None = None,
     solver: str | None = None,
     options: SolverOptions | None = None,
+    delta_rate: float | None = None,
 ) -> Prediction:
     """The global optimum of the linear ``model`` on ``dataset``'s training split.
 
     The names are the model configurations': ``latent_dim``, ``beta`` and ``sigma`` (a fixed
     encoder std; None = learnable) apply to every level; the MHVAE's ``latent_dims``, ``betas``
     and ``sigmas`` give one per level (level 1 first). ``solver``: "closed" (default where a
-    closed form exists) or "numeric".
+    closed form exists) or "numeric". ``delta_rate``: δ-VAE's committed rate (VAE and CVAE with
+    learnable Σ, closed form; docs/remedies.md).
     """
     if model not in MODELS:
         raise InputError(f"Unknown model '{model}'; choose one of {', '.join(MODELS)}.")
+    if delta_rate is not None and (model == "mhvae" or solver == "numeric"):
+        raise InputError(
+            "the committed rate (delta_rate) has a closed form for the VAE and CVAE only; the "
+            "numeric solver and the MHVAE do not take it."
+        )
     levels = 1
     if model == "mhvae":
         given = [v for v in (latent_dims, betas, sigmas) if v is not None]
@@ -109,8 +118,9 @@ def predict(
         else:
             spectrum = cvae_spectrum_from_moments(a, b, c)
             optimum = cvae_closed_form(
-                spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
-            )
+                spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma,
+                delta_rate=delta_rate,
+            )  # fmt: skip
         spectrum = cvae_spectrum_from_moments(a, b, c)
     else:
         if split.y is not None:
@@ -139,9 +149,12 @@ def predict(
             optimum = mhvae_closed_form(spectrum, *dims, **mhvae_kwargs)
         else:
             optimum = vae_closed_form(
-                spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
-            )
+                spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma,
+                delta_rate=delta_rate,
+            )  # fmt: skip
     if model != "mhvae":
+        if delta_rate is not None:  # near its threshold every mode sits on the variance cap
+            sigma = math.sqrt(committed_variance_ratio(delta_rate)) * eta_enc
         thresholds = collapse_thresholds(
             spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma
         )
@@ -161,6 +174,11 @@ def predict_for_config(config, dataset: Dataset, solver: str | None = None) -> P
     learnable where it is ``amortized`` or ``shared``)."""
     if config.learn_eta_dec:
         raise InputError("the closed forms take η_dec fixed; this model learns it.")
+    if config.mean_batchnorm is not None:
+        raise InputError(
+            "no optimum is derived for batch-normalised means (BN-VAE); docs/remedies.md says "
+            "what is known."
+        )
     hierarchical = hasattr(config, "level_dims")
     modes = config.level_variances() if hierarchical else (config.encoder_variance,)
     stds = config.level_sigmas() if hierarchical else (config.sigma,)
@@ -178,4 +196,7 @@ def predict_for_config(config, dataset: Dataset, solver: str | None = None) -> P
             sigmas=sigmas, **common,
         )  # fmt: skip
     family = "cvae" if hasattr(config, "y_dim") else "vae"
-    return predict(family, dataset, config.latent_dim, beta=config.beta, sigma=sigmas[0], **common)
+    return predict(
+        family, dataset, config.latent_dim, beta=config.beta, sigma=sigmas[0],
+        delta_rate=config.delta_rate, **common,
+    )  # fmt: skip

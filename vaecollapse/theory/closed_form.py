@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..remedies import committed_variance_ratio
 from .checks import check_latent_dim, check_positive, fixed_stds
 from .report import Optimum, descending
 from .spectra import Spectrum
@@ -57,8 +58,14 @@ def _vae_modes(
     eta_enc: float,
     eta_dec: float,
     sigma: float | Sequence[float] | None,
+    variance_ceiling: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Per-mode (θ, ω, λ, σ) and the unserved tail for VAE-type spectra (θ = √eig)."""
+    """Per-mode (θ, ω, λ, σ) and the unserved tail for VAE-type spectra (θ = √eig).
+
+    ``variance_ceiling`` c (learnable Σ only; δ-VAE's committed rate): a mode whose optimal std
+    exceeds √c takes σ = √c, and its ω, λ are then Theorem 1's for that fixed std. The per-mode
+    loss, minimised over ω and λ, falls in σ up to its free optimum and rises after it, so the
+    capped optimum sits on the cap (docs/remedies.md; tested against a direct minimisation)."""
     theta = np.zeros(latent_dim)
     served = min(latent_dim, theta_all.size)
     theta[:served] = theta_all[:served]
@@ -71,13 +78,25 @@ def _vae_modes(
             active, math.sqrt(beta) * eta_dec * eta_enc / np.where(active, theta, 1), eta_enc
         )
         lam = np.where(active, omega * eta_enc**2 / np.where(active, theta, 1), 0.0)
+        if variance_ceiling is None or not np.any(std > math.sqrt(variance_ceiling)):
+            return theta, omega, lam, std, tail
+        capped = std > math.sqrt(variance_ceiling)
+        std = np.where(capped, math.sqrt(variance_ceiling), std)
+        fixed_omega, fixed_lam = _fixed_std_modes(theta, std, beta, eta_enc, eta_dec)
+        omega, lam = np.where(capped, fixed_omega, omega), np.where(capped, fixed_lam, lam)
         return theta, omega, lam, std, tail
     std = np.sort(fixed_stds(sigma, latent_dim))  # smallest noise meets the largest θ
+    omega, lam = _fixed_std_modes(theta, std, beta, eta_enc, eta_dec)
+    return theta, omega, lam, std, tail
+
+
+def _fixed_std_modes(
+    theta: np.ndarray, std: np.ndarray, beta: float, eta_enc: float, eta_dec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Theorem 1's (ω, λ) per mode for fixed encoder stds ``std``."""
     k = math.sqrt(beta) * eta_dec / eta_enc
     product = np.clip(theta - k * std, 0, None)
-    omega = np.sqrt(product * k / std)
-    lam = np.sqrt(product * std / k)
-    return theta, omega, lam, std, tail
+    return np.sqrt(product * k / std), np.sqrt(product * std / k)
 
 
 def _vae_notes(sigma: float | Sequence[float] | None, latent_dim: int) -> list[str]:
@@ -104,12 +123,20 @@ def _vae_type_optimum(
     eta_enc: float,
     eta_dec: float,
     sigma: float | Sequence[float] | None,
+    delta_rate: float | None = None,
 ) -> Optimum:
     """The VAE-type optimum on the values ``theta_vae`` (√eig of the modelled second moment);
-    ``names``: what to call the decoder and encoder maps."""
+    ``names``: what to call the decoder and encoder maps; ``delta_rate``: δ-VAE's committed rate
+    (learnable Σ capped at s_δ·η_enc², docs/remedies.md)."""
     d = check_latent_dim(latent_dim)
     check_positive(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec)
-    theta, omega, lam, std, tail = _vae_modes(theta_vae, d, beta, eta_enc, eta_dec, sigma)
+    ceiling = None
+    if delta_rate is not None:
+        if sigma is not None:
+            raise InputError("a committed rate (delta_rate) caps a learnable Σ, not a fixed one.")
+        ceiling = committed_variance_ratio(delta_rate) * eta_enc**2
+        method += f", δ-VAE committed rate {delta_rate:g} nats"
+    theta, omega, lam, std, tail = _vae_modes(theta_vae, d, beta, eta_enc, eta_dec, sigma, ceiling)
     decoder, encoder = names
     return Optimum(
         model=model,
@@ -126,6 +153,7 @@ def _vae_type_optimum(
             "eta_enc": eta_enc,
             "eta_dec": eta_dec,
             "sigmas": [None if sigma is None else np.atleast_1d(sigma).tolist()],
+            "delta_rate": delta_rate,
         },
         notes=_vae_notes(sigma, d),
         per_mode={"theta": theta, decoder: omega, encoder: lam, "std": std},
@@ -140,6 +168,7 @@ def vae_closed_form(
     eta_enc: float = 1.0,
     eta_dec: float = 1.0,
     sigma: float | Sequence[float] | None = None,
+    delta_rate: float | None = None,
 ) -> Optimum:
     """Linear VAE: Theorem 1 (``sigma`` given: fixed encoder stds, isotropic or per dimension) or
     Theorem 4 (``sigma=None``: learnable diagonal Σ). ``spectrum``: θ = √eig(E[x xᵀ])."""
@@ -157,6 +186,7 @@ def vae_closed_form(
         eta_enc,
         eta_dec,
         sigma,
+        delta_rate,
     )
 
 
@@ -168,6 +198,7 @@ def cvae_closed_form(
     eta_enc: float = 1.0,
     eta_dec: float = 1.0,
     sigma: float | Sequence[float] | None = None,
+    delta_rate: float | None = None,
 ) -> Optimum:
     """Linear CVAE: Theorem 2 (learnable Σ) and, by the same reduction, fixed Σ.
     ``spectrum``: θ = eig(E), E = B − C A⁺ Cᵀ. ``singular_values``: ``U1`` (decoder from z) and
@@ -186,6 +217,7 @@ def cvae_closed_form(
         eta_enc,
         eta_dec,
         sigma,
+        delta_rate,
     )
 
 

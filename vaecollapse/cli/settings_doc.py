@@ -12,6 +12,7 @@ from ..models.vae import VAEConfig
 from ..options import settings_markdown
 from ..train import TrainConfig
 from .common import Family
+from .remedies_cmd import BenchSettings
 from .train_cmd import Placement
 
 SECTIONS = {
@@ -23,7 +24,10 @@ SECTIONS = {
         CVAEConfig,
         MHVAEConfig,
     ),
-    "Training (train)": (TrainConfig,),
+    "Training (train; remedies takes all but the seed, the monitor and the remedies' switches)": (
+        TrainConfig,
+    ),
+    "Remedy bench (remedies; with the data, model and training settings)": (BenchSettings,),
     "Collapse criteria (diagnose)": (CollapseCriteria,),
 }
 

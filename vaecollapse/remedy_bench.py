@@ -30,6 +30,7 @@ from .errors import InputError
 from .fileio import write_text_atomic
 from .logs import LOGGER
 from .models.factory import build_model, load_run_model, model_config
+from .monitor import DEFAULT_ROWS
 from .remedies import check_remedies
 from .rundir import claimed_directory
 from .train import TrainConfig, evaluate_split, latent_level_names
@@ -299,7 +300,11 @@ def plot_bench(results: Sequence[RunResult]):
     bars.axhline(0.01, color="grey", lw=0.8, ls=":")
     bars.set_title("KL per dimension, test split")
     kl_axis.set(xlabel="epoch", ylabel="KL (nats)", title="training KL over epochs")
-    mi_axis.set(xlabel="epoch", ylabel="I(x; z) (nats)", title="mutual information over epochs")
+    mi_axis.set(
+        xlabel="epoch",
+        ylabel="I(x; z) (nats)",
+        title=f"I(x; z) over epochs (first {DEFAULT_ROWS} test rows)",
+    )
     bars.legend(fontsize=8)
     return figure
 

@@ -505,6 +505,45 @@ for _suffix, _content, _label, _text in (
     case("settings", f"train --config a {_suffix} file with {_label}", 2, _text)(_fn)
 
 
+# --- Remedies ---------------------------------------------------------------------------------
+
+
+def _senseless_remedy(command: str, args: tuple[str, ...]):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        out = tmp / "run"
+        extra = (
+            (*TINY, "--epochs", "1") if command == "train" else ("--epochs", "1", "--seeds", "0")
+        )
+        result = invoke(command, *extra, *args, "--out", out)
+        assert not out.exists(), "the output directory was created"
+        return result, "no directory was created"
+
+    return run_case
+
+
+for _command, _args, _label, _text in (
+    ("train", ("--deterministic", "--free-bits", "0.5"), "free bits on a deterministic autoencoder",
+     "a deterministic autoencoder has none"),
+    ("train", ("--kl-schedule", "cyclical", "--kl-cycle-epochs", "5"),
+     "a KL cycle longer than the run", "longer than the run's 1 epochs"),
+    ("train", ("--kl-schedule", "cyclical"), "a cyclical schedule without a cycle length",
+     "needs kl_cycle_epochs"),
+    ("train", ("--free-bits", "-1"), "a negative free-bits target", "must be a finite number > 0"),
+    ("train", ("--kl-cycle-ratio", "1.5"), "a cycle ratio above 1", "≤ 1"),
+    ("train", ("--model", "mhvae", "--mean-batchnorm", "0.5"), "BN-VAE means on an MHVAE",
+     "lower levels have learned priors"),
+    ("train", ("--sigma", "0.5", "--delta-rate", "0.1"), "δ-VAE's rate with a fixed Σ",
+     "fixed by sigma"),
+    ("remedies", ("--remedies", "free-bits"), "a remedy bench without its baseline",
+     "must include none"),
+    ("remedies", ("--model", "mhvae", "--remedies", "none,delta-vae"), "δ-VAE in an MHVAE bench",
+     "leave them out of --remedies"),
+):  # fmt: skip
+    _fn = _senseless_remedy(_command, _args)
+    _fn.__name__ = f"remedy {_label}"
+    case("remedies", f"{_command} with {_label}", 2, _text)(_fn)
+
+
 # --- Data -------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,8 @@ from vaecollapse.remedies import (
 )
 from vaecollapse.train import TrainConfig, _Loop, train
 
+from .linear_fits import train_to_optimum
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -105,17 +107,8 @@ def test_batchnorm_means_have_the_fixed_spread() -> None:
 
 
 def _trained_kl(digits, model_config: VAEConfig, tmp_path: Path, **train_settings) -> torch.Tensor:
-    """Per-dimension KL ``(N, d)`` of a linear VAE trained full-batch, its learning rate annealed
-    to zero so that free bits' hinge does not leave the KL oscillating around its target."""
-    torch.manual_seed(0)
-    model = VAE(model_config)
-    epochs = 400
-    config = TrainConfig(
-        epochs=epochs, batch_size=len(digits.train), lr=3e-2, analytic=True,
-        lr_scheduler="CosineAnnealingLR", lr_scheduler_args={"T_max": epochs}, **train_settings,
-    )  # fmt: skip
-    train(model, digits, config, tmp_path, progress=False)
-    model.eval()
+    """Per-dimension KL ``(N, d)`` of a linear VAE trained to its optimum in 400 epochs."""
+    model = train_to_optimum(digits, model_config, tmp_path, 400, **train_settings)
     with torch.no_grad():
         return model(digits.train.x, analytic=True).kl["z"]
 

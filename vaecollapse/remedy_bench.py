@@ -153,8 +153,9 @@ def run_bench(
         config = TrainConfig(
             **(training.__dict__ | run.train | {"monitor": True, "monitor_every": monitor_every})
         )
-        model = model_config(family, dataset, **settings)
-        check_remedies(model, config, latent_level_names(build_model(model)))
+        configured = model_config(family, dataset, **settings)
+        build_model(configured)  # what only construction checks, e.g. that images fit a backbone
+        check_remedies(configured, config, latent_level_names(configured))
         planned += [(run, seed, settings, replace(config, seed=seed)) for seed in seeds]
     results = []
     with claimed_directory(out, "output") as directory:

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,10 @@ from .rundir import (
 AGGRESSIVE_WINDOW = 15  # encoder steps per loss comparison in He et al.'s inner loop
 
 
-def latent_level_names(model: nn.Module) -> tuple[str, ...]:
-    """The names of a model's latent levels, level 1 first (one level, ``z``, unless its
-    configuration names several)."""
-    names = getattr(getattr(model, "config", None), "level_names", None)
+def latent_level_names(model_config: Any) -> tuple[str, ...]:
+    """The names of the latent levels a model configuration describes, level 1 first (one
+    level, ``z``, unless it names several; None for a model without a configuration)."""
+    names = getattr(model_config, "level_names", None)
     return tuple(names()) if callable(names) else ("z",)
 
 
@@ -232,8 +233,9 @@ def train(
     run of another configuration, a damaged run, or a run already past ``config.epochs`` is
     refused before anything in it changes.
     """
-    levels = latent_level_names(model)
-    check_remedies(getattr(model, "config", None), config, levels)
+    model_config = getattr(model, "config", None)
+    levels = latent_level_names(model_config)
+    check_remedies(model_config, config, levels)
     if config.aggressive_encoder and not hasattr(model, "encoder_parameters"):
         raise InputError(
             "aggressive_encoder needs a model that names its encoder's parameters "
@@ -393,6 +395,12 @@ class _Loop:
         record["seconds"] = time.perf_counter() - started
         return record
 
+    @cached_property
+    def encoder_ids(self) -> frozenset[int]:
+        """The ids of the encoder's parameters (found once: aggressive training takes tens of
+        encoder steps per decoder step)."""
+        return frozenset(id(p) for p in self.model.encoder_parameters())
+
     def check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
@@ -407,9 +415,8 @@ class _Loop:
         self.optimizer.zero_grad()
         loss.backward()
         if keep is not None:
-            encoder = {id(p) for p in self.model.encoder_parameters()}
             for parameter in self.model.parameters():
-                if (id(parameter) in encoder) != (keep == "encoder"):
+                if (id(parameter) in self.encoder_ids) != (keep == "encoder"):
                     parameter.grad = None
         if self.config.clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)

@@ -19,9 +19,11 @@ from ..options import (
     command_options,
     declared,
     from_command_line,
+    read_settings_file,
     setting,
     split_settings,
 )
+from ..train import TrainConfig
 
 FAMILY_NAMES = ("vae", "cvae", "mhvae")
 MODEL_CLASSES = (VAEConfig, CVAEConfig, MHVAEConfig)
@@ -71,3 +73,29 @@ def family_settings(family: str, settings: dict[str, Any]) -> dict[str, Any]:
     if "latent_dim" not in chosen:
         raise click.UsageError("--latent-dim is required (flag or config).")
     return chosen
+
+
+def gathered_settings(
+    config_file: str | None, flags: dict[str, Any], sections: tuple[type, ...],
+    defaults: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A command's settings: ``defaults``, then the ``--config`` file's, then the flags', each
+    overriding the one before, every value checked against its declaration."""
+    settings = dict(defaults or {})
+    if config_file:
+        settings |= read_settings_file(config_file, *sections)
+    return settings | from_command_line(flags, *sections)
+
+
+def training_settings(
+    settings: dict[str, Any],
+) -> tuple[str, dict[str, Any], TrainConfig, DataSpec]:
+    """What a training command trains: the model family, that family's settings, the training
+    configuration and the data specification."""
+    family = Family(**split_settings(settings, Family)).model
+    return (
+        family,
+        family_settings(family, settings),
+        TrainConfig(**split_settings(settings, TrainConfig)),
+        DataSpec(**split_settings(settings, DataSpec)),
+    )

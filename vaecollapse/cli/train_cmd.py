@@ -19,14 +19,12 @@ from ..models.factory import build_model, config_to_json, model_config
 from ..options import (
     check_fields,
     command_options,
-    from_command_line,
-    read_settings_file,
     setting,
     split_settings,
 )
 from ..rundir import usable_directory
 from ..train import TrainConfig, train
-from .common import MODEL_CLASSES, Family, family_settings
+from .common import MODEL_CLASSES, Family, gathered_settings, training_settings
 
 
 @dataclass(frozen=True)
@@ -50,9 +48,7 @@ def train_command(config_file: str | None, **flags: Any) -> None:
     """Train a model; writes config.json, metrics.jsonl, checkpoint.pt and model.pt to --out.
 
     Every option may also be a key of the --config file (flags override it)."""
-    settings = read_settings_file(config_file, *SECTIONS) if config_file else {}
-    settings |= from_command_line(flags, *SECTIONS)
-    family = Family(**split_settings(settings, Family)).model
+    settings = gathered_settings(config_file, flags, SECTIONS)
     place = Placement(**split_settings(settings, Placement))
     if place.out is None:
         raise click.UsageError("--out is required (flag or config).")
@@ -60,9 +56,7 @@ def train_command(config_file: str | None, **flags: Any) -> None:
         raise click.UsageError(
             "--dataset is required (flag or config): a name or a .npy/.npz file."
         )
-    model_settings = family_settings(family, settings)
-    train_config = TrainConfig(**split_settings(settings, TrainConfig))
-    spec = DataSpec(**split_settings(settings, DataSpec))
+    family, model_settings, train_config, spec = training_settings(settings)
     usable_directory(place.out)  # refuse a file or someone else's directory before loading data
     dataset = spec.load()
     config = model_config(family, dataset, **model_settings)

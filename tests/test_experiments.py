@@ -14,6 +14,7 @@ import pytest
 
 from vaecollapse.experiments import REGISTRY, run_entry
 from vaecollapse.experiments.common import data_derived
+from vaecollapse.experiments.registry import by_paper
 
 from .stand_ins import write_cifar_stand_in
 
@@ -82,11 +83,20 @@ def test_dang_ids_parse_compound_rows() -> None:
 def test_reproduce_command(run_cli, tmp_path: Path) -> None:
     listed = run_cli("reproduce", "--list")
     assert listed.code == 0 and all(name in listed.out for name in REGISTRY)
+    # grouped by paper: each paper's heading, then its entries indented below it
+    lines = listed.out.splitlines()
+    for paper, entries in by_paper().items():
+        start = lines.index(paper)
+        assert [line.split()[0] for line in lines[start + 1 : start + 1 + len(entries)]] == [
+            entry.name for entry in entries
+        ]
+    assert next(iter(by_paper())) == "Dang et al. (ICLR 2024)" and len(by_paper()) > 1
     result = run_cli("reproduce", "thm3-synthetic", "--quick", "--out", str(tmp_path))
     assert result.code == 0 and "claim holds" in result.out
     assert (tmp_path / "thm3-synthetic" / "comparison.md").exists()
     collected = run_cli("reproduce", "--collect", "--out", str(tmp_path))
-    assert collected.code == 0 and "| thm3-synthetic | quick | holds |" in collected.out
+    row = "| Dang et al. (ICLR 2024) | thm3-synthetic | quick | holds |"
+    assert collected.code == 0 and row in collected.out
     assert "### thm3-synthetic" in collected.out and "Not run yet" in collected.out
     assert run_cli("reproduce", "--collect", "--out", str(tmp_path / "none")).code == 2
     unknown = run_cli("reproduce", "fig99", "--out", str(tmp_path))

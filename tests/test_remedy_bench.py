@@ -41,8 +41,8 @@ def _result(remedy: str, seed: int, kl: float, seconds: float) -> RunResult:
     return RunResult(
         remedy, seed, kl, active_units=seed + 1, mutual_information=kl / 2, collapsed=2 - seed,
         iwae=-10.0 - seed, iwae_error=0.1 * (seed + 1), reconstruction=5.0, seconds=seconds,
-        latent_total=4, predicted_active=None, kl_per_dim=[kl, 0, 0, 0], kl_curve=[kl],
-        information_curve=[(1, kl / 2)],
+        gradient_steps=int(10 * seconds), latent_total=4, predicted_active=None,
+        kl_per_dim=[kl, 0, 0, 0], kl_curve=[kl], information_curve=[(1, kl / 2)],
     )  # fmt: skip
 
 
@@ -61,6 +61,7 @@ def test_summary_means_spreads_and_relative_time() -> None:
         math.sqrt(2)
     )
     assert freed["kl_sd"] == 0.0
+    assert none["relative_steps"] == 1.0 and freed["relative_steps"] == 3.0
 
 
 def test_a_small_bench_writes_its_outputs_and_resumes(tmp_path: Path) -> None:
@@ -72,6 +73,8 @@ def test_a_small_bench_writes_its_outputs_and_resumes(tmp_path: Path) -> None:
     assert [(r.remedy, r.seed) for r in first] == [
         (name, seed) for name in kwargs["remedies"] for seed in (0, 1)
     ]
+    # without aggressive training a run takes one optimiser step per minibatch
+    assert {r.gradient_steps for r in first} == {3 * math.ceil(len(digits.train) / 256)}
     out = tmp_path / "bench"
     assert {p.name for p in out.iterdir()} >= {
         "remedies.md", "remedies.csv", "remedies.png", "summary.json", "runs",

@@ -52,7 +52,7 @@ FIXED_PRIOR_ONLY = ("bn-vae", "delta-vae")  # they bound the KL to N(0, η_enc²
 THEORY_COVERED = ("none", "warmup", "cyclical", "aggressive", "delta-vae")
 COLUMNS = (
     "kl", "active_units", "mutual_information", "collapsed", "iwae", "reconstruction",
-    "relative_time",
+    "relative_time", "relative_steps",
 )  # fmt: skip
 
 
@@ -121,6 +121,7 @@ class RunResult:
     iwae_error: float
     reconstruction: float  # E_q[−log p(x|z)] per row, nats
     seconds: float  # training wall time (the epochs' own times)
+    gradient_steps: int  # optimiser steps of training, aggressive training's encoder steps too
     latent_total: int  # latent dimensions over all levels
     predicted_active: int | None  # the linear theory's active dimensions, where it covers the run
     kl_per_dim: list[float]  # the first level's, sorted from the largest
@@ -207,6 +208,8 @@ def _train_and_measure(
         iwae_error=report.iwae.standard_error if report.iwae is not None else math.nan,
         reconstruction=terms["recon"],
         seconds=sum(record["seconds"] for record in history),
+        gradient_steps=len(history) * math.ceil(len(dataset.train) / config.batch_size)
+        + sum(record.get("encoder_steps", 0) for record in history),
         latent_total=sum(level.latent_dim for level in report.levels.values()),
         predicted_active=_predicted_active(report.theory, run.name),
         kl_per_dim=sorted(first.kl_per_dim.tolist(), reverse=True),
@@ -232,8 +235,9 @@ def _predicted_active(theory: dict | None, remedy: str) -> int | None:
 def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     """One row per remedy, in the order run: each column's mean and standard deviation over the
     seeds (``<column>`` and ``<column>_sd``; the IWAE's standard error averaged as ``iwae_se``),
-    wall time relative to the mean of ``none``'s runs."""
+    wall time and optimiser steps relative to the means of ``none``'s runs."""
     baseline = float(np.mean([r.seconds for r in results if r.remedy == "none"]))
+    baseline_steps = float(np.mean([r.gradient_steps for r in results if r.remedy == "none"]))
     rows = []
     for remedy in dict.fromkeys(r.remedy for r in results):
         mine = [r for r in results if r.remedy == remedy]
@@ -245,6 +249,7 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             "iwae": [r.iwae for r in mine],
             "reconstruction": [r.reconstruction for r in mine],
             "relative_time": [r.seconds / baseline for r in mine],
+            "relative_steps": [r.gradient_steps / baseline_steps for r in mine],
         }
         row: dict[str, Any] = {"remedy": remedy, "seeds": len(mine)}
         for column in COLUMNS:

@@ -9,7 +9,7 @@ import click
 from ..data import DataSpec
 from ..errors import InputError
 from ..experiments import REGISTRY, run_entry
-from ..experiments.registry import collect_report
+from ..experiments.registry import by_paper, collect_report, entry_names
 from ..fileio import write_text_atomic
 from ..options import command_options, from_command_line
 from ..rundir import claimed_directory
@@ -57,8 +57,10 @@ def reproduce(
     """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
     CSV, its figures and a markdown table of our numbers beside the paper's."""
     if list_entries:
-        for entry in REGISTRY.values():
-            click.echo(f"{entry.name:<16} {entry.title}")
+        for paper, entries in by_paper().items():
+            click.echo(paper)
+            for entry in entries:
+                click.echo(f"  {entry.name:<16} {entry.title}")
         return
     if collect:
         if not Path(out).is_dir():
@@ -68,7 +70,7 @@ def reproduce(
     if name is None:
         raise click.UsageError("give an experiment name, `all`, or --list.")
     data = from_command_line(flags, DataSpec)
-    names = list(REGISTRY) if name == "all" else [name]
+    names = entry_names() if name == "all" else [name]
     if name != "all" and name not in REGISTRY:
         raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
     with claimed_directory(out, "output"):

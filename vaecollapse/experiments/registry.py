@@ -115,6 +115,20 @@ def register(
     return add
 
 
+def by_paper() -> dict[str, list[Entry]]:
+    """The registered entries grouped by paper: the papers in the order their first entry was
+    registered (Dang et al.'s first), each paper's entries in registration order."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in REGISTRY.values():
+        groups.setdefault(entry.paper, []).append(entry)
+    return groups
+
+
+def entry_names() -> list[str]:
+    """Every entry's name, grouped by paper as in :func:`by_paper` (the order of ``all``)."""
+    return [entry.name for entries in by_paper().values() for entry in entries]
+
+
 def run_entry(
     name: str,
     out: str | Path,
@@ -218,10 +232,10 @@ def collect_report(out: str | Path) -> str:
     """Every entry run under ``out`` (its ``result.json``), in registry order: a table of modes,
     claims and times, then each ``comparison.md`` (the body of REPRODUCTION.md)."""
     out = Path(out)
-    found = [name for name in REGISTRY if (out / name / "result.json").is_file()]
+    found = [name for name in entry_names() if (out / name / "result.json").is_file()]
     lines = [
-        "| entry | mode | claim | wall s (last invocation) | training s (all its runs) |",
-        "|---|---|---|---|---|",
+        "| paper | entry | mode | claim | wall s (last invocation) | training s (all its runs) |",
+        "|---|---|---|---|---|---|",
     ]
     sections = []
     for name in found:
@@ -237,12 +251,12 @@ def collect_report(out: str | Path) -> str:
         if outcome.get("seed") is not None:
             mode += f", seed {outcome['seed']}"
         lines.append(
-            f"| {name} | {mode} | {claim} | {outcome['seconds']:.1f} | "
+            f"| {REGISTRY[name].paper} | {name} | {mode} | {claim} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
         )
         text = (out / name / "comparison.md").read_text()
         sections.append(text.replace("\n# ", "\n### ").replace("# ", "### ", 1))
-    missing = [name for name in REGISTRY if name not in found]
+    missing = [name for name in entry_names() if name not in found]
     lines.append("")
     for mode, (runs, complete, seconds) in run_area_totals(out / "shared-runs").items():
         lines.append(

@@ -62,6 +62,35 @@ def test_resume_is_bit_identical(tmp_path: Path, digits) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_sparse_checkpoints_save_the_last_epoch_and_resume_exactly(
+    tmp_path: Path, digits, monkeypatch
+) -> None:
+    import vaecollapse.train as trainer
+
+    saved = []
+    write = trainer._write_lines_atomic
+    monkeypatch.setattr(
+        trainer,
+        "_write_lines_atomic",
+        lambda path, rows: (saved.append(len(rows)), write(path, rows)),
+    )
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    straight = _run(tmp_path / "a", digits, epochs=5)
+    _run(tmp_path / "b", digits, epochs=2, checkpoint_every=3)  # a checkpoint at epoch 2 only
+    checkpoint = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2 and len(checkpoint["history"]) == 2
+    # resumed with another frequency (it does not change the result): saves at 3 and 5 only
+    saved.clear()
+    resumed = _run(tmp_path / "b", digits, epochs=5, checkpoint_every=3)
+    assert saved == [3, 5] and strip(resumed) == strip(straight)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    _run(tmp_path / "b", digits, epochs=6, checkpoint_every=1)  # another frequency resumes
+
+
 def test_changed_configuration_is_refused(tmp_path: Path, digits) -> None:
     _run(tmp_path, digits, epochs=1)
     with pytest.raises(InputError, match="different configuration"):

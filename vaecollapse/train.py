@@ -131,6 +131,11 @@ class TrainConfig:
         False, bool, "Watch collapse as it happens: monitor.jsonl and logged events"
     )
     monitor_every: int = setting(1, int, "Epochs between two monitor updates", low=1)
+    checkpoint_every: int = setting(
+        1, int, "Epochs between two checkpoints (and metrics.jsonl writes); the last epoch is "
+        "always saved. Raise it for runs of many tiny epochs, where saving dominates",
+        low=1,
+    )  # fmt: skip
     clip_grad_norm: float | None = setting(
         None, float, "Clip the gradients' total norm to this (Dang et al.'s scripts: 0.1)",
         low=0, low_open=True,
@@ -323,7 +328,8 @@ class _Loop:
                 if self.monitor is not None:
                     self.monitor.update(epoch + 1)
                 step_scheduler(self.scheduler, record.get("test_loss", record["train_loss"]))
-                self.save(epoch + 1, history)
+                if (epoch + 1) % self.config.checkpoint_every == 0 or epoch + 1 == epochs:
+                    self.save(epoch + 1, history)
                 if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
                     message = (
                         f"{prefix}epoch {epoch + 1}/{epochs}  train {record['train_loss']:.4f}"
@@ -536,11 +542,14 @@ def _stored_config(config_path: Path, resolved: dict, model: nn.Module) -> dict 
     comparable = _with_added_defaults(stored, model)
 
     def defining(c: dict) -> dict:
-        """What must not change on resume: all but the epoch count, the format marker and where
-        the data files are found (``data_dir``, ``verify``), which do not change the data."""
+        """What must not change on resume: all but the epoch count, how often checkpoints are
+        written, the format marker and where the data files are found (``data_dir``,
+        ``verify``), none of which changes the result."""
         c = {k: v for k, v in c.items() if k != "format"}
         data = {k: v for k, v in c.get("data", {}).items() if k not in ("data_dir", "verify")}
-        train = {k: v for k, v in c["train"].items() if k != "epochs"}
+        train = {
+            k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every")
+        }
         return {**c, "train": train, "data": data}
 
     if "dataset" not in comparable.get("data", {}):  # written before runs stored their data

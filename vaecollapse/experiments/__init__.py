@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (register their entries)
     linear_mhvae,
     matrix_objective,
     mhvae_sweeps,
+    ppca_equivalence,
 )
 from .registry import REGISTRY, Context, Entry, EntryResult, register, run_entry
 

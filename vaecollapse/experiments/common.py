@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data import Dataset, load_dataset
 from ..diagnostics.linear import theory_comparison
@@ -276,9 +277,13 @@ def train_with_snapshots(
     settings: dict,
     training: TrainConfig,
     epochs: Sequence[int],
+    measure: Callable[[nn.Module, Dataset], dict] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Train one linear run in stages (resume is exact, so the stages are one run) and compare
-    it with the theory after each: ``(history, [{"epoch", <map> D_MA ..., σ D_MA ...}])``."""
+    """Train one linear run in stages (resume is exact, so the stages are one run) and measure
+    the model after each: ``(history, [{"epoch", ...}])``. ``measure(model, dataset)`` (on the
+    CPU) gives a snapshot's numbers; by default the D_MA of each map and encoder std to the
+    theory's optimum (``d_ma_<map>``, ``d_ma_std_<level>``)."""
+    measure = theory_distances if measure is None else measure
     config = model_config(family, dataset, **settings)
     training = ctx.training(training)
     run_dir = ctx.run_dir(group)
@@ -301,14 +306,17 @@ def train_with_snapshots(
         reached = len(history)
         if any(row["epoch"] == reached for row in recorded):
             continue
-        compared = theory_comparison(model.cpu(), dataset.to("cpu"))
-        row = {"epoch": reached}
-        row |= {f"d_ma_{name}": v["d_ma"] for name, v in compared["maps"].items()}
-        row |= {f"d_ma_std_{name}": v["d_ma"] for name, v in compared["encoder_std"].items()}
-        recorded.append(row)
+        recorded.append({"epoch": reached} | measure(model.cpu(), dataset.to("cpu")))
         text = json.dumps(recorded, indent=1)
         write_text_atomic(record_path, text)
     return history, sorted(recorded, key=lambda row: row["epoch"])
+
+
+def theory_distances(model: nn.Module, dataset: Dataset) -> dict:
+    """D_MA of each trained map and encoder std to the theory's optimum for ``dataset``."""
+    compared = theory_comparison(model, dataset)
+    row = {f"d_ma_{name}": v["d_ma"] for name, v in compared["maps"].items()}
+    return row | {f"d_ma_std_{name}": v["d_ma"] for name, v in compared["encoder_std"].items()}
 
 
 def plot_weighted_kl(

@@ -1,0 +1,74 @@
+"""The helpers of the Lucas et al. and He et al. entries, on cases whose answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
+from vaecollapse.experiments.lagging_inference import information_gain
+from vaecollapse.experiments.ppca_equivalence import REACHED, exact_elbo, reached_at
+from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.remedy_bench import RunResult
+from vaecollapse.theory import ppca_closed_form, vae_spectrum
+
+
+def test_the_elbo_at_ppcas_optimum_is_its_exact_log_likelihood() -> None:
+    """Set a linear VAE to maximum-likelihood pPCA (W = U_k (Λ_k − σ²)^½, the exact posterior
+    q = N(M⁻¹Wᵀx, σ² M⁻¹), diagonal since WᵀW is): its float64 ELBO is the closed-form
+    log-likelihood, and a rotated W (same likelihood, non-diagonal posterior) falls below it."""
+    x = gaussian_with_spectrum(400, [5.0, 3.0, 2.0, 0.5, 0.4, 0.3], seed=1)
+    x = x - x.mean(0)
+    dataset = synthetic_dataset("ppca", x)
+    k = 2
+    likelihood = -ppca_closed_form(vae_spectrum(dataset), k).loss
+    eig, vectors = np.linalg.eigh(x.T @ x / len(x))
+    eig, vectors = eig[::-1], vectors[:, ::-1]
+    noise = eig[k:].mean()
+
+    def elbo_with(w: np.ndarray) -> float:
+        m = w.T @ w + noise * np.eye(k)
+        model = VAE(
+            VAEConfig(data_dim=6, latent_dim=k, encoder_variance="shared", learn_eta_dec=True)
+        )
+        with torch.no_grad():
+            model.decoder.weight.copy_(torch.tensor(w))
+            model.head.mean.weight.copy_(torch.tensor(np.linalg.solve(m, w.T)))
+            model.head.shared_logvar.copy_(torch.tensor(np.log(noise * np.diag(np.linalg.inv(m)))))
+            model.log_eta_dec.fill_(0.5 * math.log(noise))
+        return exact_elbo(model, dataset)["elbo"]
+
+    w = vectors[:, :k] * np.sqrt(eig[:k] - noise)
+    assert elbo_with(w) == pytest.approx(likelihood, abs=1e-9 * abs(likelihood))
+    turn = np.array([[math.cos(0.6), -math.sin(0.6)], [math.sin(0.6), math.cos(0.6)]])
+    assert elbo_with(w @ turn) < likelihood - 1e-3  # the diagonal q cannot follow the rotation
+
+
+def test_reached_counts_from_the_first_snapshot_that_stays_within_reach() -> None:
+    at = lambda gaps: reached_at(  # noqa: E731
+        [{"epoch": e, "elbo": 10.0 - g} for e, g in zip((1, 2, 5, 9), gaps, strict=True)], 10.0
+    )
+    small, large = REACHED / 2, REACHED * 2
+    assert at([large, small, small, small]) == 2
+    assert at([small, large, small, small]) == 5  # it left the reach again at epoch 2
+    assert at([large, large, large, small]) == 9
+    assert at([small, small, small, large]) is None
+
+
+def _run(remedy: str, information: float) -> RunResult:
+    return RunResult(
+        remedy, 0, 1.0, 1, information, 0, -1.0, 0.1, 1.0, 1.0, 10, 4, None, [], [], []
+    )
+
+
+def test_information_gain_is_the_difference_of_means_with_its_standard_error() -> None:
+    results = [_run("none", v) for v in (1.0, 2.0, 3.0)] + [
+        _run("aggressive", v) for v in (4.0, 4.0, 7.0)
+    ]
+    gain, error = information_gain(results, "aggressive", "none")
+    assert gain == pytest.approx(3.0)
+    # standard errors of the two means: 1/√3 and √3/√3 = 1; combined in quadrature
+    assert error == pytest.approx(math.sqrt(1 / 3 + 1))

@@ -547,9 +547,7 @@ def _stored_config(config_path: Path, resolved: dict, model: nn.Module) -> dict 
         ``verify``), none of which changes the result."""
         c = {k: v for k, v in c.items() if k != "format"}
         data = {k: v for k, v in c.get("data", {}).items() if k not in ("data_dir", "verify")}
-        train = {
-            k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every")
-        }
+        train = {k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every")}
         return {**c, "train": train, "data": data}
 
     if "dataset" not in comparable.get("data", {}):  # written before runs stored their data

@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (register their entries)
     linear_mhvae,
     matrix_objective,
     mhvae_sweeps,
+    observation_noise,
     ppca_equivalence,
 )
 from .registry import REGISTRY, Context, Entry, EntryResult, register, run_entry

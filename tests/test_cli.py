@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 
 def test_help_lists_commands(run_cli) -> None:
     result = run_cli("--help")
@@ -51,3 +54,18 @@ def test_demo_runs_offline_as_console_script(tmp_path) -> None:
     for name in ("summary.md", "predicted_vs_observed.png", "collapse_curves_cvae.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "vae-beta2" / "diagnosis.json").exists()
+
+
+@pytest.mark.parametrize("family", ["vae", "cvae"])
+def test_the_demos_staircase_is_the_theorys_count_at_every_beta(family: str) -> None:
+    from vaecollapse.data import load_dataset
+    from vaecollapse.demo import BETAS, DATA, LATENT_DIM, theory_staircase
+    from vaecollapse.theory import predict
+
+    dataset = load_dataset(DATA[family])
+    thresholds = predict(family, dataset, LATENT_DIM, beta=1.0).thresholds
+    grid, counts = theory_staircase([mode["beta"] for mode in thresholds], 0.05, 5.0)
+    assert counts[0] > counts[-1] and all(counts[:-1] >= counts[1:])  # a falling staircase
+    for beta in (*BETAS[family], 0.07, 0.9, 3.0):
+        expected = predict(family, dataset, LATENT_DIM, beta=beta).optimum.active_dims["z"]
+        assert counts[np.searchsorted(grid, beta, side="right") - 1] == expected, beta

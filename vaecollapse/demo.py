@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from .data import load_dataset
 from .diagnostics.plots import new_figure, plot_collapse_curves, save_figure
 from .diagnostics.runs import train_and_diagnose, write_diagnosis
@@ -50,12 +52,13 @@ def run_demo(out: str | Path, epochs: int = TRAINING.epochs) -> list[DemoRow]:
 
 
 def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
-    rows, reports = [], {}
+    rows, reports, collapse_betas = [], {}, {}
     started = time.perf_counter()
     for family, betas in BETAS.items():
         dataset = load_dataset(DATA[family])
         for beta in betas:
             prediction = predict(family, dataset, LATENT_DIM, beta=beta)
+            collapse_betas[family] = [mode["beta"] for mode in prediction.thresholds]
             run_dir = out / f"{family}-beta{beta:g}"
             history, report = train_and_diagnose(
                 run_dir,
@@ -92,7 +95,7 @@ def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
             plot_collapse_curves({f"β={b:g}": reports[(family, b)] for b in BETAS[family]}),
             out / f"collapse_curves_{family}.png",
         )
-    plot_predicted_vs_observed(rows, out / "predicted_vs_observed.png")
+    plot_predicted_vs_observed(rows, collapse_betas, out / "predicted_vs_observed.png")
     write_text_atomic(out / "summary.md", format_table(rows))
     write_text_atomic(out / "summary.json", json.dumps([r.__dict__ for r in rows], indent=2) + "\n")
     return rows
@@ -113,13 +116,29 @@ def format_table(rows: list[DemoRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_predicted_vs_observed(rows: list[DemoRow], path: Path) -> Path:
+def theory_staircase(collapse_betas: list[float], low: float, high: float) -> tuple:
+    """The theory's active count over a continuous β range: mode i is active while β is below
+    the β at which it collapses. Returns (β grid, counts), log-spaced from ``low`` to ``high``
+    with every threshold inside the range on the grid, so each step sits where it belongs."""
+    inside = [b for b in collapse_betas if low < b < high]
+    grid = np.unique(np.concatenate([np.geomspace(low, high, 400), inside]))
+    counts = (np.asarray(collapse_betas)[None, :] > grid[:, None]).sum(1)
+    return grid, counts
+
+
+def plot_predicted_vs_observed(
+    rows: list[DemoRow], collapse_betas: dict[str, list[float]], path: Path
+) -> Path:
+    """Per family: the theory's active dimensions as the staircase it is over β (from the β at
+    which each mode collapses), the theory at the trained β's, and the trained models."""
     figure, axes = new_figure((9, 3.4), 1, len(BETAS))
     for axis, family in zip(axes, BETAS, strict=True):
         mine = [r for r in rows if r.model == family]
         betas = [r.beta for r in mine]
-        axis.plot(betas, [r.predicted_active for r in mine], "o-", label="theory")
-        axis.plot(betas, [r.observed_active for r in mine], "x", markersize=10, label="trained")
+        grid, counts = theory_staircase(collapse_betas[family], min(betas) / 3, max(betas) * 3)
+        axis.plot(grid, counts, drawstyle="steps-post", color="C0", label="theory")
+        axis.plot(betas, [r.predicted_active for r in mine], "o", color="C0")
+        axis.plot(betas, [r.observed_active for r in mine], "x", color="C1", ms=10, label="trained")
         axis.set_xscale("log")
         axis.set_xlabel("β")
         axis.set_ylabel("active dimensions")

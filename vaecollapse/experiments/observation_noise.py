@@ -32,7 +32,7 @@ def lucas_sigma(ctx: Context) -> EntryResult:
     if ctx.quick:
         source, hidden, latent, training = "digits", 128, 16, TrainConfig(epochs=60, lr=1e-3)
     else:
-        source, hidden, latent, training = "mnist", 512, 32, TrainConfig(epochs=20, lr=1e-3)
+        source, hidden, latent, training = "mnist", 256, 32, TrainConfig(epochs=10, lr=1e-3)
     dataset = load(ctx, source)
     common = {"backbone": "mlp", "hidden": hidden, "depth": 2, "latent_dim": latent}
     runs = {f"sigma-{std:g}": common | {"eta_dec": std} for std in DECODER_STDS}

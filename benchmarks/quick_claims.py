@@ -91,7 +91,7 @@ def sections(names: list[str], results: dict[tuple, dict[str, dict]]) -> dict[st
 
 def merged(existing: str, updated: dict[str, str], order: list[str]) -> dict[str, str]:
     """The sections of an existing file with ``updated`` ones replacing or joining them, in
-    registry order."""
+    ``order``."""
     kept = {}
     for chunk in existing.split("\n## ")[1:]:
         kept[chunk.split("\n", 1)[0].strip()] = "## " + chunk.rstrip("\n") + "\n"
@@ -130,9 +130,9 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
-    from vaecollapse.experiments import REGISTRY
+    from vaecollapse.experiments.registry import entry_names
 
-    names = args.only.split(",") if args.only else list(REGISTRY)
+    names = args.only.split(",") if args.only else entry_names()
     if args.worker:
         worker(args.threads, args.seed, args.out, names)
         return
@@ -145,7 +145,7 @@ def main() -> None:
     if args.write and args.only and args.write.exists():
         previous = args.write.read_text(encoding="utf-8")
         before = previous.split(" entry-conditions hold; ", 1)[1].split(".\n", 1)[0]
-        found = merged(previous, found, list(REGISTRY))
+        found = merged(previous, found, entry_names())
         wall = f"{before}; {', '.join(names)} updated alone, {wall}"
     text = markdown(found, wall)
     if args.write:

@@ -292,8 +292,9 @@ def lucas_latent(ctx: Context) -> EntryResult:
     eig = spectrum.values**2
     reference = REFERENCE_SIZE[mode]
     fixed_std = float(f"{math.sqrt(eig[reference:].mean()):.10g}")
-    predicted = int((eig > fixed_std**2).sum())  # modes the fixed σ² keeps (Theorem 4, β = 1)
     sizes = LATENT_SIZES[mode]
+    # the theory engine's active modes at the largest size: those whose eigenvalue exceeds σ²
+    predicted = vae_closed_form(spectrum, max(sizes), eta_dec=fixed_std).active_dims["z"]
     curve_sizes = np.arange(1, max(sizes) + 1)
     learnable = [-ppca_closed_form(spectrum, int(k)).loss for k in curve_sizes]
     fixed = [-vae_closed_form(spectrum, int(k), eta_dec=fixed_std).loss for k in curve_sizes]

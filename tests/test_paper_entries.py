@@ -12,7 +12,7 @@ from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
 from vaecollapse.experiments.lagging_inference import information_gain
 from vaecollapse.experiments.ppca_equivalence import REACHED, exact_elbo, reached_at
 from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.remedy_bench import RunResult
+from vaecollapse.remedy_bench import RunResult, summarise
 from vaecollapse.theory import ppca_closed_form, vae_spectrum
 
 
@@ -68,7 +68,8 @@ def test_information_gain_is_the_difference_of_means_with_its_standard_error() -
     results = [_run("none", v) for v in (1.0, 2.0, 3.0)] + [
         _run("aggressive", v) for v in (4.0, 4.0, 7.0)
     ]
-    gain, error = information_gain(results, "aggressive", "none")
+    rows = {row["remedy"]: row for row in summarise(results)}
+    gain, error = information_gain(rows, "aggressive", "none")
     assert gain == pytest.approx(3.0)
     # standard errors of the two means: 1/√3 and √3/√3 = 1; combined in quadrature
     assert error == pytest.approx(math.sqrt(1 / 3 + 1))

@@ -9,12 +9,9 @@ aggressive epochs (≥ 30 encoder steps per decoder step) would not fit on this 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
-import numpy as np
 
 from ..diagnostics.plots import save_figure
-from ..remedy_bench import RunResult, plot_bench, run_bench, summarise
+from ..remedy_bench import plot_bench, run_bench, summarise
 from ..train import TrainConfig
 from .claims import Claim
 from .common import load
@@ -26,20 +23,16 @@ SEEDS = 3
 COST_RANGE = (2.0, 4.0)  # aggressive training's cost over the baseline's, as the paper reports
 
 
-def _mean_and_error(results: Sequence[RunResult], remedy: str) -> tuple[float, float]:
-    """Mean I(x; z) of a remedy's runs and the standard error of that mean over its seeds."""
-    values = np.array([r.mutual_information for r in results if r.remedy == remedy])
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
-
-
-def information_gain(
-    results: Sequence[RunResult], remedy: str, baseline: str
-) -> tuple[float, float]:
+def information_gain(rows: dict[str, dict], remedy: str, baseline: str) -> tuple[float, float]:
     """How much more I(x; z) ``remedy``'s runs end with than ``baseline``'s (difference of the
-    means over seeds), and the standard error of that difference."""
-    mean, error = _mean_and_error(results, remedy)
-    base_mean, base_error = _mean_and_error(results, baseline)
-    return mean - base_mean, math.hypot(error, base_error)
+    means over seeds), and the standard error of that difference; ``rows``: the bench's summary
+    rows (``remedy_bench.summarise``) by remedy."""
+
+    def error(row: dict) -> float:  # of the mean over the row's seeds
+        return row["mutual_information_sd"] / math.sqrt(row["seeds"])
+
+    gain = rows[remedy]["mutual_information"] - rows[baseline]["mutual_information"]
+    return gain, math.hypot(error(rows[remedy]), error(rows[baseline]))
 
 
 @register(
@@ -65,8 +58,8 @@ def he2019_remedies(ctx: Context) -> EntryResult:
     )  # fmt: skip
     rows = summarise(results)
     by_name = {row["remedy"]: row for row in rows}
-    annealed, annealed_error = information_gain(results, "warmup", "none")
-    aggressive, aggressive_error = information_gain(results, "aggressive", "warmup")
+    annealed, annealed_error = information_gain(by_name, "warmup", "none")
+    aggressive, aggressive_error = information_gain(by_name, "aggressive", "warmup")
     cost = by_name["aggressive"]["relative_steps"]
 
     claim = Claim(

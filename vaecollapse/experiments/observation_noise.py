@@ -39,16 +39,16 @@ def lucas_sigma(ctx: Context) -> EntryResult:
     # a learnable σ starts in the middle of the grid
     runs["sigma-learnable"] = common | {"eta_dec": DECODER_STDS[2], "learn_eta_dec": True}
     outcomes = train_runs(ctx, f"lucas-sigma-{source}", "vae", dataset, runs, training)
-    collapsed = [collapsed_at(outcomes[f"sigma-{std:g}"].report, EPSILON) for std in DECODER_STDS]
-    learnable = outcomes["sigma-learnable"]
-    model, _ = load_run_model(learnable.run_dir)
+    counted = {label: collapsed_at(outcome.report, EPSILON) for label, outcome in outcomes.items()}
+    collapsed = [counted[f"sigma-{std:g}"] for std in DECODER_STDS]
+    learned_collapsed = counted["sigma-learnable"]
+    model, _ = load_run_model(outcomes["sigma-learnable"].run_dir)
     learned_std = float(torch.exp(model.log_eta_dec.detach()))
-    learned_collapsed = collapsed_at(learnable.report, EPSILON)
     rows = [
         {
             "sigma": label.removeprefix("sigma-"),
             "decoder_std": learned_std if label == "sigma-learnable" else settings["eta_dec"],
-            "collapsed": collapsed_at(outcomes[label].report, EPSILON),
+            "collapsed": counted[label],
             "test_loss": outcomes[label].history[-1].get("test_loss", math.nan),
         }
         for label, settings in runs.items()

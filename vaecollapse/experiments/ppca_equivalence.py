@@ -27,7 +27,7 @@ from ..models.factory import load_run_model
 from ..theory import ppca_closed_form, vae_closed_form, vae_spectrum
 from ..train import TrainConfig
 from .claims import Claim
-from .common import load, train_with_snapshots
+from .common import data_derived, load, train_with_snapshots
 from .registry import Comparison, Context, EntryResult, register
 
 LUCAS2019 = "Lucas, Tucker, Grosse & Norouzi (NeurIPS 2019)"
@@ -97,7 +97,7 @@ def ppca_runs(
     eta_dec = math.sqrt(float(np.mean(spectrum.values**2)))
     model = {
         "latent_dim": chosen.latent_dim, "encoder_variance": "shared", "learn_eta_dec": True,
-        "eta_dec": float(f"{eta_dec:.10g}"),
+        "eta_dec": data_derived(eta_dec),
     }  # fmt: skip
     stages = sorted({round(e) for e in np.geomspace(1, chosen.training.epochs, SNAPSHOTS)})
     snapshots, seconds = {}, 0.0
@@ -291,7 +291,7 @@ def lucas_latent(ctx: Context) -> EntryResult:
     spectrum = vae_spectrum(dataset)
     eig = spectrum.values**2
     reference = REFERENCE_SIZE[mode]
-    fixed_std = float(f"{math.sqrt(eig[reference:].mean()):.10g}")
+    fixed_std = data_derived(math.sqrt(eig[reference:].mean()))
     sizes = LATENT_SIZES[mode]
     # the theory engine's active modes at the largest size: those whose eigenvalue exceeds σ²
     predicted = vae_closed_form(spectrum, max(sizes), eta_dec=fixed_std).active_dims["z"]

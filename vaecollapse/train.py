@@ -180,16 +180,12 @@ def _terms(model: nn.Module, split, index: torch.Tensor, config: TrainConfig):
     return model(*inputs, n_samples=config.samples, analytic=config.analytic)
 
 
-def _accumulate(
-    totals: dict[str, torch.Tensor] | None,
-    terms,
-    weights: dict[str, float] | None = None,
-    config: TrainConfig | None = None,
-) -> torch.Tensor:
-    """Add the batch's summed loss, reconstruction and KL per level (``kl_<level>``) to ``totals``
-    (unless None) as device tensors (no host sync per step); return the batch loss to minimise.
-    ``weights``: each level's schedule multiplier (1 where absent); ``config``: its free bits
-    (none when None)."""
+def objective(
+    terms, weights: dict[str, float] | None = None, config: TrainConfig | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss to minimise per sample ``(B,)`` and each level's KL summed over its dimensions
+    ``(B,)``. ``weights``: each level's schedule multiplier (1 where absent); ``config``: its free
+    bits (none when None)."""
     kl_levels = {k: v.sum(1) for k, v in terms.kl.items()}
     charged = kl_levels
     if config is not None and config.free_bits is not None:
@@ -199,12 +195,27 @@ def _accumulate(
         }
     weights = weights or {}
     loss = terms.recon + sum(weights.get(k, 1.0) * terms.betas[k] * v for k, v in charged.items())
-    if totals is None:
-        return loss.mean()
-    batch = {"loss": loss.sum(), "recon": terms.recon.sum()}
-    batch |= {f"kl_{k}": v.sum() for k, v in kl_levels.items()}
-    for key, value in batch.items():
-        totals[key] = totals.get(key, 0.0) + value.detach()
+    return loss, kl_levels
+
+
+def batch_sums(terms, loss: torch.Tensor, kl_levels: dict[str, torch.Tensor]) -> dict:
+    """The batch's summed loss, reconstruction and KL per level (``kl_<level>``)."""
+    sums = {"loss": loss.sum(), "recon": terms.recon.sum()}
+    return sums | {f"kl_{k}": v.sum() for k, v in kl_levels.items()}
+
+
+def _accumulate(
+    totals: dict[str, torch.Tensor] | None,
+    terms,
+    weights: dict[str, float] | None = None,
+    config: TrainConfig | None = None,
+) -> torch.Tensor:
+    """Add the batch's sums (``batch_sums``) to ``totals`` (unless None) as device tensors (no
+    host sync per step); return the batch loss to minimise (``objective``'s mean)."""
+    loss, kl_levels = objective(terms, weights, config)
+    if totals is not None:
+        for key, value in batch_sums(terms, loss, kl_levels).items():
+            totals[key] = totals.get(key, 0.0) + value.detach()
     return loss.mean()
 
 
@@ -261,12 +272,7 @@ def train(
             config, optimizer=name, lr=lr, optimizer_args=settings or None,
             lr_scheduler=describe_scheduler(lr_scheduler), lr_scheduler_args=None,
         )  # fmt: skip
-    resolved = {
-        "format": RUN_FORMAT,
-        "train": asdict(config) | {"device": device},
-        **(run_config or {}),
-        "data": data_record(dataset),
-    }
+    resolved = run_record(config, device, run_config, dataset)
     with claimed_directory(run_dir, "run") as directory:
         data = dataset.to(target)
         loop = _Loop(
@@ -279,16 +285,7 @@ def train(
         start_epoch, history = 0, []
         if loop.checkpoint.exists():
             start_epoch, history = loop.resume()
-        if start_epoch > config.epochs:
-            raise InputError(
-                f"{directory} holds a run trained {start_epoch} epochs, more than the "
-                f"{config.epochs} asked for; nothing was changed. Ask for at least {start_epoch} "
-                "epochs, or use another directory."
-            )
-        if stored != json.loads(json.dumps(resolved, default=str)):
-            if resolved["data"]["dataset"] == EMBEDDED_DATA:
-                embed_data(dataset, directory / EMBEDDED_DATA)
-            _write_json_atomic(directory / "config.json", resolved)
+        record_run_config(directory, resolved, dataset, stored, start_epoch, config.epochs)
         show_bar = sys.stderr.isatty() if progress is None else progress
         return loop.run(start_epoch, history, show_bar, log_every, log_prefix)
 
@@ -492,6 +489,33 @@ class _Loop:
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         return state["epoch"], state["history"]
+
+
+def run_record(config: TrainConfig, device: str, run_config: dict | None, dataset) -> dict:
+    """What ``config.json`` holds: everything that defines the run."""
+    return {
+        "format": RUN_FORMAT,
+        "train": asdict(config) | {"device": device},
+        **(run_config or {}),
+        "data": data_record(dataset),
+    }
+
+
+def record_run_config(
+    directory: Path, resolved: dict, dataset, stored: dict | None, start_epoch: int, epochs: int
+) -> None:
+    """Refuse a run already past ``epochs``; otherwise write ``config.json`` (and the embedded
+    data) where the stored configuration (``_stored_config``) differs from ``resolved``."""
+    if start_epoch > epochs:
+        raise InputError(
+            f"{directory} holds a run trained {start_epoch} epochs, more than the {epochs} "
+            f"asked for; nothing was changed. Ask for at least {start_epoch} epochs, or use "
+            "another directory."
+        )
+    if stored != json.loads(json.dumps(resolved, default=str)):
+        if resolved["data"]["dataset"] == EMBEDDED_DATA:
+            embed_data(dataset, directory / EMBEDDED_DATA)
+        _write_json_atomic(directory / "config.json", resolved)
 
 
 def _monitor(config: TrainConfig, model: nn.Module, data: Dataset, directory: Path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import MISSING, dataclass
 
 import torch
@@ -123,6 +125,21 @@ class GaussianHead(nn.Module):
         return mean, logvar
 
 
+NoiseDraw = Callable[[tuple[int, ...], torch.Tensor], torch.Tensor]
+_NOISE_SOURCE: ContextVar[NoiseDraw | None] = ContextVar("noise_source", default=None)
+
+
+@contextmanager
+def noise_source(draw: NoiseDraw) -> Iterator[None]:
+    """Within the block, ``reparameterise`` takes ε from ``draw(shape, mean)`` instead of torch's
+    global generator (batched training gives each configuration the draws it would get alone)."""
+    token = _NOISE_SOURCE.set(draw)
+    try:
+        yield
+    finally:
+        _NOISE_SOURCE.reset(token)
+
+
 def reparameterise(
     mean: torch.Tensor,
     logvar: torch.Tensor,
@@ -133,7 +150,10 @@ def reparameterise(
     ``mean.shape`` when None (parameters that already carry a sample dimension). ``generator``: a
     CPU generator for reproducible draws (ε is then drawn on the CPU and moved)."""
     shape = mean.shape if n_samples is None else (n_samples, *mean.shape)
-    if generator is None:
+    source = _NOISE_SOURCE.get()
+    if generator is None and source is not None:
+        eps = source(shape, mean)
+    elif generator is None:
         eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
     else:
         eps = torch.randn(shape, dtype=mean.dtype, generator=generator).to(mean.device)

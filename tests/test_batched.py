@@ -208,3 +208,14 @@ def test_a_diverging_run_stops_the_batch_naming_it(digits, tmp_path):
     ]
     with pytest.raises(TrainingDivergedError, match="wild"):
         train_batched(runs, digits, device="cpu", progress=False)
+
+
+def test_sparse_records_and_checkpoints_match_alone(digits, tmp_path):
+    settings = {"latent_dim": 4, "encoder_variance": "shared"}
+    training = TrainConfig(
+        epochs=7, batch_size=2000, lr=1e-2, analytic=True, record_every=3, checkpoint_every=2
+    )
+    runs = [(settings | {"beta": 0.5}, 0), (settings | {"beta": 2.0}, 0)]
+    batch = _compare("vae", digits, runs, training, tmp_path)
+    history = read_metrics(batch[0].run_dir / "metrics.jsonl")
+    assert [r["epoch"] for r in history] == [2, 3, 4, 6, 7]

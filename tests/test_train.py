@@ -91,6 +91,26 @@ def test_sparse_checkpoints_save_the_last_epoch_and_resume_exactly(
     _run(tmp_path / "b", digits, epochs=6, checkpoint_every=1)  # another frequency resumes
 
 
+def test_sparse_records_keep_checkpoint_epochs_and_all_the_seconds(
+    tmp_path: Path, digits, monkeypatch
+) -> None:
+    import types
+
+    import vaecollapse.train as trainer
+
+    straight = _run(tmp_path / "a", digits, epochs=7)
+    ticks = iter(range(10**6))  # a clock on which every epoch lasts one second
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    sparse = _run(tmp_path / "b", digits, epochs=7, record_every=3, checkpoint_every=2)
+    assert [r["epoch"] for r in sparse] == [2, 3, 4, 6, 7]  # every 3rd, each checkpoint, the last
+    assert [r["seconds"] for r in sparse] == [2, 1, 1, 2, 1]  # the epochs since the record before
+    by_epoch = {r["epoch"]: r for r in straight}
+    for record in sparse:
+        assert record["train_loss"] == by_epoch[record["epoch"]]["train_loss"]
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [2, 3, 4, 6, 7]
+
+
 def test_changed_configuration_is_refused(tmp_path: Path, digits) -> None:
     _run(tmp_path, digits, epochs=1)
     with pytest.raises(InputError, match="different configuration"):

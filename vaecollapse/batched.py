@@ -45,6 +45,7 @@ from .train import (
     _stored_config,
     _write_lines_atomic,
     batch_sums,
+    due,
     latent_level_names,
     objective,
     record_run_config,
@@ -204,6 +205,39 @@ def train_batched(
     return histories
 
 
+@dataclass
+class _Epoch:
+    """One epoch of a batch: each run's mean loss, reconstruction and KL per level
+    (``kl_<level>``), and test loss; ``seconds``: each run's share of the wall time."""
+
+    epoch: int
+    means: dict[str, list[float]]
+    test: list[float] | None
+    weights: dict[str, float]
+    lr: float
+    seconds: float
+
+    def records(self) -> list[dict]:
+        """Each run's record of metrics.jsonl, in ``train``'s format."""
+        records = []
+        for r in range(len(self.means["loss"])):
+            kl = {k.removeprefix("kl_"): v[r] for k, v in self.means.items() if k.startswith("kl_")}
+            record = {
+                "epoch": self.epoch,
+                "train_loss": self.means["loss"][r],
+                "recon": self.means["recon"][r],
+                "kl": kl,
+                "kl_weight": self.weights,
+                "lr": self.lr,
+            }
+            if self.test is not None:
+                record["test_loss"] = self.test[r]
+            record["seconds"] = self.seconds
+            record["batched_runs"] = len(self.means["loss"])
+            records.append(record)
+        return records
+
+
 class _Batch:
     """Runs that train as one stacked model from the same epoch."""
 
@@ -313,18 +347,24 @@ class _Batch:
     def run(
         self, start: int, histories: list[list[dict]], show_bar: bool, log_every: int, prefix: str
     ) -> list[list[dict]]:
-        epochs = self.config.epochs
-        epoch = start
+        epochs, config = self.config.epochs, self.config
+        epoch, unrecorded = start, 0.0
         try:
             for epoch in range(start, epochs):
-                records = self.one_epoch(epoch, show_bar)
-                for history, record in zip(histories, records, strict=True):
-                    history.append(record)
+                outcome = self.one_epoch(epoch, show_bar)
+                saving = due(epoch + 1, config.checkpoint_every, epochs)
+                if saving or due(epoch + 1, config.record_every, epochs):
+                    outcome.seconds += unrecorded
+                    for history, record in zip(histories, outcome.records(), strict=True):
+                        history.append(record)
+                    unrecorded = 0.0
+                else:
+                    unrecorded += outcome.seconds
                 step_scheduler(self.scheduler, None)
-                if (epoch + 1) % self.config.checkpoint_every == 0 or epoch + 1 == epochs:
+                if saving:
                     self.save(epoch + 1, histories)
-                if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
-                    train_losses = [r["train_loss"] for r in records]
+                if due(epoch + 1, log_every, epochs):
+                    train_losses = outcome.means["loss"]
                     LOGGER.info(
                         f"{prefix}{len(self)} runs batched: epoch {epoch + 1}/{epochs}  train "
                         f"{min(train_losses):.4f} … {max(train_losses):.4f}"
@@ -343,7 +383,7 @@ class _Batch:
             ) from None
         return histories
 
-    def one_epoch(self, epoch: int, show_bar: bool) -> list[dict]:
+    def one_epoch(self, epoch: int, show_bar: bool) -> _Epoch:
         config, split = self.config, self.data.train
         started = time.perf_counter()
         steps, shared = self.minibatches(split)
@@ -359,29 +399,12 @@ class _Batch:
             self.step(losses)
             for key, value in sums.items():
                 totals[key] = totals.get(key, 0.0) + value.detach()
-        n = len(split)
-        means = {k: (v.double() / n).tolist() for k, v in totals.items()}
+        means = {k: (v.double() / len(split)).tolist() for k, v in totals.items()}
         test = self.evaluate(self.data.test) if self.data.test is not None else None
-        lr = self.optimizer.param_groups[0]["lr"]
-        seconds = (time.perf_counter() - started) / len(self)
-        records = []
-        for r in range(len(self)):
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": means["loss"][r],
-                "recon": means["recon"][r],
-                "kl": {
-                    k.removeprefix("kl_"): v[r] for k, v in means.items() if k.startswith("kl_")
-                },
-                "kl_weight": weights,
-                "lr": lr,
-            }
-            if test is not None:
-                record["test_loss"] = test[r]
-            record["seconds"] = seconds  # this run's share of the batch's wall time
-            record["batched_runs"] = len(self)
-            records.append(record)
-        return records
+        return _Epoch(
+            epoch + 1, means, test, weights, self.optimizer.param_groups[0]["lr"],
+            (time.perf_counter() - started) / len(self),
+        )  # fmt: skip
 
     def evaluate(self, split) -> list[float]:
         """Each run's mean loss over ``split`` (as ``evaluate_split``: batches of at least 1024,

@@ -59,6 +59,8 @@ from .rundir import (
 )
 
 AGGRESSIVE_WINDOW = 15  # encoder steps per loss comparison in He et al.'s inner loop
+# Training settings that do not change the trained model: they may change on resume.
+UNDEFINING_SETTINGS = ("epochs", "checkpoint_every", "record_every")
 
 
 def latent_level_names(model_config: Any) -> tuple[str, ...]:
@@ -134,6 +136,11 @@ class TrainConfig:
     checkpoint_every: int = setting(
         1, int, "Epochs between two checkpoints (and metrics.jsonl writes); the last epoch is "
         "always saved. Raise it for runs of many tiny epochs, where saving dominates",
+        low=1,
+    )  # fmt: skip
+    record_every: int = setting(
+        1, int, "Epochs between two records of metrics.jsonl (each checkpoint's epoch and the "
+        "last are always recorded; a record's seconds cover the epochs since the one before)",
         low=1,
     )  # fmt: skip
     clip_grad_norm: float | None = setting(
@@ -318,14 +325,21 @@ class _Loop:
         if history:
             self.aggressive = history[-1].get("aggressive_next", self.aggressive)
             self.information = history[-1].get("mutual_information", 0.0)
+        unrecorded = 0.0  # seconds of the epochs since the last record
         try:
             for epoch in range(start_epoch, epochs):
                 record = self.one_epoch(epoch, show_bar)
-                history.append(record)
+                saving = due(epoch + 1, self.config.checkpoint_every, epochs)
+                if saving or due(epoch + 1, self.config.record_every, epochs):
+                    record["seconds"] += unrecorded
+                    history.append(record)
+                    unrecorded = 0.0
+                else:
+                    unrecorded += record["seconds"]
                 if self.monitor is not None:
                     self.monitor.update(epoch + 1)
                 step_scheduler(self.scheduler, record.get("test_loss", record["train_loss"]))
-                if (epoch + 1) % self.config.checkpoint_every == 0 or epoch + 1 == epochs:
+                if saving:
                     self.save(epoch + 1, history)
                 if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
                     message = (
@@ -518,6 +532,11 @@ def record_run_config(
         _write_json_atomic(directory / "config.json", resolved)
 
 
+def due(epochs_done: int, every: int, epochs: int) -> bool:
+    """Whether something done every ``every`` epochs (and after the last) is due now."""
+    return epochs_done % every == 0 or epochs_done == epochs
+
+
 def _monitor(config: TrainConfig, model: nn.Module, data: Dataset, directory: Path):
     """The run's CollapseMonitor (on the test split, else the training split), or None."""
     if not config.monitor:
@@ -566,12 +585,12 @@ def _stored_config(config_path: Path, resolved: dict, model: nn.Module) -> dict 
     comparable = _with_added_defaults(stored, model)
 
     def defining(c: dict) -> dict:
-        """What must not change on resume: all but the epoch count, how often checkpoints are
-        written, the format marker and where the data files are found (``data_dir``,
-        ``verify``), none of which changes the result."""
+        """What must not change on resume: all but the ``UNDEFINING_SETTINGS``, the format
+        marker and where the data files are found (``data_dir``, ``verify``), none of which
+        changes the result."""
         c = {k: v for k, v in c.items() if k != "format"}
         data = {k: v for k, v in c.get("data", {}).items() if k not in ("data_dir", "verify")}
-        train = {k: v for k, v in c["train"].items() if k not in ("epochs", "checkpoint_every")}
+        train = {k: v for k, v in c["train"].items() if k not in UNDEFINING_SETTINGS}
         return {**c, "train": train, "data": data}
 
     if "dataset" not in comparable.get("data", {}):  # written before runs stored their data

@@ -14,6 +14,7 @@ from ..logs import show_progress
 from .data_cmd import data
 from .demo_cmd import demo
 from .diagnose_cmd import diagnose
+from .phase_cmd import phase_command
 from .remedies_cmd import remedies_command
 from .reproduce_cmd import reproduce
 from .theory_cmd import theory
@@ -31,6 +32,7 @@ INTERRUPTED = "interrupted; what was complete is kept: run the same command agai
 cli.add_command(data)
 cli.add_command(demo)
 cli.add_command(diagnose)
+cli.add_command(phase_command)
 cli.add_command(remedies_command)
 cli.add_command(reproduce)
 cli.add_command(theory)

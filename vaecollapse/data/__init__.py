@@ -12,7 +12,13 @@ from .synthetic import (
     synthetic_dataset,
 )
 from .userfiles import load_user_file, validate_matrix
-from .views import centered_view, digit_subset, quadrant_mask, quadrant_view
+from .views import (
+    centered_view,
+    digit_subset,
+    quadrant_mask,
+    quadrant_view,
+    second_moment_rows,
+)
 
 __all__ = [
     "DATASET_NAMES",
@@ -35,6 +41,7 @@ __all__ = [
     "minibatches",
     "quadrant_mask",
     "quadrant_view",
+    "second_moment_rows",
     "synthetic_dataset",
     "validate_matrix",
 ]

@@ -81,3 +81,32 @@ def centered_view(dataset: Dataset) -> Dataset:
 
     test = None if dataset.test is None else center(dataset.test)
     return replace(dataset, train=center(dataset.train), test=test, centered=True, spec=None)
+
+
+def second_moment_rows(dataset: Dataset) -> Dataset:
+    """The training split replaced by as many rows as it has columns, whose second moment is the
+    training split's: the rows of √D·A^{1/2} for the D columns of [x, y] and A = E[[x;y][x;y]ᵀ].
+
+    A linear model with a data-independent encoder variance, trained by the exact expected
+    reconstruction (``analytic``), sees its data only through A, so one full-batch step on these
+    rows is one full-batch step on the data, at a fraction of the cost when N ≫ D. Per-sample
+    quantities (the (ε,δ)-collapse of a dimension) still need the real rows: the test split is
+    dropped, so nothing is measured on these by mistake."""
+    x, y = dataset.train.x.double(), dataset.train.y
+    joint = x if y is None else torch.cat([x, y.double()], dim=1)
+    n, width = joint.shape
+    eigenvalues, eigenvectors = torch.linalg.eigh(joint.T @ joint / n)
+    root = (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
+    rows = (width**0.5 * root).float()
+    split = Split(rows[:, : x.shape[1]], None if y is None else rows[:, x.shape[1] :])
+    return replace(
+        dataset,
+        name=f"{dataset.name}-second-moment",
+        train=split,
+        test=None,
+        spec=None,
+        notes=(
+            *dataset.notes,
+            f"{width} rows with the second moment of the {n} training rows of {dataset.name}",
+        ),
+    )

@@ -59,10 +59,17 @@ def make_run(family, dataset, settings, training, run_dir) -> Run:
     return Run(build_model(config), training, run_dir, {"model": config_to_json(config)})
 
 
-def timed(fn) -> tuple[float, object]:
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
     started = time.perf_counter()
-    result = fn()
+    result = fn(*args, **kwargs)
     return time.perf_counter() - started, result
+
+
+def train_alone(run: Run, dataset) -> list[dict]:
+    return train(
+        run.model, dataset, run.config, run.run_dir, run_config=run.run_config, device="cpu",
+        progress=False,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -88,19 +95,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as scratch:
                 scratch = Path(scratch)
                 one = make_run(family, dataset, settings[0], training, scratch / "alone")
-                seconds, alone_history = timed(
-                    lambda one=one: train(
-                        one.model, dataset, training, one.run_dir, run_config=one.run_config,
-                        device="cpu", progress=False,
-                    )  # fmt: skip
-                )
+                seconds, alone_history = timed(train_alone, one, dataset)
                 alone_seconds.append(seconds)
                 batch = [
                     make_run(family, dataset, s, training, scratch / f"batched{i}")
                     for i, s in enumerate(settings)
                 ]
                 seconds, histories = timed(
-                    lambda batch=batch: train_batched(batch, dataset, device="cpu", progress=False)
+                    train_batched, batch, dataset, device="cpu", progress=False
                 )
                 batched_seconds.append(seconds)
         alone, batched = statistics.median(alone_seconds), statistics.median(batched_seconds)

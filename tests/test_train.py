@@ -109,6 +109,13 @@ def test_sparse_records_keep_checkpoint_epochs_and_all_the_seconds(
         assert record["train_loss"] == by_epoch[record["epoch"]]["train_loss"]
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [2, 3, 4, 6, 7]
+    # a checkpoint whose history does not reach its epoch is refused, not resumed
+    checkpoint = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    torch.save(
+        checkpoint | {"history": checkpoint["history"][:-1]}, tmp_path / "b" / "checkpoint.pt"
+    )
+    with pytest.raises(InputError, match="does not end there"):
+        _run(tmp_path / "b", digits, epochs=8, record_every=3, checkpoint_every=2)
 
 
 def test_changed_configuration_is_refused(tmp_path: Path, digits) -> None:

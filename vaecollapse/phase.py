@@ -229,7 +229,7 @@ def _run_phase(settings: PhaseSettings, dataset: Dataset, out: Path, device: str
     plot_phase(result, out / "phase.png")
     result.seconds["total"] = time.perf_counter() - started
     write_text_atomic(out / "phase.csv", _csv(points))
-    write_text_atomic(out / "summary.md", format_summary(result, dataset.name))
+    write_text_atomic(out / "summary.md", format_summary(result, settings.data_name))
     write_text_atomic(out / "summary.json", json.dumps(_json(result), indent=2) + "\n")
     return result
 
@@ -317,7 +317,7 @@ def plot_phase(result: PhaseResult, path: Path) -> Path:
     if wrong:
         left.plot(
             [p.eta_dec for p in wrong], [p.beta for p in wrong], "x", color="red", ms=6,
-            label=f"{len(wrong)} disagree with the theory",
+            label=f"{len(wrong)} differ from the {'theory' if s.linear else 'linear theory'}",
         )  # fmt: skip
         left.legend(fontsize=8, loc="lower left")
     kind = "theory" if s.linear else "linear theory (reference)"

@@ -208,7 +208,7 @@ def _train_and_measure(
         iwae_error=report.iwae.standard_error if report.iwae is not None else math.nan,
         reconstruction=terms["recon"],
         seconds=sum(record["seconds"] for record in history),
-        gradient_steps=len(history) * math.ceil(len(dataset.train) / config.batch_size)
+        gradient_steps=history[-1]["epoch"] * math.ceil(len(dataset.train) / config.batch_size)
         + sum(record.get("encoder_steps", 0) for record in history),
         latent_total=sum(level.latent_dim for level in report.levels.values()),
         predicted_active=_predicted_active(report.theory, run.name),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import os
 import socket
@@ -277,9 +278,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     epoch, history = state["epoch"], state["history"]
     if not (isinstance(epoch, int) and epoch >= 1 and isinstance(history, list)):
         raise InputError(f"{path} has an invalid epoch count or history; remove it to restart.")
-    if len(history) != epoch:
+    recorded = [r.get("epoch") if isinstance(r, dict) else None for r in history]
+    increasing = all(isinstance(e, int) and e >= 1 for e in recorded) and all(
+        a < b for a, b in itertools.pairwise(recorded)
+    )
+    if not (increasing and recorded and recorded[-1] == epoch):
         raise InputError(
-            f"{path} records {epoch} epochs but a history of {len(history)}; remove it to restart."
+            f"{path} records {epoch} epochs but its history does not end there; remove it to "
+            "restart."
         )
     return state
 

@@ -61,6 +61,8 @@ from .rundir import (
 AGGRESSIVE_WINDOW = 15  # encoder steps per loss comparison in He et al.'s inner loop
 # Training settings that do not change the trained model: they may change on resume.
 UNDEFINING_SETTINGS = ("epochs", "checkpoint_every", "record_every")
+# Metrics of an epoch that a sparse record sums over the epochs since the record before.
+ADDITIVE_METRICS = frozenset({"seconds", "encoder_steps"})
 
 
 def latent_level_names(model_config: Any) -> tuple[str, ...]:
@@ -140,7 +142,8 @@ class TrainConfig:
     )  # fmt: skip
     record_every: int = setting(
         1, int, "Epochs between two records of metrics.jsonl (each checkpoint's epoch and the "
-        "last are always recorded; a record's seconds cover the epochs since the one before)",
+        "last are always recorded; a record's seconds and encoder steps cover the epochs since the "
+        "record before)",
         low=1,
     )  # fmt: skip
     clip_grad_norm: float | None = setting(
@@ -325,17 +328,17 @@ class _Loop:
         if history:
             self.aggressive = history[-1].get("aggressive_next", self.aggressive)
             self.information = history[-1].get("mutual_information", 0.0)
-        unrecorded = 0.0  # seconds of the epochs since the last record
+        unrecorded: dict[str, float] = {}  # the additive metrics of epochs not yet recorded
         try:
             for epoch in range(start_epoch, epochs):
                 record = self.one_epoch(epoch, show_bar)
                 saving = due(epoch + 1, self.config.checkpoint_every, epochs)
+                for key in ADDITIVE_METRICS & record.keys():
+                    record[key] += unrecorded.pop(key, 0)
                 if saving or due(epoch + 1, self.config.record_every, epochs):
-                    record["seconds"] += unrecorded
                     history.append(record)
-                    unrecorded = 0.0
                 else:
-                    unrecorded += record["seconds"]
+                    unrecorded = {k: record[k] for k in ADDITIVE_METRICS & record.keys()}
                 if self.monitor is not None:
                     self.monitor.update(epoch + 1)
                 step_scheduler(self.scheduler, record.get("test_loss", record["train_loss"]))

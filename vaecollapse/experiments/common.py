@@ -303,7 +303,7 @@ def train_with_snapshots(
             run_config={"model": config_to_json(config)},
             progress=False, log_every=max(1, training.epochs // 4),
         )  # fmt: skip
-        reached = len(history)
+        reached = history[-1]["epoch"]
         if any(row["epoch"] == reached for row in recorded):
             continue
         recorded.append({"epoch": reached} | measure(model.cpu(), dataset.to("cpu")))

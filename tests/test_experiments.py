@@ -4,6 +4,7 @@ EXPERIMENTS.md has an entry; the reproduce command lists, runs and rejects."""
 
 from __future__ import annotations
 
+import logging
 import csv
 import json
 import os
@@ -167,6 +168,7 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     from vaecollapse.errors import InputError
     from vaecollapse.experiments.common import train_runs
     from vaecollapse.experiments.registry import Context
+    from vaecollapse.logs import show_progress
     from vaecollapse.train import TrainConfig
 
     dataset = load_dataset("digits")
@@ -174,8 +176,9 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
     training = TrainConfig(epochs=3, lr=3e-3)
     outcomes = {}
+    show_progress()  # as the command line does: the workers repeat it
     for jobs in (1, 2):
-        ctx = Context(tmp_path / f"jobs{jobs}", quick=True, jobs=jobs)
+        ctx = Context(tmp_path / f"jobs{jobs}", quick=True, jobs=jobs, batch=False)
         outcomes[jobs] = train_runs(ctx, "sweep", "vae", dataset, runs, training)
     # the workers' own log lines (their file descriptors are this process's) name their runs
     assert "[sweep/beta4] epoch 3/3" in capfd.readouterr().err
@@ -190,7 +193,49 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     # a worker's error reaches the caller: the runs exist with another learning rate
     with pytest.raises(InputError, match="different configuration"):
         train_runs(
-            Context(tmp_path / "jobs2", quick=True, jobs=2),
+            Context(tmp_path / "jobs2", quick=True, jobs=2, batch=False),
+            "sweep", "vae", dataset, runs, TrainConfig(epochs=3, lr=1e-2),
+        )  # fmt: skip
+
+
+def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vaecollapse.data import load_dataset
+    from vaecollapse.errors import InputError
+    from vaecollapse.experiments.common import train_runs
+    from vaecollapse.experiments.registry import Context
+    from vaecollapse.train import TrainConfig
+
+    dataset = load_dataset("digits")
+    settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
+    runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
+    training = TrainConfig(epochs=3, lr=3e-3)
+    outcomes = {}
+    caplog.set_level(logging.INFO, logger="vaecollapse")
+    for batch in (False, True):
+        ctx = Context(tmp_path / f"batch{batch}", quick=True, batch=batch)
+        outcomes[batch] = train_runs(ctx, "sweep", "vae", dataset, runs, training)
+    assert "training the 3 runs of sweep as one batch" in caplog.text
+    for label in runs:
+        in_turn, batched = outcomes[False][label], outcomes[True][label]
+        assert batched.history[-1]["batched_runs"] == 3
+        assert batched.history[-1]["train_loss"] == pytest.approx(
+            in_turn.history[-1]["train_loss"], rel=1e-5
+        )
+        assert batched.report.kl_total == pytest.approx(in_turn.report.kl_total, rel=1e-4)
+    # runs that cannot share a batch (another latent size) train in turn, and say why
+    caplog.clear()
+    mixed = runs | {"wide": settings | {"latent_dim": 5}}
+    ctx = Context(tmp_path / "mixed", quick=True)
+    assert (
+        "batched_runs"
+        not in train_runs(ctx, "sweep", "vae", dataset, mixed, training)["wide"].history[-1]
+    )
+    assert "not batched (the model settings differ" in caplog.text
+    with pytest.raises(InputError, match="different configuration"):
+        train_runs(
+            Context(tmp_path / "batchTrue", quick=True),
             "sweep", "vae", dataset, runs, TrainConfig(epochs=3, lr=1e-2),
         )  # fmt: skip
 

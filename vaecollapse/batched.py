@@ -63,6 +63,9 @@ ELEMENTWISE_OPTIMIZERS = frozenset(
     {"Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Rprop", "SGD"}
 )
 STEP_COUNTERS = frozenset({"step"})  # optimiser state shared by every element
+# Backbones whose batches are measured to train faster than their runs one by one
+# (benchmarks/batched_training.py); a convolution's batch becomes a grouped convolution.
+BATCHED_BACKBONES = ("linear", "mlp")
 
 
 @dataclass

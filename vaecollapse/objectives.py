@@ -116,4 +116,4 @@ def linear_expected_nll(
         spread = torch.einsum("ij,bjk,ik->bi", decoder_weight, var, decoder_weight)
     else:
         spread = (var if var.ndim == 2 else var.expand_as(mean)) @ (decoder_weight**2).T
-    return (residual + spread) / (2 * std**2) + torch.log(std) + LOG_2PI / 2
+    return (residual + spread) / (2 * std**2) + (torch.log(std) + LOG_2PI / 2)

@@ -29,6 +29,13 @@ from ..rundir import claimed_directory
     help="Runs of a sweep trained at once, each in its own process with a share of the threads.",
 )
 @click.option(
+    "--batch/--no-batch",
+    default=True,
+    show_default=True,
+    help="Train a sweep's runs that differ only in β, η_dec, σ or seed as one batched model "
+    "(linear and MLP backbones), equal to training them one by one to float precision.",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=1),
     help="Train every run this many epochs instead of the entry's own count (the paper's), e.g. "
@@ -49,6 +56,7 @@ def reproduce(
     quick: bool,
     out: str,
     jobs: int,
+    batch: bool,
     epochs: int | None,
     seed: int | None,
     collect: bool,
@@ -76,7 +84,7 @@ def reproduce(
     with claimed_directory(out, "output"):
         _run_entries(
             name, names, out, quick, data.get("data_dir"), data.get("verify", True), jobs, epochs,
-            seed,
+            seed, batch,
         )  # fmt: skip
 
 
@@ -90,6 +98,7 @@ def _run_entries(
     jobs: int,
     epochs: int | None,
     seed: int | None,
+    batch: bool,
 ) -> None:
     lines = ["| entry | claim holds | wall s | training s |", "|---|---|---|---|"]
     failed, not_run = [], []
@@ -97,7 +106,7 @@ def _run_entries(
         try:
             result = run_entry(
                 entry_name, out, quick=quick, data_dir=data_dir, verify=verify, jobs=jobs,
-                epochs=epochs, seed=seed,
+                epochs=epochs, seed=seed, batch=batch,
             )  # fmt: skip
         except InputError as reason:
             if name != "all":

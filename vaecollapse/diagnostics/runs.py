@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..batched import Run
 from ..data import Dataset
 from ..errors import InputError
 from ..fileio import replace_atomically, write_text_atomic
@@ -65,19 +66,21 @@ def train_run(
 ) -> list[dict]:
     """Train one model (or resume it, or skip it when complete) into ``run_dir``, initial weights
     from ``train_config.seed``. Returns every epoch's metrics."""
+    run = prepared_run(run_dir, family, dataset, settings, train_config)
+    return train(
+        run.model, dataset, train_config, run_dir, run_config=run.run_config, device=device,
+        progress=False, log_every=log_every, log_prefix=log_prefix,
+    )  # fmt: skip
+
+
+def prepared_run(
+    run_dir: str | Path, family: str, dataset: Dataset, settings: dict, train_config: TrainConfig
+) -> Run:
+    """The model ``family`` with ``settings`` for ``dataset``, initial weights from
+    ``train_config.seed``, ready to train into ``run_dir`` alone or in a batch."""
     config = model_config(family, dataset, **settings)
     torch.manual_seed(train_config.seed)
-    return train(
-        build_model(config),
-        dataset,
-        train_config,
-        run_dir,
-        run_config={"model": config_to_json(config)},
-        device=device,
-        progress=False,
-        log_every=log_every,
-        log_prefix=log_prefix,
-    )
+    return Run(build_model(config), train_config, Path(run_dir), {"model": config_to_json(config)})
 
 
 def train_and_diagnose(

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..batched import BATCHED_BACKBONES, batch_refusal, train_batched
 from ..data import Dataset, load_dataset
 from ..diagnostics.linear import theory_comparison
 from ..diagnostics.metrics import collapsed_dimensions
 from ..diagnostics.plots import new_figure, save_figure
 from ..diagnostics.report import DiagnosisReport, LevelReport
-from ..diagnostics.runs import train_and_diagnose, train_run
+from ..diagnostics.runs import prepared_run, train_and_diagnose, train_run
 from ..fileio import write_text_atomic
 from ..logs import LOGGER, progress_shown, show_progress
 from ..models.factory import build_model, config_to_json, model_config
@@ -88,7 +89,12 @@ def train_runs(
     the shared run area, ``ctx.jobs`` at a time, and diagnose each on the test split."""
     training = ctx.training(training)
     log_every = max(1, training.epochs // 4)
-    if ctx.jobs > 1 and len(runs) > 1:
+    batched = (
+        ctx.batch
+        and len(runs) > 1
+        and _train_batched(ctx, group, family, dataset, runs, training, log_every)
+    )
+    if not batched and ctx.jobs > 1 and len(runs) > 1:
         _train_side_by_side(ctx, group, family, dataset, runs, training, log_every)
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
@@ -100,6 +106,31 @@ def train_runs(
         )  # fmt: skip
         outcomes[label] = RunOutcome(settings, history, report, run_dir)
     return outcomes
+
+
+def _train_batched(
+    ctx: Context,
+    group: str,
+    family: str,
+    dataset: Dataset,
+    runs: dict[str, dict],
+    training: TrainConfig,
+    log_every: int,
+) -> bool:
+    """Train the runs as one batched model when they can share a batch (``batch_refusal``) and
+    their backbone is one that batching speeds up; returns whether it did."""
+    batch = [
+        prepared_run(ctx.run_dir(group, label), family, dataset, settings, training)
+        for label, settings in runs.items()
+    ]
+    backbone = getattr(batch[0].model.config, "backbone", None)
+    reason = batch_refusal(batch)
+    if backbone not in BATCHED_BACKBONES or reason is not None:
+        LOGGER.info(f"[{ctx.out.name}] {group}: not batched ({reason or backbone + ' backbone'})")
+        return False
+    LOGGER.info(f"[{ctx.out.name}] training the {len(runs)} runs of {group} as one batch")
+    train_batched(batch, dataset, progress=False, log_every=log_every, log_prefix=f"[{group}] ")
+    return True
 
 
 def _train_side_by_side(

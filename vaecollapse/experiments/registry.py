@@ -52,7 +52,9 @@ class Context:
     how many runs of a sweep train at once, each in its own process. ``epochs``: when set, every
     run trains this many epochs instead of the entry's own count (a run resumes with more).
     ``seed``: when set, every run starts from this seed instead of the entry's own (its initial
-    weights, batches and samples; the data are the same), to see how much a result owes to it."""
+    weights, batches and samples; the data are the same), to see how much a result owes to it.
+    ``batch``: train the runs of a sweep that can share a batch (``vaecollapse.batched``; linear
+    and MLP backbones) as one batched model in this process, before ``jobs`` applies."""
 
     out: Path
     quick: bool
@@ -63,6 +65,7 @@ class Context:
     epochs: int | None = None
     seed: int | None = None
     clip_norms: set[float | None] = field(default_factory=set)  # of every run it trained
+    batch: bool = True
 
     def training(self, config: TrainConfig) -> TrainConfig:
         """``config`` with the epochs and seed asked for on the command line, if any; every
@@ -138,9 +141,11 @@ def run_entry(
     jobs: int = 1,
     epochs: int | None = None,
     seed: int | None = None,
+    batch: bool = True,
 ) -> EntryResult:
     """Run one entry into ``out/name`` (its runs under ``out/shared-runs``, where other entries
-    can reuse them, ``jobs`` at a time) and write its CSV and markdown table."""
+    can reuse them, batched where they can be, else ``jobs`` at a time) and write its CSV and
+    markdown table."""
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         raise InputError(f"unknown experiment '{name}'. Known: {known}.")
@@ -149,8 +154,9 @@ def run_entry(
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     context = Context(
-        directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs, seed
-    )
+        directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs, seed,
+        batch=batch,
+    )  # fmt: skip
     result = entry.run(context)
     result.seconds = time.perf_counter() - started
     write_text_atomic(directory / "results.csv", to_csv(result.rows))

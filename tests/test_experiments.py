@@ -4,9 +4,9 @@ EXPERIMENTS.md has an entry; the reproduce command lists, runs and rejects."""
 
 from __future__ import annotations
 
-import logging
 import csv
 import json
+import logging
 import os
 import re
 from pathlib import Path

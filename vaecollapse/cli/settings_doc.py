@@ -10,8 +10,10 @@ from ..models.latent import GaussianModelSettings
 from ..models.mhvae import MHVAEConfig
 from ..models.vae import VAEConfig
 from ..options import settings_markdown
+from ..phase import PhaseSettings
 from ..train import TrainConfig
 from .common import Family
+from .phase_cmd import PhaseOutput
 from .remedies_cmd import BenchSettings
 from .train_cmd import Placement
 
@@ -28,6 +30,7 @@ SECTIONS = {
         TrainConfig,
     ),
     "Remedy bench (remedies; with the data, model and training settings)": (BenchSettings,),
+    "Phase diagram (phase; with the data settings but the name)": (PhaseOutput, PhaseSettings),
     "Collapse criteria (diagnose)": (CollapseCriteria,),
 }
 

@@ -218,6 +218,30 @@ def test_any_torch_optimiser_and_scheduler_by_name_resume_exactly(tmp_path: Path
     }
 
 
+def test_optimisers_take_torchs_fused_kernels_unless_told_otherwise() -> None:
+    from vaecollapse.optimisers import build_optimizer
+
+    weights = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(4))]
+    assert build_optimizer("Adam", weights, 1e-3, None).defaults["fused"] is True
+    assert build_optimizer("SGD", weights, 1e-3, {"momentum": 0.9}).defaults["fused"] is True
+    chosen = build_optimizer("Adam", weights, 1e-3, {"foreach": False})
+    assert chosen.defaults["foreach"] is False and not chosen.defaults["fused"]
+    # an optimiser without fused kernels takes the multi-tensor ones
+    assert build_optimizer("RMSprop", weights, 1e-3, None).defaults["foreach"] is True
+    # and the fused update is the same update, to float rounding
+    for name in ("Adam", "AdamW", "SGD"):
+        steps = {}
+        for kernel in ("fused", "foreach"):
+            params = [torch.nn.Parameter(torch.ones(5) * k) for k in (1.0, -2.0)]
+            optimiser = build_optimizer(name, params, 0.1, {kernel: True})
+            for step in range(3):
+                for p in params:
+                    p.grad = torch.arange(5.0) - step
+                optimiser.step()
+            steps[kernel] = torch.cat([p.detach() for p in params])
+        torch.testing.assert_close(steps["fused"], steps["foreach"], rtol=1e-6, atol=1e-6)
+
+
 def test_gradient_clipping_bounds_every_step(tmp_path: Path, digits) -> None:
     # plain SGD with lr 1: a clipped step moves the weights by at most the clipping norm
     torch.manual_seed(123)

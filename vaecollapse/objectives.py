@@ -19,7 +19,7 @@ LOG_2PI = math.log(2 * math.pi)
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float) -> torch.Tensor:
     """−log N(x; mean, std²) per element, ``(..., D)``; ``std`` broadcasts (float, ``(D,)`` ...)."""
     std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
-    return (x - mean) ** 2 / (2 * std**2) + torch.log(std) + LOG_2PI / 2
+    return (x - mean) ** 2 / (2 * std**2) + (torch.log(std) + LOG_2PI / 2)
 
 
 def gaussian_log_density(

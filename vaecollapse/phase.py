@@ -110,7 +110,7 @@ class PhaseSettings:
             return TrainConfig(
                 epochs=epochs, batch_size=rows, lr=self.lr or 1e-2, optimizer="Rprop",
                 analytic=True, seed=self.seed, record_every=max(1, epochs // 20),
-                checkpoint_every=max(1, epochs // 4),
+                checkpoint_every=max(1, epochs // 2),
             )  # fmt: skip
         return TrainConfig(
             epochs=self.epochs or 40, batch_size=128, lr=self.lr or 3e-3, seed=self.seed

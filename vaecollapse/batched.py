@@ -117,6 +117,28 @@ def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in named}
 
 
+def batch_groups(runs: Sequence[Run]) -> list[list[int]]:
+    """The runs' indices split into groups that can each share a batch, in order of first
+    appearance: runs join the first group whose first run they can train beside. A run whose
+    backbone is not one of ``BATCHED_BACKBONES`` is a group of its own."""
+    groups: list[list[int]] = []
+    for i, run in enumerate(runs):
+        if not _batched_backbone(run):
+            groups.append([i])
+            continue
+        for group in groups:
+            if _batched_backbone(runs[group[0]]) and batch_refusal([runs[group[0]], run]) is None:
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def _batched_backbone(run: Run) -> bool:
+    return getattr(getattr(run.model, "config", None), "backbone", None) in BATCHED_BACKBONES
+
+
 def train_many(
     runs: Sequence[Run],
     dataset: Dataset,
@@ -127,30 +149,26 @@ def train_many(
     log_prefix: str = "",
 ) -> list[list[dict]]:
     """Train every run (or resume it, or skip it when complete); returns each run's metrics.
-    Runs that can share a batch (``batch_refusal``) train as one, the others one by one."""
-    if not runs:
-        return []
-    reason = batch_refusal(runs) if len(runs) > 1 else "a single run"
-    if reason is None:
-        return train_batched(
-            runs, dataset, device=device, progress=progress, log_every=log_every,
-            log_prefix=log_prefix,
-        )  # fmt: skip
-    LOGGER.info(f"{log_prefix}training {len(runs)} run(s) one by one: {reason}")
-    return [
-        train(
-            run.model,
-            dataset,
-            run.config,
-            run.run_dir,
-            run_config=run.run_config,
-            device=device,
-            progress=progress,
-            log_every=log_every,
-            log_prefix=log_prefix,
-        )
-        for run in runs
-    ]
+    Runs that can share a batch (``batch_groups``) train as one, the others one by one."""
+    histories: list[list[dict]] = [[] for _ in runs]
+    for group in batch_groups(runs):
+        members = [runs[i] for i in group]
+        if len(members) > 1:
+            LOGGER.info(f"{log_prefix}training {len(members)} runs as one batch")
+            trained = train_batched(
+                members, dataset, device=device, progress=progress, log_every=log_every,
+                log_prefix=log_prefix,
+            )  # fmt: skip
+        else:
+            run = members[0]
+            history = train(
+                run.model, dataset, run.config, run.run_dir, run_config=run.run_config,
+                device=device, progress=progress, log_every=log_every, log_prefix=log_prefix,
+            )  # fmt: skip
+            trained = [history]
+        for i, history in zip(group, trained, strict=True):
+            histories[i] = history
+    return histories
 
 
 def train_batched(

@@ -256,6 +256,11 @@ def from_command_line(flags: dict[str, Any], *classes: type) -> dict[str, Any]:
 def read_settings_file(path: str | Path, *classes: type) -> dict[str, Any]:
     """Settings from a ``.toml`` or ``.yaml``/``.yml`` file: every key must be a declared field of
     ``classes`` (``-`` may stand for ``_``) and every value in its domain."""
+    return checked_settings(parse_settings_file(path), path, *classes)
+
+
+def parse_settings_file(path: str | Path) -> dict[str, Any]:
+    """The table a ``.toml`` or ``.yaml``/``.yml`` file holds, not yet checked."""
     file = Path(path)
     try:
         text = file.read_bytes().decode("utf-8")
@@ -266,17 +271,22 @@ def read_settings_file(path: str | Path, *classes: type) -> dict[str, Any]:
             f"{file} is not UTF-8 text (byte {exc.start} cannot be decoded); save the "
             "configuration file as UTF-8."
         ) from None
-    raw = _parse_settings_text(file, text)
+    return _parse_settings_text(file, text)
+
+
+def checked_settings(raw: dict, path: str | Path, *classes: type) -> dict[str, Any]:
+    """``raw``'s settings, each a declared field of ``classes`` with a value in its domain
+    (errors name the file ``path``)."""
     specs = {name: spec for cls in classes for name, (spec, _) in declared(cls).items()}
     settings = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         if name not in specs:
             raise InputError(
-                f"{file}: unknown setting '{key}'. Known settings: {', '.join(sorted(specs))}."
+                f"{path}: unknown setting '{key}'. Known settings: {', '.join(sorted(specs))}."
             )
         if value is not None:
-            settings[name] = specs[name].check(f"{file}: setting '{key}'", value)
+            settings[name] = specs[name].check(f"{path}: setting '{key}'", value)
     return settings
 
 

@@ -35,7 +35,7 @@ from .fileio import WriteError, make_directory, os_reason, replace_atomically
 LOCK_NAME = ".vaecollapse.lock"
 RUN_FORMAT = "vaecollapse-run/1"
 # Files a reproduction or demo directory holds at its top level besides run directories.
-OUTPUT_MARKERS = ("shared-runs", "summary.json", "phase.json")
+OUTPUT_MARKERS = ("shared-runs", "summary.json", "phase.json", "sweep.json")
 EMBEDDED_DATA = "data.npz"  # generated data kept beside the run that was trained on it
 CHECKPOINT_KEYS = ("epoch", "model", "optimiser", "torch_rng", "generator", "history")
 

@@ -17,6 +17,7 @@ from .diagnose_cmd import diagnose
 from .phase_cmd import phase_command
 from .remedies_cmd import remedies_command
 from .reproduce_cmd import reproduce
+from .sweep_cmd import sweep_command
 from .theory_cmd import theory
 from .train_cmd import train_command
 
@@ -35,6 +36,7 @@ cli.add_command(diagnose)
 cli.add_command(phase_command)
 cli.add_command(remedies_command)
 cli.add_command(reproduce)
+cli.add_command(sweep_command)
 cli.add_command(theory)
 cli.add_command(train_command)
 

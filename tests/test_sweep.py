@@ -145,3 +145,14 @@ def test_points_that_cannot_share_a_batch_form_groups(tmp_path):
         )
     ]
     assert batch_groups(runs) == [[0, 2], [1, 3], [4], [5]]
+
+
+def test_the_documented_sweep_file_is_valid(run_cli, tmp_path):
+    from .conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    result = run_cli("sweep", _file(tmp_path, example), "--list-runs")
+    assert result.code == 0, result.err
+    assert len(result.out.splitlines()) == 5 * 2 * 3
+    assert result.out.splitlines()[1].strip() == "1  beta=0.25, eta_dec=0.5, seed=1"

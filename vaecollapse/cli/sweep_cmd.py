@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..batched import batch_groups
+from ..distributed import start_ray, train_on_ray
 from ..errors import InputError
 from ..rundir import claimed_directory, usable_directory
 from ..sweep import (
@@ -37,6 +39,18 @@ from ..sweep import (
 @click.option(
     "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N]."
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Train here, or as Ray tasks (one per group of points that share a batch).",
+)
+@click.option("--address", help="Ray cluster to join (host:port, ray://host:port or auto).")
+@click.option(
+    "--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+    help="CPUs each Ray task asks for (its torch threads).",
+)  # fmt: skip
 def sweep_command(
     file: str,
     out: str | None,
@@ -44,12 +58,19 @@ def sweep_command(
     run_index: int | None,
     collect_only: bool,
     device: str,
+    backend: str,
+    address: str | None,
+    cpus_per_task: int,
 ) -> None:
     """Train, diagnose and summarise a grid of runs declared in FILE (TOML or YAML): train's
     settings under their flags' names, and a [grid] table giving each varied setting's values
     (seed among them). Points that can share a batch train as one batched model. Writes
     sweep.csv, summary.md, sweep.png and one run directory per point (runs/pNNN) to --out."""
     sweep = read_sweep(file)
+    if address is not None and backend != "ray":
+        raise click.UsageError("--address names a Ray cluster; give it with --backend ray.")
+    if backend == "ray" and (run_index is not None or collect_only):
+        raise click.UsageError("--backend ray trains every point; --run and --collect run here.")
     if list_runs:
         for index, point in enumerate(sweep.points):
             click.echo(f"{index:4d}  {point_label(point)}")
@@ -69,11 +90,19 @@ def sweep_command(
         click.echo(f"point {run_index} ({label}) trained into {directory}/runs")
         return
     directory = usable_directory(out, "output")
+    if backend == "ray":  # Ray present and its cluster reachable, before anything is written
+        start_ray(address)
     if not collect_only:  # every point built and checked before the directory is touched
         dataset, runs = prepare_points(sweep, directory, range(len(sweep.points)))
     with claimed_directory(out, "output") as directory:
         record_definition(directory, sweep)
-        if not collect_only:
+        if backend == "ray":
+            groups = batch_groups(runs)
+            train_on_ray(
+                sweep, directory, groups, address=address, cpus_per_task=cpus_per_task,
+                device=device,
+            )  # fmt: skip
+        elif not collect_only:
             train_points(runs, dataset, device)
         results, missing = collect(sweep, directory)
         if not results:

@@ -36,6 +36,7 @@ from .fileio import write_text_atomic
 from .logs import LOGGER
 from .models.factory import build_model, config_to_json, model_config
 from .options import LIST, POSITIVE, check_fields, setting
+from .reports import write_report
 from .rundir import claimed_directory
 from .theory import predict
 from .train import TrainConfig
@@ -229,7 +230,9 @@ def _run_phase(settings: PhaseSettings, dataset: Dataset, out: Path, device: str
     plot_phase(result, out / "phase.png")
     result.seconds["total"] = time.perf_counter() - started
     write_text_atomic(out / "phase.csv", _csv(points))
-    write_text_atomic(out / "summary.md", format_summary(result, settings.data_name))
+    markdown = format_summary(result, settings.data_name)
+    write_text_atomic(out / "summary.md", markdown)
+    write_report(out / "report.html", "Phase diagram", markdown, [out / "phase.png"])
     write_text_atomic(out / "summary.json", json.dumps(_json(result), indent=2) + "\n")
     return result
 

@@ -32,6 +32,7 @@ from .logs import LOGGER
 from .models.factory import build_model, load_run_model, model_config
 from .monitor import DEFAULT_ROWS
 from .remedies import check_remedies
+from .reports import write_report
 from .rundir import claimed_directory
 from .train import TrainConfig, evaluate_split, latent_level_names
 
@@ -334,7 +335,11 @@ def _write_outputs(
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(directory / "remedies.csv", buffer.getvalue())
-    save_figure(plot_bench(results), directory / "remedies.png")
+    figure = save_figure(plot_bench(results), directory / "remedies.png")
+    markdown = header + markdown_table(rows, latent_total)
+    write_report(
+        directory / "report.html", f"Remedy bench: {family} on {dataset.name}", markdown, [figure]
+    )
     summary = {"rows": rows, "runs": [r.__dict__ for r in results]}
     write_text_atomic(
         directory / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n"

@@ -47,6 +47,7 @@ from .models.mhvae import MHVAEConfig
 from .models.vae import VAEConfig
 from .options import checked_settings, declared, parse_settings_file
 from .remedies import check_remedies
+from .reports import write_report
 from .rundir import completed_epochs
 from .train import TrainConfig, latent_level_names
 
@@ -245,8 +246,10 @@ def collect(sweep: Sweep, out: Path) -> tuple[list[PointResult], list[int]]:
 
 def write_summary(sweep: Sweep, out: Path, results: list[PointResult], missing: list[int]) -> None:
     write_text_atomic(out / "sweep.csv", _csv(sweep, results))
-    write_text_atomic(out / "summary.md", _markdown(sweep, results, missing))
-    plot_sweep(sweep, results, out / "sweep.png")
+    markdown = _markdown(sweep, results, missing)
+    write_text_atomic(out / "summary.md", markdown)
+    figure = plot_sweep(sweep, results, out / "sweep.png")
+    write_report(out / "report.html", f"Sweep over {', '.join(sweep.grid)}", markdown, [figure])
 
 
 def _csv(sweep: Sweep, results: list[PointResult]) -> str:

@@ -12,6 +12,7 @@ from ..experiments import REGISTRY, run_entry
 from ..experiments.registry import by_paper, collect_report, entry_names
 from ..fileio import write_text_atomic
 from ..options import command_options, from_command_line
+from ..reports import write_report
 from ..rundir import claimed_directory
 
 
@@ -73,7 +74,17 @@ def reproduce(
     if collect:
         if not Path(out).is_dir():
             raise InputError(f"--out {out} is not a directory of reproductions.")
-        click.echo(collect_report(out), nl=False)
+        text = collect_report(out)
+        with claimed_directory(out, "output") as directory:
+            figures = [
+                figure
+                for name in entry_names()
+                if (directory / name / "result.json").is_file()
+                for figure in sorted((directory / name).glob("*.png"))
+            ]
+            write_report(directory / "report.html", "Reproducing the papers", text, figures)
+        click.echo(text, nl=False)
+        click.echo(f"(also written as {Path(out) / 'report.html'}, with every entry's figures)")
         return
     if name is None:
         raise click.UsageError("give an experiment name, `all`, or --list.")

@@ -15,6 +15,7 @@ from ..data import Dataset
 from ..errors import InputError
 from ..fileio import replace_atomically, write_text_atomic
 from ..models.factory import build_model, config_to_json, load_run_model, model_config
+from ..reports import write_report
 from ..rundir import stored_data_spec
 from ..train import TrainConfig, train
 from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
@@ -146,17 +147,22 @@ def _weights_digest(model) -> str:
 def write_diagnosis(
     report: DiagnosisReport, run_dir: str | Path, label: str = "model"
 ) -> list[Path]:
-    """``diagnosis.json`` and three PNGs in ``run_dir`` (each written atomically)."""
+    """``diagnosis.json``, three PNGs and ``report.html`` (the text and the figures in one page)
+    in ``run_dir``, each written atomically."""
     run_dir = Path(run_dir)
     path = run_dir / "diagnosis.json"
     text = json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
     write_text_atomic(path, text)
-    return [
-        path,
+    figures = [
         save_figure(plot_collapse_curves({label: report}), run_dir / "collapse_curve.png"),
         save_figure(plot_kl_bars(report), run_dir / "kl_per_dim.png"),
         save_figure(plot_std_histograms({label: report}), run_dir / "encoder_std.png"),
     ]
+    page = write_report(
+        run_dir / "report.html", f"Diagnosis: {label}",
+        f"# Diagnosis: {label}\n\n```\n{format_report(report)}\n```\n", figures,
+    )  # fmt: skip
+    return [path, *figures, page]
 
 
 def format_report(report: DiagnosisReport) -> str:

@@ -161,20 +161,26 @@ def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:
     assert abs(data_derived(one) - one) < 1e-9 * one
 
 
+def _small_sweep():
+    """The digits, a small MLP VAE's settings at three β's, and a short training."""
+    from vaecollapse.data import load_dataset
+    from vaecollapse.train import TrainConfig
+
+    settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
+    runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
+    return load_dataset("digits"), settings, runs, TrainConfig(epochs=3, lr=3e-3)
+
+
 def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from vaecollapse.data import load_dataset
     from vaecollapse.errors import InputError
     from vaecollapse.experiments.common import train_runs
     from vaecollapse.experiments.registry import Context
     from vaecollapse.logs import show_progress
     from vaecollapse.train import TrainConfig
 
-    dataset = load_dataset("digits")
-    settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
-    runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
-    training = TrainConfig(epochs=3, lr=3e-3)
+    dataset, _, runs, training = _small_sweep()
     outcomes = {}
     show_progress()  # as the command line does: the workers repeat it
     for jobs in (1, 2):
@@ -201,16 +207,12 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
 def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from vaecollapse.data import load_dataset
     from vaecollapse.errors import InputError
     from vaecollapse.experiments.common import train_runs
     from vaecollapse.experiments.registry import Context
     from vaecollapse.train import TrainConfig
 
-    dataset = load_dataset("digits")
-    settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
-    runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
-    training = TrainConfig(epochs=3, lr=3e-3)
+    dataset, settings, runs, training = _small_sweep()
     outcomes = {}
     caplog.set_level(logging.INFO, logger="vaecollapse")
     for batch in (False, True):

@@ -73,6 +73,29 @@ def test_a_sweep_on_ray_trains_what_the_local_backend_trains(run_cli, tmp_path, 
             torch.testing.assert_close(theirs[name], tensor, rtol=1e-5, atol=1e-6)
 
 
+def test_a_sweep_interrupted_on_ray_finishes_without_retraining(run_cli, tmp_path, local_ray):
+    """One task fails (its run directory is held by another process, as by a killed worker's
+    successor), the others finish; the same command again trains only what did not."""
+    from vaecollapse.rundir import directory_lock
+
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP)
+    out = tmp_path / "out"
+    assert run_cli("sweep", str(sweep), "--out", str(out), "--run", "0").code == 0
+    held = out / "runs" / "p001"
+    held.mkdir(parents=True)
+    with directory_lock(held):
+        first = run_cli("sweep", str(sweep), "--out", str(out), "--backend", "ray")
+    assert first.code == 2 and "point(s) 1, 3 did not finish on Ray" in _said(first)
+    finished = {i: (out / "runs" / f"p{i:03d}" / "model.pt").stat().st_mtime_ns for i in (0, 2)}
+    assert not (out / "runs" / "p003" / "model.pt").exists()  # trained with point 1, in one batch
+    again = run_cli("sweep", str(sweep), "--out", str(out), "--backend", "ray")
+    assert again.code == 0, again.err
+    assert "4 of 4 points finished" in again.out
+    for i, stamp in finished.items():
+        assert (out / "runs" / f"p{i:03d}" / "model.pt").stat().st_mtime_ns == stamp
+
+
 def test_ray_missing_exits_2_with_the_install_command(run_cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if not installed
     sweep = tmp_path / "sweep.toml"

@@ -85,17 +85,26 @@ def train_on_ray(
     device: str = "auto",
 ) -> None:
     """Train every group of points as one Ray task asking for ``cpus_per_task`` CPUs (and one GPU
-    where ``device`` names CUDA); waits for all, and raises the first task's error."""
+    where ``device`` names CUDA). Waits for every task, so that all that can finish do, then
+    raises the first failed task's error (a bad input as the InputError it is)."""
     ray = start_ray(address)
     gpus = 1 if device.startswith("cuda") else 0
     task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus)(_train_group)
     LOGGER.info(f"sweep: {len(groups)} task(s) on Ray, {cpus_per_task} CPU(s) each")
     pending = [task.remote(sweep, str(out), list(group), device, cpus_per_task) for group in groups]
-    try:
-        for done in ray.get(pending):
-            LOGGER.info(f"sweep: Ray trained point(s) {', '.join(map(str, done))}")
-    except ray.exceptions.RayTaskError as exc:
-        cause = exc.cause if isinstance(exc.cause, InputError) else None
-        if cause is not None:
-            raise InputError(str(cause)) from None
-        raise
+    failures = []
+    for reference, group in zip(pending, groups, strict=True):
+        try:
+            ray.get(reference)
+            LOGGER.info(f"sweep: Ray trained point(s) {', '.join(map(str, group))}")
+        except ray.exceptions.RayTaskError as exc:
+            failures.append((group, exc))
+    if failures:
+        group, exc = failures[0]
+        failed = ", ".join(str(i) for g, _ in failures for i in g)
+        if isinstance(exc.cause, InputError):
+            raise InputError(
+                f"point(s) {failed} did not finish on Ray; the others did. Point(s) "
+                f"{', '.join(map(str, group))}: {exc.cause}"
+            ) from None
+        raise exc

@@ -37,7 +37,7 @@ from .logs import LOGGER
 from .models.factory import build_model, config_to_json, model_config
 from .options import LIST, POSITIVE, check_fields, setting
 from .reports import write_report
-from .rundir import claimed_directory
+from .rundir import claimed_directory, guard_definition
 from .theory import predict
 from .train import TrainConfig
 
@@ -188,7 +188,8 @@ def run_phase(settings: PhaseSettings, dataset: Dataset, out: str | Path, device
 
 
 def _run_phase(settings: PhaseSettings, dataset: Dataset, out: Path, device: str) -> PhaseResult:
-    _check_settings_file(out, settings)
+    definition = asdict(replace(settings, epochs=None))
+    guard_definition(out / SETTINGS_FILE, definition, "a phase diagram of other settings")
     started = time.perf_counter()
     betas, etas = default_axes(settings, dataset)
     train_data = second_moment_rows(dataset) if settings.linear else dataset
@@ -235,23 +236,6 @@ def _run_phase(settings: PhaseSettings, dataset: Dataset, out: Path, device: str
     write_report(out / "report.html", "Phase diagram", markdown, [out / "phase.png"])
     write_text_atomic(out / "summary.json", json.dumps(_json(result), indent=2) + "\n")
     return result
-
-
-def _check_settings_file(out: Path, settings: PhaseSettings) -> None:
-    """Write the settings beside the runs, or refuse a directory holding another diagram's."""
-    path = out / SETTINGS_FILE
-    wanted = json.loads(json.dumps(asdict(replace(settings, epochs=None))))
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = None
-        if stored != wanted:
-            raise InputError(
-                f"{out} holds a phase diagram of other settings ({path}); only --epochs may "
-                "change when it is run again. Use another --out."
-            )
-    write_text_atomic(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def _measure(settings, dataset, run: Run, last: dict, beta: float, eta: float) -> PhasePoint:

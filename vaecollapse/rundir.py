@@ -30,7 +30,13 @@ import torch
 
 from .data import Dataset, DataSpec
 from .errors import InputError
-from .fileio import WriteError, make_directory, os_reason, replace_atomically
+from .fileio import (
+    WriteError,
+    make_directory,
+    os_reason,
+    replace_atomically,
+    write_text_atomic,
+)
 
 LOCK_NAME = ".vaecollapse.lock"
 RUN_FORMAT = "vaecollapse-run/1"
@@ -214,6 +220,24 @@ def stored_data_spec(run_dir: Path, stored: dict[str, Any]) -> DataSpec:
     if spec.dataset == EMBEDDED_DATA:
         spec = replace(spec, dataset=str(Path(run_dir) / EMBEDDED_DATA))
     return spec
+
+
+def guard_definition(path: Path, definition: dict[str, Any], what: str) -> None:
+    """Write ``definition`` (JSON) to ``path``, or refuse, changing nothing, when ``path`` holds
+    another one (``what`` names it, e.g. "another sweep"). What may change between two calls
+    (the epochs) is left out of ``definition`` by the caller."""
+    wanted = json.loads(json.dumps(definition))
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if stored != wanted:
+            raise InputError(
+                f"{path.parent} holds {what} ({path}); only the epochs may change when it is run "
+                "again. Use another --out."
+            )
+    write_text_atomic(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

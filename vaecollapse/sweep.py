@@ -48,7 +48,7 @@ from .models.vae import VAEConfig
 from .options import checked_settings, declared, parse_settings_file
 from .remedies import check_remedies
 from .reports import write_report
-from .rundir import completed_epochs
+from .rundir import completed_epochs, guard_definition
 from .train import TrainConfig, latent_level_names
 
 MODEL_CLASSES = (VAEConfig, CVAEConfig, MHVAEConfig)
@@ -85,7 +85,7 @@ class Sweep:
         return self.fixed | points[index]
 
     def to_json(self) -> dict:
-        return {"fixed": self.fixed, "grid": {k: list(v) for k, v in self.grid.items()}}
+        return {"fixed": dict(self.fixed), "grid": {k: list(v) for k, v in self.grid.items()}}
 
 
 def read_sweep(path: str | Path) -> Sweep:
@@ -157,26 +157,11 @@ def run_dir(out: Path, index: int) -> Path:
 
 
 def record_definition(out: Path, sweep: Sweep) -> None:
-    """Write the sweep's definition into ``out``, or refuse one holding another sweep (only the
-    epochs may change between calls)."""
-    path = out / DEFINITION_FILE
-    wanted = json.loads(json.dumps(sweep.to_json()))
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = None
-        comparable = [
-            {**d, "fixed": {k: v for k, v in d["fixed"].items() if k != "epochs"}}
-            for d in (stored, wanted)
-            if isinstance(d, dict) and isinstance(d.get("fixed"), dict)
-        ]
-        if len(comparable) != 2 or comparable[0] != comparable[1]:
-            raise InputError(
-                f"{out} holds another sweep ({path}); only epochs may change when a sweep is run "
-                "again. Use another --out."
-            )
-    write_text_atomic(path, json.dumps(wanted, indent=2) + "\n")
+    """Write the sweep's definition (all but the epochs) into ``out``, or refuse a directory
+    holding another sweep's."""
+    definition = sweep.to_json()
+    definition["fixed"].pop("epochs", None)
+    guard_definition(out / DEFINITION_FILE, definition, "another sweep")
 
 
 def prepare_points(sweep: Sweep, out: Path, indices: Sequence[int]) -> tuple[Dataset, list[Run]]:

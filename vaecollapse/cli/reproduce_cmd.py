@@ -27,7 +27,8 @@ from ..rundir import claimed_directory
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Runs of a sweep trained at once, each in its own process with a share of the threads.",
+    help="Runs of a sweep trained at once, each in its own process with a share of the threads "
+    "(for sweeps whose runs cannot share a batch; see --batch).",
 )
 @click.option(
     "--batch/--no-batch",

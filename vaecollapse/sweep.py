@@ -25,10 +25,10 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from .models.vae import VAEConfig
 from .options import checked_settings, declared, parse_settings_file
 from .remedies import check_remedies
 from .reports import write_report
-from .rundir import completed_epochs, guard_definition
+from .rundir import completed_epochs, guard_definition, read_metrics
 from .train import TrainConfig, latent_level_names
 
 MODEL_CLASSES = (VAEConfig, CVAEConfig, MHVAEConfig)
@@ -66,7 +66,7 @@ class Sweep:
     fixed: dict[str, Any]
     grid: dict[str, tuple]
 
-    @property
+    @cached_property  # every point's settings are asked for in turn: the product once
     def points(self) -> list[dict[str, Any]]:
         """Each point's grid values, in index order (the grid's product, last key fastest)."""
         keys = list(self.grid)
@@ -208,9 +208,7 @@ def collect(sweep: Sweep, out: Path) -> tuple[list[PointResult], list[int]]:
             missing.append(index)
             continue
         report, _ = diagnose_run(directory)
-        history = [
-            json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()
-        ]
+        history = read_metrics(directory / "metrics.jsonl")
         collapsed = sum(len(level.collapsed_dims) for level in report.levels.values())
         latent = sum(level.latent_dim for level in report.levels.values())
         predicted = (report.theory or {}).get("predicted_active") or {}

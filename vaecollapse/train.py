@@ -344,7 +344,7 @@ class _Loop:
                 step_scheduler(self.scheduler, record.get("test_loss", record["train_loss"]))
                 if saving:
                     self.save(epoch + 1, history)
-                if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
+                if due(epoch + 1, log_every, epochs):
                     message = (
                         f"{prefix}epoch {epoch + 1}/{epochs}  train {record['train_loss']:.4f}"
                     )

@@ -100,6 +100,33 @@ def test_a_small_linear_diagram_reaches_the_optimum_and_the_theorys_counts(
     assert other.code == 2 and "other settings" in other.err
 
 
+def test_an_mhvae_diagram_counts_z2_against_theorem_3(run_cli, tmp_path):
+    """(β2, η_dec) at β1 = 1.5, σ1 = 0.8: every point reaches Theorem 3's optimum and its z2
+    count, and the theory's counts are the ones at this β1 (at another they differ). The grid
+    leaves out the slow corner of small β2 and η_dec (docs/sweeps.md)."""
+    out = tmp_path / "phase"
+    args = (
+        "phase", "--out", str(out), "--model", "mhvae", "--latent-dim", "4", "--betas",
+        "1,2.5,8", "--eta-decs", "0.7,1.2,2", "--beta1", "1.5", "--sigma1", "0.8",
+    )  # fmt: skip
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    assert "β2 from" in result.out and "the count is z2's" in result.out
+    summary = json.loads((out / "summary.json").read_text())
+    points = summary["points"]
+    assert len(points) == 9 and summary["max_d_ma"] < 0.01 and summary["agreeing"] == 9
+    assert len({p["predicted_active"] for p in points}) >= 3
+    data = load_dataset("digits")
+
+    def theory(beta1: float, point: dict) -> int:
+        options = {"betas": (beta1, point["beta"]), "sigmas": (0.8, None)}
+        prediction = predict("mhvae", data, 4, eta_dec=point["eta_dec"], **options)
+        return prediction.optimum.active_dims["z2"]
+
+    assert [p["predicted_active"] for p in points] == [theory(1.5, p) for p in points]
+    assert [p["predicted_active"] for p in points] != [theory(0.2, p) for p in points]
+
+
 def test_an_mlp_diagram_draws_the_linear_theory_as_a_reference(run_cli, tmp_path):
     out = tmp_path / "phase"
     result = run_cli(
@@ -118,7 +145,9 @@ def test_an_mlp_diagram_draws_the_linear_theory_as_a_reference(run_cli, tmp_path
         (("--betas", "0,1"), "betas"),
         (("--eta-decs", "1,1"), "repeats"),
         (("--grid", "1"), "grid"),
-        (("--model", "mhvae"), "model"),
+        (("--model", "gan"), "model"),
+        (("--beta1", "2"), "first level"),
+        (("--model", "mhvae", "--sigma1", "0"), "sigma1"),
     ],
 )
 def test_bad_settings_exit_2(run_cli, tmp_path, args, message):

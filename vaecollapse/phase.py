@@ -7,7 +7,9 @@ second-moment rows (``second_moment_rows``: the exact full-batch objective of a 
 a learnable, data-independent encoder variance, at the cost of D rows instead of N) with Rprop,
 whose per-element step sizes suit a deterministic objective, and each point's distance to the
 theory's optimum (D_MA, the largest over its maps and encoder stds) is reported beside its
-count. For an MLP backbone the linear curves are a reference, not a prediction.
+count. For an MLP backbone the linear curves are a reference, not a prediction. The MHVAE's
+diagram is over (β2, η_dec) at a set β1, with z1's encoder std fixed and Σ2 learnable (Theorem 3),
+and counts z2's active dimensions.
 
 Every point is an ordinary run directory under ``runs/``; running the same command again over the
 same ``--out`` resumes unfinished points and retrains none that finished.
@@ -41,9 +43,9 @@ from .rundir import claimed_directory, guard_definition
 from .theory import predict
 from .train import TrainConfig
 
-PHASE_MODELS = ("vae", "cvae")
+PHASE_MODELS = ("vae", "cvae", "mhvae")
 PHASE_BACKBONES = ("linear", "mlp")
-DEFAULT_DATASETS = {"vae": "digits", "cvae": "digits-quadrant"}
+DEFAULT_DATASETS = {"vae": "digits", "cvae": "digits-quadrant", "mhvae": "digits"}
 ETA_DEC_RANGE = (0.5, 2.0)
 # How far the default β range reaches past the thresholds: far enough to show the regions with
 # every mode active and none, near enough that full-batch training reaches the optimum in the
@@ -60,7 +62,7 @@ class PhaseSettings:
 
     model: str = setting("vae", str, "Model family", choices=PHASE_MODELS)
     dataset: str | None = setting(
-        None, str, "Data set (default: digits for the VAE, digits-quadrant for the CVAE)"
+        None, str, "Data set (default: digits-quadrant for the CVAE, else digits)"
     )
     latent_dim: int = setting(8, int, "Latent size", low=1)
     backbone: str = setting(
@@ -70,7 +72,8 @@ class PhaseSettings:
     hidden: int = setting(128, int, "Width of the MLP's hidden layer", low=1)
     grid: int = setting(16, int, "Points along each axis when β's or η_dec's are not given", low=2)
     betas: tuple[float, ...] | None = setting(
-        None, float, "β values (default: spanning the theory's thresholds)", shape=LIST,
+        None, float, "β values, the MHVAE's β2 (default: spanning the theory's thresholds)",
+        shape=LIST,
         **POSITIVE,
     )  # fmt: skip
     eta_decs: tuple[float, ...] | None = setting(
@@ -84,12 +87,22 @@ class PhaseSettings:
         None, float, "Learning rate (default: Rprop's first step 1e-2 linear, Adam 3e-3 mlp)",
         **POSITIVE,
     )  # fmt: skip
+    beta1: float = setting(
+        1.0, float, "MHVAE: the KL weight of z1 (the diagram's β is z2's, β2)", **POSITIVE
+    )
+    sigma1: float = setting(
+        1.0, float, "MHVAE: z1's fixed encoder std, Σ1 = σ1²I (Theorem 3's setting)", **POSITIVE
+    )
     seed: int = setting(0, int, "Seed of every point's initial weights and batches", low=0)
     epsilon: float = setting(0.01, float, "ε of (ε,δ)-collapse (nats)", **POSITIVE)
     delta: float = setting(0.05, float, "δ of (ε,δ)-collapse", low=0, high=1, high_open=True)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.model != "mhvae" and (self.beta1 != 1.0 or self.sigma1 != 1.0):
+            raise InputError(
+                "beta1 and sigma1 set the MHVAE's first level; the VAE and CVAE have one level."
+            )
         for name in ("betas", "eta_decs"):
             values = getattr(self, name)
             if values is not None and len(set(values)) != len(values):
@@ -102,6 +115,32 @@ class PhaseSettings:
     @property
     def linear(self) -> bool:
         return self.backbone == "linear"
+
+    @property
+    def level(self) -> str:
+        """The level whose active dimensions the diagram counts: the MHVAE's top level z2."""
+        return "z2" if self.model == "mhvae" else "z"
+
+    @property
+    def beta_name(self) -> str:
+        return "β2" if self.model == "mhvae" else "β"
+
+    def theory_settings(self, eta_dec: float, beta: float = 1.0) -> dict:
+        """``predict``'s options at (β, η_dec); the MHVAE's β is β2, with σ1 fixed and Σ2
+        learnable (Theorem 3)."""
+        if self.model == "mhvae":
+            return {"betas": (self.beta1, beta), "sigmas": (self.sigma1, None), "eta_dec": eta_dec}
+        return {"beta": beta, "eta_dec": eta_dec}
+
+    def model_settings(self, beta: float, eta_dec: float) -> dict:
+        """The settings of the point (β, η_dec): a learnable encoder variance, shared by every
+        input (linear, the theory's) or an MLP of the input."""
+        learned = "shared" if self.linear else "amortized"
+        common = {"latent_dim": self.latent_dim, "backbone": self.backbone, "hidden": self.hidden}
+        if self.model == "mhvae":
+            levels = {"encoder_variances": ("fixed", learned), "sigmas": (self.sigma1, None)}
+            return common | levels | {"betas": (self.beta1, beta), "eta_dec": eta_dec}
+        return common | {"beta": beta, "eta_dec": eta_dec, "encoder_variance": learned}
 
     def training(self, rows: int) -> TrainConfig:
         """Linear: full-batch Rprop over the ``rows`` second-moment rows, one step an epoch;
@@ -166,9 +205,12 @@ def default_axes(settings: PhaseSettings, dataset: Dataset) -> tuple[list[float]
 
 
 def _thresholds(settings: PhaseSettings, dataset: Dataset, eta_dec: float) -> list[float]:
-    """The β at which each of the latent dimension's modes collapses, at ``eta_dec``."""
-    prediction = predict(settings.model, dataset, settings.latent_dim, eta_dec=eta_dec)
-    return [mode["beta"] for mode in prediction.thresholds][: settings.latent_dim]
+    """The β (the MHVAE's β2) at which each of the latent dimension's modes collapses, at
+    ``eta_dec``."""
+    options = settings.theory_settings(eta_dec)
+    prediction = predict(settings.model, dataset, settings.latent_dim, **options)
+    key = "beta2" if settings.model == "mhvae" else "beta"
+    return [mode[key] for mode in prediction.thresholds][: settings.latent_dim]
 
 
 def threshold_curves(settings: PhaseSettings, dataset: Dataset, etas: list[float]) -> dict:
@@ -197,11 +239,7 @@ def _run_phase(settings: PhaseSettings, dataset: Dataset, out: Path, device: str
     runs, cells = [], []
     for beta in betas:
         for eta in etas:
-            model_settings = {
-                "latent_dim": settings.latent_dim, "backbone": settings.backbone,
-                "hidden": settings.hidden, "beta": beta, "eta_dec": eta,
-                "encoder_variance": "shared" if settings.linear else "amortized",
-            }  # fmt: skip
+            model_settings = settings.model_settings(beta, eta)
             config = model_config(settings.model, train_data, **model_settings)
             torch.manual_seed(settings.seed)  # every point starts from the same weights
             run_dir = out / "runs" / f"beta{beta:.6g}-eta{eta:.6g}"
@@ -243,10 +281,11 @@ def _measure(settings, dataset, run: Run, last: dict, beta: float, eta: float) -
     model = run.model.cpu()
     split = dataset.test if dataset.test is not None else dataset.train
     report = diagnose_model(model, split.x, split.y, epsilon=settings.epsilon, delta=settings.delta)
-    level = report.levels["z"]
+    level = report.levels[settings.level]
     observed = settings.latent_dim - len(level.collapsed_dims)
-    prediction = predict(settings.model, dataset, settings.latent_dim, beta=beta, eta_dec=eta)
-    predicted = int(prediction.optimum.active_dims["z"])
+    options = settings.theory_settings(eta, beta)
+    prediction = predict(settings.model, dataset, settings.latent_dim, **options)
+    predicted = int(prediction.optimum.active_dims[settings.level])
     d_ma = None
     if settings.linear:
         comparison = theory_comparison(model, dataset)
@@ -308,7 +347,11 @@ def plot_phase(result: PhaseResult, path: Path) -> Path:
         )  # fmt: skip
         left.legend(fontsize=8, loc="lower left")
     kind = "theory" if s.linear else "linear theory (reference)"
-    left.set_title(f"{s.backbone} {s.model.upper()} d={s.latent_dim}: trained, {kind} curves")
+    first = f", β1={s.beta1:g}, σ1={s.sigma1:g}" if s.model == "mhvae" else ""
+    left.set_title(
+        f"{s.backbone} {s.model.upper()} d={s.latent_dim}{first}: trained, {kind} curves",
+        fontsize=9,
+    )
     if s.linear:
         values = np.array([p.d_ma for p in result.points]).reshape(shape)
         mesh = right.pcolormesh(
@@ -333,7 +376,7 @@ def plot_phase(result: PhaseResult, path: Path) -> Path:
             ticks.set_major_formatter(FormatStrFormatter("%g"))
             ticks.set_minor_locator(NullLocator())
         axis.set_xlabel("η_dec")
-        axis.set_ylabel("β")
+        axis.set_ylabel(s.beta_name)
     return save_figure(figure, path)
 
 
@@ -369,9 +412,14 @@ def format_summary(result: PhaseResult, data_name: str) -> str:
     s, points = result.settings, result.points
     agreeing = sum(p.agrees for p in points)
     lines = [
-        f"# Phase diagram: {s.backbone} {s.model.upper()}, d = {s.latent_dim}, on {data_name}",
+        f"# Phase diagram: {s.backbone} {s.model.upper()}, d = {s.latent_dim}, on {data_name}"
+        + (
+            f" (β1 = {s.beta1:g}, σ1 = {s.sigma1:g}; the count is z2's)"
+            if s.model == "mhvae"
+            else ""
+        ),
         "",
-        f"{len(points)} points: β from {result.betas[0]:.3g} to {result.betas[-1]:.3g} "
+        f"{len(points)} points: {s.beta_name} from {result.betas[0]:.3g} to {result.betas[-1]:.3g} "
         f"({len(result.betas)}), η_dec from {result.eta_decs[0]:.3g} to {result.eta_decs[-1]:.3g} "
         f"({len(result.eta_decs)}); trained as one batch in {result.seconds['train']:.1f} s, "
         f"measured in {result.seconds['diagnose']:.1f} s, {result.seconds['total']:.1f} s in all.",
@@ -398,7 +446,7 @@ def format_summary(result: PhaseResult, data_name: str) -> str:
             "differ on; where D_MA is small the model is at the optimum and that mode carries "
             "less than ε there, next to its threshold):",
             "",
-            "| β | η_dec | theory | trained | KL | D_MA |",
+            f"| {s.beta_name} | η_dec | theory | trained | KL | D_MA |",
             "|---|---|---|---|---|---|",
         ]
         for p in wrong:

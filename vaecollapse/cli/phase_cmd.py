@@ -31,9 +31,9 @@ SECTIONS = (PhaseOutput, PhaseSettings)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file.")
 @command_options(*SECTIONS, DataSpec, exclude=("dataset",))
 def phase_command(config_file: str | None, **flags: Any) -> None:
-    """Draw a collapse phase diagram: a grid of (β, η_dec) points of a VAE or CVAE trained as one
-    batch, the active dimensions of each as a heat map with the linear theory's threshold curves
-    over it, and the points where they disagree marked. Writes phase.png, phase.csv, summary.md,
+    """Draw a collapse phase diagram: a grid of (β, η_dec) points of a VAE, CVAE or MHVAE (β2,
+    z2's count) trained as one batch, the active dimensions of each as a heat map with the linear
+    theory's threshold curves over it, and the points where they disagree marked. Writes phase.png, phase.csv, summary.md,
     summary.json and a run directory per point to --out.
 
     By default: the linear VAE (d = 8) on the embedded digits, 16 × 16 points spanning the

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batched import BATCHED_BACKBONES, batch_refusal, train_batched
+from ..batched import batch_groups, train_batched
 from ..data import Dataset, load_dataset
 from ..diagnostics.linear import theory_comparison
 from ..diagnostics.metrics import collapsed_dimensions
@@ -86,16 +86,16 @@ def train_runs(
     iwae_k: int = 0,
 ) -> dict[str, RunOutcome]:
     """Train (or resume, or skip when complete) every ``label -> settings`` run of ``group`` in
-    the shared run area, ``ctx.jobs`` at a time, and diagnose each on the test split."""
+    the shared run area — runs that can share a batch as one batched model (``ctx.batch``), the
+    others ``ctx.jobs`` at a time — and diagnose each on the test split."""
     training = ctx.training(training)
     log_every = max(1, training.epochs // 4)
-    batched = (
-        ctx.batch
-        and len(runs) > 1
-        and _train_batched(ctx, group, family, dataset, runs, training, log_every)
-    )
-    if not batched and ctx.jobs > 1 and len(runs) > 1:
-        _train_side_by_side(ctx, group, family, dataset, runs, training, log_every)
+    alone = list(runs)
+    if ctx.batch and len(runs) > 1:
+        alone = _train_batched(ctx, group, family, dataset, runs, training, log_every)
+    if ctx.jobs > 1 and len(alone) > 1:
+        chosen = {label: runs[label] for label in alone}
+        _train_side_by_side(ctx, group, family, dataset, chosen, training, log_every)
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
         run_dir = ctx.run_dir(group, label)
@@ -116,21 +116,25 @@ def _train_batched(
     runs: dict[str, dict],
     training: TrainConfig,
     log_every: int,
-) -> bool:
-    """Train the runs as one batched model when they can share a batch (``batch_refusal``) and
-    their backbone is one that batching speeds up; returns whether it did."""
-    batch = [
+) -> list[str]:
+    """Train each set of the runs that can share a batch (``batch_groups``) as one batched
+    model; returns the labels of the runs left to train alone."""
+    labels = list(runs)
+    prepared = [
         prepared_run(ctx.run_dir(group, label), family, dataset, settings, training)
         for label, settings in runs.items()
     ]
-    backbone = getattr(batch[0].model.config, "backbone", None)
-    reason = batch_refusal(batch)
-    if backbone not in BATCHED_BACKBONES or reason is not None:
-        LOGGER.info(f"[{ctx.out.name}] {group}: not batched ({reason or backbone + ' backbone'})")
-        return False
-    LOGGER.info(f"[{ctx.out.name}] training the {len(runs)} runs of {group} as one batch")
-    train_batched(batch, dataset, progress=False, log_every=log_every, log_prefix=f"[{group}] ")
-    return True
+    alone = []
+    for members in batch_groups(prepared):
+        if len(members) == 1:
+            alone.append(labels[members[0]])
+            continue
+        LOGGER.info(f"[{ctx.out.name}] {group}: training {len(members)} runs as one batch")
+        train_batched(
+            [prepared[i] for i in members], dataset, progress=False, log_every=log_every,
+            log_prefix=f"[{group}] ",
+        )  # fmt: skip
+    return alone
 
 
 def _train_side_by_side(

@@ -13,10 +13,8 @@ from ..theory import cvae_spectrum, predict
 from ..train import TrainConfig
 from .claims import Claim
 from .common import (
-    KL_NOISE,
     PAPER_CODE_CONVENTION,
     RunOutcome,
-    kl_monotone,
     level_summary,
     load,
     mean_collapsed,
@@ -28,6 +26,7 @@ from .common import (
     trend,
 )
 from .registry import Comparison, Context, EntryResult, register
+from .sweeps import Grid, Line, LineSweep, Measure
 
 FIG2B_BETAS, FIG2B_ETAS = (0.1, 0.5, 1.0, 2.0), (0.25, 0.5, 1.0, 2.0)
 TABLE3_BETAS, TABLE3_ETAS = (0.25, 0.5, 1.0, 2.0, 3.0), (0.25, 0.5, 0.75, 1.0, 2.0)
@@ -45,35 +44,35 @@ TABLE3_PAPER = {
 }
 
 
-def _quadrant_setup(ctx: Context) -> tuple[str, int, TrainConfig]:
-    """(source, latent size, training) of the ReLU CVAE quadrant sweeps."""
+def _quadrant_grid(ctx: Context, iwae_k: int = 0) -> tuple[str, Grid]:
+    """(source, grid) of the ReLU CVAE quadrant sweeps: hidden 16, shared learnable Σ, η_enc = 1,
+    a run per (β_paper, η_dec); fig2b and table3 find each other's runs in the shared area."""
     if ctx.quick:
-        return "digits-quadrant", 8, TrainConfig(epochs=100, lr=3e-3)
-    return "mnist-quadrant", 16, TrainConfig(epochs=100, lr=1e-4)
+        source, latent, training = "digits-quadrant", 8, TrainConfig(epochs=100, lr=3e-3)
+    else:
+        source, latent, training = "mnist-quadrant", 16, TrainConfig(epochs=100, lr=1e-4)
+    base = {"latent_dim": latent, "backbone": "mlp", "hidden": 16, "encoder_variance": "shared"}
+    grid = Grid(
+        f"relu-cvae-{source}", "cvae", base,
+        vary=lambda p: {"beta": ours(p[0]), "eta_dec": p[1]},
+        label=lambda p: f"beta{p[0]:g}-eta{p[1]:g}",
+        training=training, iwae_k=iwae_k,
+    )  # fmt: skip
+    return source, grid
 
 
-def _relu_cvae_sweep(
-    ctx: Context, points: list[tuple[float, float]], iwae_k: int = 0
-) -> dict[tuple[float, float], RunOutcome]:
-    """Train the ReLU CVAE (hidden 16, shared learnable Σ, η_enc = 1) at each (β_paper, η_dec);
-    fig2b and table3 find each other's runs in the shared area."""
-    source, latent, training = _quadrant_setup(ctx)
-    dataset = load(ctx, source)
-    runs = {
-        f"beta{beta:g}-eta{eta:g}": {
-            "latent_dim": latent,
-            "backbone": "mlp",
-            "hidden": 16,
-            "encoder_variance": "shared",
-            "beta": ours(beta),
-            "eta_dec": eta,
-        }
-        for beta, eta in points
-    }
-    outcomes = train_runs(
-        ctx, f"relu-cvae-{source}", "cvae", dataset, runs, training, iwae_k=iwae_k
+def _quadrant_row(line: Line, point: tuple[float, float], outcome: RunOutcome) -> dict:
+    return {"sweep": line.name, "beta_paper": point[0], "eta_dec": point[1]} | level_summary(
+        outcome.report
     )
-    return dict(zip(points, outcomes.values(), strict=True))
+
+
+def _quadrant_result(ctx: Context, sweep: LineSweep, iwae_k: int = 0) -> EntryResult:
+    source, grid = _quadrant_grid(ctx, iwae_k)
+    return sweep.result(ctx, grid.train(ctx, load(ctx, source), sweep.points))
+
+
+KL_FALLS = Measure("kl", "KL (nats)", "KL", follows_kl=True, judge="kl")
 
 
 @register(
@@ -83,51 +82,20 @@ def _relu_cvae_sweep(
     data=("mnist",),
 )
 def fig2b(ctx: Context) -> EntryResult:
-    beta_points = [(b, 1.0) for b in FIG2B_BETAS]
-    eta_points = [(1.0, e) for e in FIG2B_ETAS]
-    outcomes = _relu_cvae_sweep(ctx, list(dict.fromkeys(beta_points + eta_points)))
-    rows, comparisons = [], []
-    claim = Claim(
-        "the KL falls and more dimensions are (ε,δ)-collapsed as β grows and as η_dec grows"
+    lines = (
+        Line("β", FIG2B_BETAS, tuple((b, 1.0) for b in FIG2B_BETAS), False, held="η_dec = 1"),
+        Line("η_dec", FIG2B_ETAS, tuple((1.0, e) for e in FIG2B_ETAS), False, held="β = 1"),
     )
-    panels = {}
-    for name, points, values in (
-        ("β", beta_points, FIG2B_BETAS),
-        ("η_dec", eta_points, FIG2B_ETAS),
-    ):
-        summaries = [level_summary(outcomes[p].report) for p in points]
-        rows += [
-            {"sweep": name, "beta_paper": p[0], "eta_dec": p[1], **summary}
-            for p, summary in zip(points, summaries, strict=True)
-        ]
-        kls = [summary["kl"] for summary in summaries]
-        counts = [summary["collapsed"] for summary in summaries]
-        kl_monotone(claim, f"KL as {name} grows", kls, False, outcomes[points[0]].report)
-        claim.monotone(f"collapsed dimensions as {name} grows", counts, True, fmt="{:.0f}")
-        comparisons += [
-            paper_vs_ours(
-                f"KL (nats) as {name} = {values} grows",
-                None, kls, agreement=trend(kls, False, KL_NOISE),
-            ),
-            paper_vs_ours(
-                f"dimensions collapsed at ε = 0.01 as {name} grows",
-                None, counts, "{:d}", agreement=trend(counts, True),
-            ),
-        ]  # fmt: skip
-        fixed = "η_dec = 1" if name == "β" else "β = 1"
-        panels[f"{name} sweep ({fixed})"] = {
-            f"{name} = {v:g}": outcomes[p].report for v, p in zip(values, points, strict=True)
-        }
-    for comparison in comparisons:
-        comparison.paper = "larger β or η_dec → more collapsed dimensions"
-    figure = plot_sweeps(panels, ctx.out / "fig2b.png")
-    return EntryResult(
-        **claim.fields(),
-        rows=rows,
-        comparisons=comparisons,
-        figures=[figure],
-        train_seconds=total_train_seconds(outcomes.values()),
-    )
+    collapsed = Measure(
+        "collapsed", "dimensions collapsed at ε = 0.01", "collapsed dimensions", "{:.0f}",
+        follows_kl=False, judge="monotone",
+    )  # fmt: skip
+    sweep = LineSweep(
+        "the KL falls and more dimensions are (ε,δ)-collapsed as β grows and as η_dec grows",
+        lines, (KL_FALLS, collapsed), _quadrant_row, figure="fig2b.png",
+        paper_says="larger β or η_dec → more collapsed dimensions",
+    )  # fmt: skip
+    return _quadrant_result(ctx, sweep)
 
 
 @register(
@@ -138,53 +106,28 @@ def fig2b(ctx: Context) -> EntryResult:
 )
 def table3(ctx: Context) -> EntryResult:
     iwae_k = 50 if ctx.quick else 1000
-    sweeps = {
-        "beta": [(b, 0.5) for b in TABLE3_BETAS],
-        "eta_dec": [(1.0, e) for e in TABLE3_ETAS],
-    }
-    points = list(dict.fromkeys(sweeps["beta"] + sweeps["eta_dec"]))
-    outcomes = _relu_cvae_sweep(ctx, points, iwae_k=iwae_k)
-    rows, comparisons = [], []
-    claim = Claim(
+    lines = tuple(
+        Line(name, values, points, False, paper=TABLE3_PAPER[name])
+        for name, values, points in (
+            ("beta", TABLE3_BETAS, tuple((b, 0.5) for b in TABLE3_BETAS)),
+            ("eta_dec", TABLE3_ETAS, tuple((1.0, e) for e in TABLE3_ETAS)),
+        )
+    )
+    measures = (
+        Measure("iwae_ll", f"IWAE log p(y|x), K = {iwae_k}"),
+        Measure("kl", "KL (nats)", "KL", follows_kl=True, judge="kl"),
+        Measure(
+            "au_kl_pairs_pct", "AU % (paper code: pairs with KL ≥ 0.01)", "AU % (paper code)",
+            "{:.0f}", follows_kl=True, judge="ends",
+        ),
+        Measure("au_burda_pct", "AU % (Burda)", fmt="{:.0f}"),
+    )  # fmt: skip
+    sweep = LineSweep(
         "the KL falls as β grows (η_dec = 0.5) and as η_dec grows (β = 1), and the share of active "
-        "(sample, dimension) pairs is lower at the largest value than at the smallest"
-    )
-    for sweep, swept in sweeps.items():
-        summaries = [level_summary(outcomes[p].report) for p in swept]
-        rows += [
-            {"sweep": sweep, "beta_paper": p[0], "eta_dec": p[1], **s}
-            for p, s in zip(swept, summaries, strict=True)
-        ]
-        values = TABLE3_BETAS if sweep == "beta" else TABLE3_ETAS
-        for key, label, fmt in (
-            ("iwae_ll", f"IWAE log p(y|x), K = {iwae_k}", "{:.2f}"),
-            ("kl", "KL (nats)", "{:.2f}"),
-            ("au_kl_pairs_pct", "AU % (paper code: pairs with KL ≥ 0.01)", "{:.0f}"),
-            ("au_burda_pct", "AU % (Burda)", "{:.0f}"),
-        ):
-            measured = [s[key] for s in summaries]
-            paper = None if ctx.quick else TABLE3_PAPER[sweep].get(key)
-            agreement = ""
-            if key == "kl":
-                agreement = trend(measured, False, KL_NOISE)
-                kl_monotone(
-                    claim, f"KL as {sweep} grows", measured, False, outcomes[swept[0]].report
-                )
-            elif key == "au_kl_pairs_pct":
-                agreement = trend(measured, increasing=False)
-                claim.less(
-                    f"AU % (paper code) at the largest {sweep} < at the smallest",
-                    measured[-1], measured[0], "{:.1f}",
-                )  # fmt: skip
-            comparisons.append(
-                paper_vs_ours(f"{label}, {sweep} = {values}", paper, measured, fmt, agreement)
-            )
-    return EntryResult(
-        **claim.fields(),
-        rows=rows,
-        comparisons=comparisons,
-        train_seconds=total_train_seconds(outcomes.values()),
-    )
+        "(sample, dimension) pairs is lower at the largest value than at the smallest",
+        lines, measures, _quadrant_row,
+    )  # fmt: skip
+    return _quadrant_result(ctx, sweep, iwae_k)
 
 
 FIG3A_DIGITS = (1, 9, 7)

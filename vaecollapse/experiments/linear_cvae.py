@@ -16,10 +16,10 @@ from .common import (
     plot_weighted_kl,
     theory_convergence,
     total_train_seconds,
-    train_runs,
     train_with_snapshots,
 )
 from .registry import Comparison, Context, EntryResult, register
+from .sweeps import Grid
 
 PAPER_THETA = {1: 3.33, 2: 2.09, 4: 1.59, 8: 0.84, 16: 0.44, 32: 0.19, 64: 0.062}
 
@@ -39,18 +39,15 @@ def fig6a(ctx: Context) -> EntryResult:
         training = TrainConfig(epochs=100, batch_size=128, lr=1e-4)
     dataset = load(ctx, source)
     theta = cvae_spectrum(dataset).values
-    runs = {
-        f"beta-theta{k}": {
-            "latent_dim": latent,
-            "encoder_variance": "shared",
-            "beta": data_derived(theta[k - 1]),
-        }
-        for k in ks
-    }
-    outcomes = train_runs(ctx, f"linear-cvae-{source}-fig6a", "cvae", dataset, runs, training)
+    grid = Grid(
+        f"linear-cvae-{source}-fig6a", "cvae", {"latent_dim": latent, "encoder_variance": "shared"},
+        vary=lambda k: {"beta": data_derived(theta[k - 1])}, label=lambda k: f"beta-theta{k}",
+        training=training,
+    )  # fmt: skip
+    outcomes = grid.train(ctx, dataset, ks)
     rows = []
     for k in ks:
-        beta, report = data_derived(theta[k - 1]), outcomes[f"beta-theta{k}"].report
+        beta, report = data_derived(theta[k - 1]), outcomes[k].report
         rows.append(
             {
                 "k": k,

@@ -20,10 +20,10 @@ from .common import (
     plot_weighted_kl,
     theory_convergence,
     total_train_seconds,
-    train_runs,
     train_with_snapshots,
 )
 from .registry import Comparison, Context, EntryResult, register
+from .sweeps import Grid
 
 FIG6B_PAPER_THETA = {1: 6.17, 2: 2.10, 4: 1.80, 8: 1.24, 16: 0.89, 32: 0.58, 64: 0.34}
 
@@ -48,15 +48,19 @@ def fig6b(ctx: Context) -> EntryResult:
         "encoder_variances": ("fixed", "shared"),
         "sigmas": (1.0, None),
     }
-    runs = {f"beta2-theta{k}": base | {"betas": (1.0, data_derived(theta[k - 1]))} for k in ks}
-    outcomes = train_runs(ctx, f"linear-mhvae-{source}-fig6b", "mhvae", dataset, runs, training)
+    grid = Grid(
+        f"linear-mhvae-{source}-fig6b", "mhvae", base,
+        vary=lambda k: {"betas": (1.0, data_derived(theta[k - 1]))},
+        label=lambda k: f"beta2-theta{k}", training=training,
+    )  # fmt: skip
+    outcomes = grid.train(ctx, dataset, ks)
     rows = []
     for k in ks:
         beta2 = data_derived(theta[k - 1])
         optimum = predict(  # at β2 exactly θ_k
             "mhvae", dataset, latent, betas=(1.0, float(theta[k - 1])), sigmas=(1.0, None)
         ).optimum
-        report = outcomes[f"beta2-theta{k}"].report
+        report = outcomes[k].report
         summary = level_summary(report, "z2")
         rows.append(
             {
@@ -84,7 +88,7 @@ def fig6b(ctx: Context) -> EntryResult:
         "β2·KL(z2) at θ_1 under 1% of that at the smallest β2",
         first["beta2_kl_z2"], 0.01 * rows[-1]["beta2_kl_z2"], "{:.3g}",
     )  # fmt: skip
-    report = outcomes[f"beta2-theta{ks[0]}"].report
+    report = outcomes[ks[0]].report
     kl_monotone(claim, "KL(z2) as β2 falls", kls, True, report, "z2")
     comparisons = [
         paper_vs_ours(

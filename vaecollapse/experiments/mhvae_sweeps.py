@@ -10,7 +10,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..data import Dataset
 from ..diagnostics.plots import new_figure, save_figure
 from ..models.factory import load_run_model
 from ..train import TrainConfig
@@ -25,45 +24,48 @@ from .common import (
     load,
     ours,
     paper_vs_ours,
-    plot_sweeps,
     total_train_seconds,
-    train_runs,
     trend,
 )
 from .registry import Context, EntryResult, register
+from .sweeps import Grid, Line, LineSweep, Measure
 
 Point = tuple[float, float, float]  # (β1, β2, η_dec), the paper's β's
 
 
-def _label(point: Point) -> str:
-    return "b1_{:g}-b2_{:g}-eta{:g}".format(*point)
+def _grid(group: str, base: dict, training: TrainConfig, iwae_k: int = 0) -> Grid:
+    """MHVAE runs over (β1, β2, η_dec) points (the paper's β's) with ``base``'s other settings."""
+    return Grid(
+        group, "mhvae", base,
+        vary=lambda p: {"betas": (ours(p[0]), ours(p[1])), "eta_dec": p[2]},
+        label=lambda p: "b1_{:g}-b2_{:g}-eta{:g}".format(*p),
+        training=training, iwae_k=iwae_k,
+    )  # fmt: skip
 
 
-def _train_points(
-    ctx: Context,
-    group: str,
-    source: str,
-    dataset: Dataset,
-    base: dict,
-    points: list[Point],
-    training: TrainConfig,
-    iwae_k: int = 0,
-) -> dict[Point, RunOutcome]:
-    runs = {
-        _label(p): base | {"betas": (ours(p[0]), ours(p[1])), "eta_dec": p[2]}
-        for p in dict.fromkeys(points)
-    }
-    outcomes = train_runs(ctx, group, "mhvae", dataset, runs, training, iwae_k=iwae_k)
-    return {p: outcomes[_label(p)] for p in dict.fromkeys(points)}
+EXPECTED_RISE = {"β1": True, "β2": False, "η_dec": False}  # of KL(z2), by Theorem 3
 
 
-def _sweep_points(values: dict[str, tuple[float, ...]], eta_at_betas: float) -> dict:
-    """fig2c's three sweeps: β1 (β2 = 1), β2 (β1 = 1), both at ``eta_at_betas``; η_dec (β's 1)."""
-    return {
+def _lines(
+    values: dict[str, tuple[float, ...]],
+    eta_at_betas: float,
+    asserted: tuple[str, ...] = ("β1", "β2", "η_dec"),
+    paper: dict[str, dict[str, tuple]] | None = None,
+) -> tuple[Line, ...]:
+    """fig2c's three lines: β1 (β2 = 1), β2 (β1 = 1), both at ``eta_at_betas``; η_dec (β's 1).
+    The claim is judged along the ``asserted`` ones (the others are reported)."""
+    points = {
         "β1": [(b, 1.0, eta_at_betas) for b in values["β1"]],
         "β2": [(1.0, b, eta_at_betas) for b in values["β2"]],
         "η_dec": [(1.0, 1.0, e) for e in values["η_dec"]],
     }
+    return tuple(
+        Line(
+            name, tuple(values[name]), tuple(points[name]), EXPECTED_RISE[name],
+            asserted=name in asserted, paper=(paper or {}).get(name, {}),
+        )
+        for name in points
+    )  # fmt: skip
 
 
 def _point_row(sweep: str, point: Point, outcome: RunOutcome) -> dict:
@@ -76,62 +78,24 @@ def _point_row(sweep: str, point: Point, outcome: RunOutcome) -> dict:
     }  # fmt: skip
 
 
-EXPECTED_RISE = {"β1": True, "β2": False, "η_dec": False}  # of KL(z2), by Theorem 3
+Z2_MEASURES = (
+    Measure("iwae_ll", "IWAE log-likelihood"),
+    Measure("kl", "KL(z2) (nats)", "KL(z2)", follows_kl=True, judge="kl"),
+    Measure("au_kl_pairs_pct", "AU(z2) % (KL ≥ 0.01 pairs)", fmt="{:.0f}"),
+    Measure("au_burda_pct", "AU(z2) % (Burda)", fmt="{:.0f}"),
+    Measure("kl", "KL(z1) (nats)", level="z1"),
+)
 
 
-def _sweep_result(
-    ctx: Context,
-    sweeps: dict[str, list[Point]],
-    outcomes: dict[Point, RunOutcome],
-    figure_name: str,
-    paper: dict[str, dict[str, tuple]] | None = None,
-    asserted: tuple[str, ...] = ("β1", "β2", "η_dec"),
-) -> EntryResult:
-    """Rows, paper-vs-ours lines, the z2 collapse curves and the claim of a set of sweeps; the
-    claim covers the ``asserted`` sweeps (the others are reported)."""
-    rows, comparisons, panels = [], [], {}
+def _z2_sweep(lines: tuple[Line, ...], figure: str, paper_says: str | None = None) -> LineSweep:
+    """Theorem 3's claim on KL(z2) along ``lines``, with z2's collapse curves in ``figure``."""
     parts = {"β2": "falls as β2 grows", "η_dec": "falls as η_dec grows", "β1": "rises as β1 grows"}
-    claim = Claim("KL(z2) " + ", ".join(parts[name] for name in asserted) + " (Theorem 3)")
-    for name, points in sweeps.items():
-        summaries = [level_summary(outcomes[p].report, "z2") for p in points]
-        z1 = [level_summary(outcomes[p].report, "z1")["kl"] for p in points]
-        swept = [p[("β1", "β2", "η_dec").index(name)] for p in points]
-        rows += [_point_row(name, p, outcomes[p]) for p in points]
-        kls = [s["kl"] for s in summaries]
-        rises = EXPECTED_RISE[name]
-        if name in asserted:
-            report = outcomes[points[0]].report
-            kl_monotone(claim, f"KL(z2) as {name} grows", kls, rises, report, "z2")
-        printed = (paper or {}).get(name, {})
-        lines = [
-            ("kl", "KL(z2) (nats)", "{:.2f}"),
-            ("au_kl_pairs_pct", "AU(z2) % (KL ≥ 0.01 pairs)", "{:.0f}"),
-            ("au_burda_pct", "AU(z2) % (Burda)", "{:.0f}"),
-        ]
-        if "iwae_ll" in summaries[0]:
-            lines.insert(0, ("iwae_ll", "IWAE log-likelihood", "{:.2f}"))
-        for key, label, fmt in lines:
-            comparisons.append(
-                paper_vs_ours(
-                    f"{label}, {name} = {tuple(swept)}",
-                    printed.get(key),
-                    [s[key] for s in summaries],
-                    fmt,
-                    trend(kls, rises, KL_NOISE) if key == "kl" else "",
-                )
-            )
-        comparisons.append(paper_vs_ours(f"KL(z1) (nats), {name} = {tuple(swept)}", None, z1))
-        panels[f"{name} sweep"] = {
-            f"{name} = {v:g}": outcomes[p].report for v, p in zip(swept, points, strict=True)
-        }
-    figure = plot_sweeps(panels, ctx.out / figure_name, level="z2")
-    return EntryResult(
-        **claim.fields(),
-        rows=rows,
-        comparisons=comparisons,
-        figures=[figure],
-        train_seconds=total_train_seconds(outcomes.values()),
-    )
+    asserted = [line.name for line in lines if line.asserted]
+    return LineSweep(
+        "KL(z2) " + ", ".join(parts[name] for name in asserted) + " (Theorem 3)",
+        lines, Z2_MEASURES, lambda line, p, outcome: _point_row(line.name, p, outcome),
+        level="z2", figure=figure, paper_says=paper_says,
+    )  # fmt: skip
 
 
 # the ReLU MHVAE of fig2c, table5 and fig4: MLPs of 256, Σ1 = 0.5²I fixed, Σ2 an MLP of z1,
@@ -168,14 +132,14 @@ def fig2c(ctx: Context) -> EntryResult:
         "β2": (0.1, 0.5, 1.0, 2.0),
         "η_dec": (0.25, 0.5, 1.0, 2.0),
     }
-    sweeps = _sweep_points(values, eta_at_betas=0.5)
-    points = [p for ps in sweeps.values() for p in ps]
-    dataset = load(ctx, source)
-    outcomes = _train_points(ctx, f"relu-mhvae-{source}", source, dataset, base, points, training)
-    result = _sweep_result(ctx, sweeps, outcomes, "fig2c.png")
-    for comparison in result.comparisons:
-        comparison.paper = "larger β2 or η_dec → more collapse; larger β1 → less"
-    return result
+    sweep = _z2_sweep(
+        _lines(values, eta_at_betas=0.5), "fig2c.png",
+        "larger β2 or η_dec → more collapse; larger β1 → less",
+    )  # fmt: skip
+    outcomes = _grid(f"relu-mhvae-{source}", base, training).train(
+        ctx, load(ctx, source), sweep.points
+    )
+    return sweep.result(ctx, outcomes)
 
 
 TABLE5_PAPER = {
@@ -206,14 +170,13 @@ TABLE5_PAPER = {
 def table5(ctx: Context) -> EntryResult:
     source, base, training = _relu_setup(ctx)
     betas = (0.25, 0.5, 1.0, 2.0, 3.0)
-    sweeps = _sweep_points({"β1": betas, "β2": betas, "η_dec": (0.25, 0.5, 0.75, 1.0, 2.0)}, 0.5)
-    points = [p for ps in sweeps.values() for p in ps]
+    values = {"β1": betas, "β2": betas, "η_dec": (0.25, 0.5, 0.75, 1.0, 2.0)}
+    sweep = _z2_sweep(_lines(values, 0.5, paper=TABLE5_PAPER), "table5.png")
     dataset = load(ctx, source)
     iwae_k = 50 if ctx.quick else 1000
-    outcomes = _train_points(
-        ctx, f"relu-mhvae-{source}", source, dataset, base, points, training, iwae_k=iwae_k
-    )
-    result = _sweep_result(ctx, sweeps, outcomes, "table5.png", None if ctx.quick else TABLE5_PAPER)
+    group = f"relu-mhvae-{source}"
+    outcomes = _grid(group, base, training, iwae_k).train(ctx, dataset, sweep.points)
+    result = sweep.result(ctx, outcomes)
     # the paper's parametrisation at the point every sweep shares: does our log-variance head, or
     # our unbounded means, explain the difference from the paper's KL(z2)? (reported, not claimed)
     shared_point = (1.0, 1.0, 0.5)
@@ -227,10 +190,8 @@ def table5(ctx: Context) -> EntryResult:
     }
     summaries = [level_summary(outcomes[shared_point].report, "z2")]
     for label, (suffix, variant_base) in variants.items():
-        outcome = _train_points(
-            ctx, f"relu-mhvae-{source}-{suffix}", source, dataset, variant_base, [shared_point],
-            training, iwae_k=iwae_k,
-        )[shared_point]  # fmt: skip
+        variant = _grid(f"{group}-{suffix}", variant_base, training, iwae_k)
+        outcome = variant.train(ctx, dataset, [shared_point])[shared_point]
         result.rows.append(_point_row(label, shared_point, outcome))
         summaries.append(level_summary(outcome.report, "z2"))
         result.train_seconds += outcome.train_seconds
@@ -273,7 +234,7 @@ def _sample_grid(
     dataset = load(ctx, source)
     shown = (dataset.test or dataset.train).x[:36]
     points = [(b1, b2, 0.5) for b1 in grid for b2 in grid]
-    outcomes = _train_points(ctx, group, source, dataset, base, points, training)
+    outcomes = _grid(group, base, training).train(ctx, dataset, points)
     n = len(grid)
     figure, axes = new_figure((2.2 * n, 2.2 * n), n, n)
     rows, sharpness, kl2 = [], {}, {}
@@ -379,17 +340,13 @@ def fig10(ctx: Context) -> EntryResult:
         values = {"β1": (0.1, 0.5, 1.0, 2.0), "β2": (0.1, 0.5, 1.0, 2.0)}
         values["η_dec"] = (0.25, 0.5, 1.0, 2.0)
         training = TrainConfig(epochs=100, lr=1e-3)
-    sweeps = _sweep_points(values, eta_at_betas=0.1)
-    points = [p for ps in sweeps.values() for p in ps]
-    dataset = load(ctx, "cifar10")
-    outcomes = _train_points(
-        ctx, "resnet-mhvae-cifar10", "cifar10", dataset, base, points, training
-    )
     # ten epochs on 40 images: only η_dec's effect holds under every thread count and seed
     # (benchmarks/quick_claims.py: with seed 2 on two threads β2 = 2 left KL(z2) above its value
     # at β2 = 0.1), so β1's and β2's are reported without asserting
     asserted = ("η_dec",) if ctx.quick else ("β1", "β2", "η_dec")
-    result = _sweep_result(ctx, sweeps, outcomes, "fig10.png", asserted=asserted)
-    for comparison in result.comparisons:
-        comparison.paper = "as fig2c: larger β2 or η_dec → more collapse; larger β1 → less"
-    return result
+    sweep = _z2_sweep(
+        _lines(values, eta_at_betas=0.1, asserted=asserted), "fig10.png",
+        "as fig2c: larger β2 or η_dec → more collapse; larger β1 → less",
+    )  # fmt: skip
+    grid = _grid("resnet-mhvae-cifar10", base, training)
+    return sweep.result(ctx, grid.train(ctx, load(ctx, "cifar10"), sweep.points))

@@ -1,0 +1,113 @@
+"""The registry's declared sweeps (``vaecollapse.experiments.sweeps``): how lines through a grid
+of diagnosed runs become a claim, paper-vs-ours lines, rows and panels. The reports are built from
+KL matrices whose summaries are known, so each direction and check has a known answer."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaecollapse.diagnostics.report import DiagnosisReport, LevelReport
+from vaecollapse.experiments.common import RunOutcome
+from vaecollapse.experiments.registry import Context
+from vaecollapse.experiments.sweeps import Grid, Line, LineSweep, Measure
+from vaecollapse.train import TrainConfig
+
+
+def outcome(kl_per_dim: list[float], rows: int = 10) -> RunOutcome:
+    """A diagnosed run whose every row has the KL per dimension ``kl_per_dim``."""
+    kl = torch.tensor(kl_per_dim, dtype=torch.float64).expand(rows, -1).clone()
+    level = LevelReport(
+        kl=kl, mean_variance=kl.mean(0), encoder_std=torch.ones_like(kl), epsilon=0.01, delta=0.05
+    )
+    report = DiagnosisReport({"z": level}, epsilon=0.01, delta=0.05)
+    return RunOutcome({}, [{"seconds": 2.0}], report, Path("unused"))
+
+
+KL = Measure("kl", "KL (nats)", "KL", follows_kl=True, judge="kl")
+COLLAPSED = Measure(
+    "collapsed", "collapsed dimensions", fmt="{:.0f}", follows_kl=False, judge="monotone"
+)
+
+
+def row(line: Line, point, result: RunOutcome) -> dict:
+    return {"sweep": line.name, "point": point, "kl": result.report.kl_total}
+
+
+def sweep_of(lines, measures=(KL, COLLAPSED), **options) -> LineSweep:
+    return LineSweep("the KL falls along a and b", tuple(lines), tuple(measures), row, **options)
+
+
+OUTCOMES = {
+    "a1": outcome([2.0, 1.0, 0.5]),
+    "a2": outcome([1.0, 0.5, 0.0]),
+    "a3": outcome([0.5, 0.0, 0.0]),
+    "b1": outcome([0.5, 0.5, 0.0]),
+    "b2": outcome([1.0, 1.0, 1.0]),  # the KL rises along b
+}
+
+
+def test_a_line_against_its_claimed_direction_fails_the_claim_and_names_the_line(tmp_path):
+    ctx = Context(tmp_path, quick=True)
+    falls = Line("a", (1, 2, 3), ("a1", "a2", "a3"), kl_rises=False)
+    result = sweep_of([falls]).result(ctx, OUTCOMES)
+    assert result.claim_holds
+    assert [r["point"] for r in result.rows] == ["a1", "a2", "a3"]
+    assert result.train_seconds == pytest.approx(6.0)
+    kl_line, collapsed_line = result.comparisons
+    assert kl_line.ours == "3.50, 1.50, 0.50" and kl_line.agreement.startswith("falls")
+    assert collapsed_line.ours == "0, 1, 2" and collapsed_line.agreement.startswith("rises")
+
+    rises = Line("b", (1, 2), ("b1", "b2"), kl_rises=False)
+    failed = sweep_of([falls, rises]).result(ctx, OUTCOMES)
+    assert not failed.claim_holds
+    assert "as b grows" in failed.margin and "FAILS" in failed.margin
+    # a line that is only reported does not decide the claim, and is still shown
+    reported = Line("b", (1, 2), ("b1", "b2"), kl_rises=False, asserted=False)
+    shown = sweep_of([falls, reported]).result(ctx, OUTCOMES)
+    assert shown.claim_holds and len(shown.comparisons) == 4
+    assert shown.comparisons[2].agreement == "rises, where the paper's falls"
+
+
+def test_ends_judges_only_the_end_points_in_the_claimed_direction(tmp_path):
+    ctx = Context(tmp_path, quick=True)
+    share = Measure("au_kl_pairs_pct", "AU %", fmt="{:.0f}", follows_kl=True, judge="ends")
+    down_up_down = {
+        "p": outcome([1.0, 1.0, 1.0, 1.0]),
+        "q": outcome([1.0, 0.0, 0.0, 0.0]),
+        "r": outcome([1.0, 1.0, 0.0, 0.0]),
+    }
+    line = Line("a", (1, 2, 3), ("p", "q", "r"), kl_rises=False)
+    result = sweep_of([line], [share]).result(ctx, down_up_down)
+    assert result.claim_holds  # 100 > 50 at the ends, though 25 -> 50 rises
+    assert "not monotone" in result.comparisons[0].agreement
+    backwards = Line("a", (1, 2, 3), ("q", "r", "p"), kl_rises=False)
+    assert not sweep_of([backwards], [share]).result(ctx, down_up_down).claim_holds
+
+
+def test_printed_values_appear_in_full_runs_at_the_sweeps_level_only(tmp_path):
+    printed = {"kl": (9.0, 8.0, 7.0)}
+    line = Line("a", (1, 2, 3), ("a1", "a2", "a3"), kl_rises=False, paper=printed)
+    other_level = Measure("kl", "KL of z again", level="z")
+    iwae = Measure("iwae_ll", "IWAE")  # the runs have no IWAE estimate: left out
+    sweep = sweep_of([line], [KL, other_level, iwae], figure="lines.png", paper_says=None)
+    full = sweep.result(Context(tmp_path, quick=False), OUTCOMES)
+    assert [c.paper for c in full.comparisons] == ["9, 8, 7", "—"]
+    assert full.figures == [tmp_path / "lines.png"] and full.figures[0].stat().st_size > 0
+    quick_ctx = Context(tmp_path, quick=True)
+    quick = sweep.result(quick_ctx, OUTCOMES)
+    assert [c.paper for c in quick.comparisons] == ["—", "—"]
+    said = sweep_of([line], paper_says="larger a → less KL").result(
+        Context(tmp_path, True), OUTCOMES
+    )
+    assert {c.paper for c in said.comparisons} == {"larger a → less KL"}
+
+
+def test_a_grid_whose_points_share_a_directory_is_refused_before_training(tmp_path):
+    grid = Grid(
+        "g", "vae", {"latent_dim": 2}, vary=lambda p: {"beta": p}, label=lambda p: "same",
+        training=TrainConfig(epochs=1),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="share a run directory"):
+        grid.train(Context(tmp_path, quick=True), None, [1.0, 2.0])
+    assert not (tmp_path / "runs").exists()

@@ -218,7 +218,7 @@ def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
     for batch in (False, True):
         ctx = Context(tmp_path / f"batch{batch}", quick=True, batch=batch)
         outcomes[batch] = train_runs(ctx, "sweep", "vae", dataset, runs, training)
-    assert "training the 3 runs of sweep as one batch" in caplog.text
+    assert "sweep: training 3 runs as one batch" in caplog.text
     for label in runs:
         in_turn, batched = outcomes[False][label], outcomes[True][label]
         assert batched.history[-1]["batched_runs"] == 3
@@ -226,15 +226,15 @@ def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
             in_turn.history[-1]["train_loss"], rel=1e-5
         )
         assert batched.report.kl_total == pytest.approx(in_turn.report.kl_total, rel=1e-4)
-    # runs that cannot share a batch (another latent size) train in turn, and say why
+    # a run that cannot share the batch (another latent size) trains alone, and says why; the
+    # others still train as one batch
     caplog.clear()
     mixed = runs | {"wide": settings | {"latent_dim": 5}}
     ctx = Context(tmp_path / "mixed", quick=True)
-    assert (
-        "batched_runs"
-        not in train_runs(ctx, "sweep", "vae", dataset, mixed, training)["wide"].history[-1]
-    )
-    assert "not batched (the model settings differ" in caplog.text
+    trained = train_runs(ctx, "sweep", "vae", dataset, mixed, training)
+    assert "batched_runs" not in trained["wide"].history[-1]
+    assert all(trained[label].history[-1]["batched_runs"] == 3 for label in runs)
+    assert "1 of 4 runs not batched (the model settings differ" in caplog.text
     with pytest.raises(InputError, match="different configuration"):
         train_runs(
             Context(tmp_path / "batchTrue", quick=True),

@@ -2,6 +2,7 @@
 of diagnosed runs become a claim, paper-vs-ours lines, rows and panels. The reports are built from
 KL matrices whose summaries are known, so each direction and check has a known answer."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,14 @@ from vaecollapse.experiments.sweeps import Grid, Line, LineSweep, Measure
 from vaecollapse.train import TrainConfig
 
 
-def outcome(kl_per_dim: list[float], rows: int = 10) -> RunOutcome:
+def outcome(kl_per_dim: list[float], rows: int = 10, seed: int = 0) -> RunOutcome:
     """A diagnosed run whose every row has the KL per dimension ``kl_per_dim``."""
     kl = torch.tensor(kl_per_dim, dtype=torch.float64).expand(rows, -1).clone()
     level = LevelReport(
         kl=kl, mean_variance=kl.mean(0), encoder_std=torch.ones_like(kl), epsilon=0.01, delta=0.05
     )
     report = DiagnosisReport({"z": level}, epsilon=0.01, delta=0.05)
-    return RunOutcome({}, [{"seconds": 2.0}], report, Path("unused"))
+    return RunOutcome({}, [{"seconds": 2.0}], report, Path("unused"), seed)
 
 
 KL = Measure("kl", "KL (nats)", "KL", follows_kl=True, judge="kl")
@@ -38,12 +39,12 @@ def sweep_of(lines, measures=(KL, COLLAPSED), **options) -> LineSweep:
     return LineSweep("the KL falls along a and b", tuple(lines), tuple(measures), row, **options)
 
 
-OUTCOMES = {
-    "a1": outcome([2.0, 1.0, 0.5]),
-    "a2": outcome([1.0, 0.5, 0.0]),
-    "a3": outcome([0.5, 0.0, 0.0]),
-    "b1": outcome([0.5, 0.5, 0.0]),
-    "b2": outcome([1.0, 1.0, 1.0]),  # the KL rises along b
+OUTCOMES = {  # one seed a point
+    "a1": [outcome([2.0, 1.0, 0.5])],
+    "a2": [outcome([1.0, 0.5, 0.0])],
+    "a3": [outcome([0.5, 0.0, 0.0])],
+    "b1": [outcome([0.5, 0.5, 0.0])],
+    "b2": [outcome([1.0, 1.0, 1.0])],  # the KL rises along b
 }
 
 
@@ -73,9 +74,9 @@ def test_ends_judges_only_the_end_points_in_the_claimed_direction(tmp_path):
     ctx = Context(tmp_path, quick=True)
     share = Measure("au_kl_pairs_pct", "AU %", fmt="{:.0f}", follows_kl=True, judge="ends")
     down_up_down = {
-        "p": outcome([1.0, 1.0, 1.0, 1.0]),
-        "q": outcome([1.0, 0.0, 0.0, 0.0]),
-        "r": outcome([1.0, 1.0, 0.0, 0.0]),
+        "p": [outcome([1.0, 1.0, 1.0, 1.0])],
+        "q": [outcome([1.0, 0.0, 0.0, 0.0])],
+        "r": [outcome([1.0, 1.0, 0.0, 0.0])],
     }
     line = Line("a", (1, 2, 3), ("p", "q", "r"), kl_rises=False)
     result = sweep_of([line], [share]).result(ctx, down_up_down)
@@ -103,6 +104,42 @@ def test_printed_values_appear_in_full_runs_at_the_sweeps_level_only(tmp_path):
     assert {c.paper for c in said.comparisons} == {"larger a → less KL"}
 
 
+def test_several_seeds_are_judged_on_their_means_and_shown_with_their_spread(tmp_path):
+    # point s2's first seed alone would rise against the claim; the mean over seeds falls
+    seeded = {
+        "s1": [outcome([2.0, 2.0], seed=0), outcome([2.0, 1.0], seed=1)],
+        "s2": [outcome([2.5, 2.0], seed=0), outcome([0.5, 0.0], seed=1)],
+    }
+    line = Line("a", (1, 2), ("s1", "s2"), kl_rises=False)
+    result = sweep_of([line], [KL]).result(Context(tmp_path, quick=True), seeded)
+    assert result.claim_holds
+    assert result.comparisons[0].ours == "3.50 ± 0.71, 2.50 ± 2.83"
+    assert [(r["point"], r["seed"]) for r in result.rows] == [
+        ("s1", 0), ("s1", 1), ("s2", 0), ("s2", 1),
+    ]  # fmt: skip
+    assert result.train_seconds == pytest.approx(8.0)
+    first_seeds = {p: runs[:1] for p, runs in seeded.items()}
+    assert not sweep_of([line], [KL]).result(Context(tmp_path, quick=True), first_seeds).claim_holds
+
+
+def test_a_kl_along_its_own_weight_is_listed_as_a_consistency_check(tmp_path):
+    ctx = Context(tmp_path, quick=True)
+    own = Line("a", (1, 2, 3), ("a1", "a2", "a3"), kl_rises=False)
+    other = Line("c", (1, 2), ("b1", "b2"), kl_rises=True, kl_weight=False)
+    result = sweep_of([own, other]).result(ctx, OUTCOMES)
+    kinds = {check.split("] ")[1].split(":")[0]: check.split("]")[0] for check in result.checks}
+    assert kinds == {
+        "KL as a grows": "[consistency",
+        "collapsed dimensions as a grows": "[information",
+        "KL as c grows": "[information",
+        "collapsed dimensions as c grows": "[information",
+    }
+    from vaecollapse.experiments.registry import REGISTRY, to_markdown
+
+    text = to_markdown(REGISTRY["fig2b"], result, quick=True)
+    assert "- [consistency] KL as a grows: 3.5, 1.5, 0.5 falls" in text
+
+
 def test_a_grid_whose_points_share_a_directory_is_refused_before_training(tmp_path):
     grid = Grid(
         "g", "vae", {"latent_dim": 2}, vary=lambda p: {"beta": p}, label=lambda p: "same",
@@ -111,3 +148,26 @@ def test_a_grid_whose_points_share_a_directory_is_refused_before_training(tmp_pa
     with pytest.raises(ValueError, match="share a run directory"):
         grid.train(Context(tmp_path, quick=True), None, [1.0, 2.0])
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_grid_of_several_seeds_keeps_its_first_seeds_runs_and_seeds_the_others(tmp_path):
+    from vaecollapse.data import load_dataset
+
+    data = load_dataset("digits")
+    grid = Grid(
+        "g", "vae", {"latent_dim": 2}, vary=lambda beta: {"beta": beta},
+        label=lambda beta: f"beta{beta:g}", training=TrainConfig(epochs=2, lr=1e-2, seed=4),
+    )  # fmt: skip
+    ctx = Context(tmp_path, quick=True)
+    alone = grid.train(ctx, data, [1.0])[1.0]
+    seeded = replace(grid, seeds=3).train_seeds(ctx, data, [1.0, 2.0])
+    runs = ctx.run_dir("g")
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "beta1", "beta1-seed5", "beta1-seed6", "beta2", "beta2-seed5", "beta2-seed6",
+    ]  # fmt: skip
+    assert [o.seed for o in seeded[1.0]] == [4, 5, 6]
+    first, second = seeded[1.0][0], seeded[1.0][1]
+    assert first.run_dir == alone.run_dir and first.history == alone.history  # found complete
+    assert second.history[-1]["train_loss"] != first.history[-1]["train_loss"]
+    with pytest.raises(ValueError, match="train_seeds"):
+        replace(grid, seeds=2).train(ctx, data, [1.0])

@@ -33,8 +33,8 @@ SECTIONS = (PhaseOutput, PhaseSettings)
 def phase_command(config_file: str | None, **flags: Any) -> None:
     """Draw a collapse phase diagram: a grid of (β, η_dec) points of a VAE, CVAE or MHVAE (β2,
     z2's count) trained as one batch, the active dimensions of each as a heat map with the linear
-    theory's threshold curves over it, and the points where they disagree marked. Writes phase.png, phase.csv, summary.md,
-    summary.json and a run directory per point to --out.
+    theory's threshold curves over it, and the points where they disagree marked. Writes
+    phase.png, phase.csv, summary.md, summary.json and a run directory per point to --out.
 
     By default: the linear VAE (d = 8) on the embedded digits, 16 × 16 points spanning the
     theory's thresholds, each trained full-batch to the theory's optimum; under a minute on 2

@@ -47,7 +47,8 @@ from ..rundir import claimed_directory
     "--seed",
     type=click.IntRange(min=0),
     help="Start every run from this seed instead of the entry's own (use another --out for each "
-    "seed), to see how much a result owes to the seed.",
+    "seed), to see how much a result owes to the seed; entries that train several seeds a point "
+    "(table2 to table5: 3) take this one and the next ones.",
 )
 @click.option(
     "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."

@@ -4,6 +4,11 @@ A claim that rests on one dimension of a tiny stand-in flips with the thread cou
 of a float; writing every check as "a > b" with its gap makes that visible. The tightest check,
 relative to the size of what it compares, is the claim's margin: ``comparison.md``,
 ``result.json`` and the test message state it with its numbers.
+
+Some checks are nearly automatic: a KL falls as its own weight grows at any converged optimum. They
+are kept, as consistency checks, and ``comparison.md`` lists every check with its kind, so that a
+reader sees which ones carry the paper's information (a direction not set by the KL's own weight,
+an order of data sets, a count).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class Check:
     scale: float
     numbers: str
     strict: bool = True
+    informative: bool = True  # False: a consistency check (see the module's note)
 
     @property
     def holds(self) -> bool:
@@ -37,6 +43,10 @@ class Check:
     def describe(self) -> str:
         state = "holds" if self.holds else "FAILS"
         return f"{self.label}: {self.numbers} ({state} by {self.gap:.3g}, {self.relative:.2%})"
+
+    def listed(self) -> str:
+        """The check with its kind, as ``comparison.md`` lists it."""
+        return f"[{'information' if self.informative else 'consistency'}] {self.describe()}"
 
 
 @dataclass
@@ -86,11 +96,13 @@ class Claim:
         tolerance: float = 0.0,
         fmt: str = "{:.4g}",
         floor: float | None = None,
+        informative: bool = True,
     ) -> bool:
         """No step of ``values`` goes against the direction by more than ``tolerance`` (ties
         allowed: the margin of a tie is the tolerance). Steps between two values both under
         ``floor`` (a level where the quantity means nothing more, e.g. a KL at which every
-        dimension is collapsed) are not judged."""
+        dimension is collapsed) are not judged. ``informative``: False for a consistency
+        check."""
         values = np.asarray(values, dtype=float)
         steps = np.diff(values) * (1 if increasing else -1)
         if floor is not None:
@@ -103,7 +115,7 @@ class Claim:
         if floor is not None:
             numbers += f" (steps between values under {floor:g} not judged)"
         scale = float(np.ptp(values)) if len(values) > 1 else 0.0
-        self.checks.append(Check(label, gap, scale, numbers, strict=False))
+        self.checks.append(Check(label, gap, scale, numbers, False, informative))
         return self.checks[-1].holds
 
     @property
@@ -121,5 +133,10 @@ class Claim:
         return "" if tightest is None else "tightest check — " + tightest.describe()
 
     def fields(self) -> dict:
-        """``claim``, ``claim_holds`` and ``margin`` of an ``EntryResult``."""
-        return {"claim": self.statement, "claim_holds": self.holds, "margin": self.margin()}
+        """``claim``, ``claim_holds``, ``margin`` and ``checks`` of an ``EntryResult``."""
+        return {
+            "claim": self.statement,
+            "claim_holds": self.holds,
+            "margin": self.margin(),
+            "checks": [check.listed() for check in self.checks],
+        }

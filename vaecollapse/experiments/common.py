@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batched import batch_groups, train_batched
+from ..batched import batch_groups, batch_refusal, train_batched
 from ..data import Dataset, load_dataset
 from ..diagnostics.linear import theory_comparison
 from ..diagnostics.metrics import collapsed_dimensions
@@ -69,6 +69,7 @@ class RunOutcome:
     history: list[dict]
     report: DiagnosisReport
     run_dir: Path
+    seed: int = 0
 
     @property
     def train_seconds(self) -> float:
@@ -84,27 +85,32 @@ def train_runs(
     training: TrainConfig,
     *,
     iwae_k: int = 0,
+    seeds: Mapping[str, int] | None = None,
 ) -> dict[str, RunOutcome]:
     """Train (or resume, or skip when complete) every ``label -> settings`` run of ``group`` in
     the shared run area — runs that can share a batch as one batched model (``ctx.batch``), the
-    others ``ctx.jobs`` at a time — and diagnose each on the test split."""
+    others ``ctx.jobs`` at a time — and diagnose each on the test split. ``seeds``: the seed of
+    a run, where it is not the training's own."""
     training = ctx.training(training)
+    trainings = {
+        label: replace(training, seed=(seeds or {}).get(label, training.seed)) for label in runs
+    }
     log_every = max(1, training.epochs // 4)
     alone = list(runs)
     if ctx.batch and len(runs) > 1:
-        alone = _train_batched(ctx, group, family, dataset, runs, training, log_every)
+        alone = _train_batched(ctx, group, family, dataset, runs, trainings, log_every)
     if ctx.jobs > 1 and len(alone) > 1:
         chosen = {label: runs[label] for label in alone}
-        _train_side_by_side(ctx, group, family, dataset, chosen, training, log_every)
+        _train_side_by_side(ctx, group, family, dataset, chosen, trainings, log_every)
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
         run_dir = ctx.run_dir(group, label)
         LOGGER.info(f"[{ctx.out.name}] run {number}/{len(runs)}: {group}/{label}")
         history, report = train_and_diagnose(
-            run_dir, family, dataset, settings, training, log_every=log_every,
+            run_dir, family, dataset, settings, trainings[label], log_every=log_every,
             iwae_k=iwae_k,
         )  # fmt: skip
-        outcomes[label] = RunOutcome(settings, history, report, run_dir)
+        outcomes[label] = RunOutcome(settings, history, report, run_dir, trainings[label].seed)
     return outcomes
 
 
@@ -114,14 +120,14 @@ def _train_batched(
     family: str,
     dataset: Dataset,
     runs: dict[str, dict],
-    training: TrainConfig,
+    trainings: dict[str, TrainConfig],
     log_every: int,
 ) -> list[str]:
     """Train each set of the runs that can share a batch (``batch_groups``) as one batched
     model; returns the labels of the runs left to train alone."""
     labels = list(runs)
     prepared = [
-        prepared_run(ctx.run_dir(group, label), family, dataset, settings, training)
+        prepared_run(ctx.run_dir(group, label), family, dataset, settings, trainings[label])
         for label, settings in runs.items()
     ]
     alone = []
@@ -134,6 +140,12 @@ def _train_batched(
             [prepared[i] for i in members], dataset, progress=False, log_every=log_every,
             log_prefix=f"[{group}] ",
         )  # fmt: skip
+    if alone:
+        backbone = getattr(prepared[labels.index(alone[0])].model.config, "backbone", None)
+        reason = batch_refusal(prepared) or f"the {backbone} backbone is not batched"
+        LOGGER.info(
+            f"[{ctx.out.name}] {group}: {len(alone)} of {len(runs)} runs not batched ({reason})"
+        )
     return alone
 
 
@@ -143,7 +155,7 @@ def _train_side_by_side(
     family: str,
     dataset: Dataset,
     runs: dict[str, dict],
-    training: TrainConfig,
+    trainings: dict[str, TrainConfig],
     log_every: int,
 ) -> None:
     """Train the runs in ``ctx.jobs`` worker processes that split this process's threads: the
@@ -160,7 +172,7 @@ def _train_side_by_side(
         futures = [
             pool.submit(
                 train_run, ctx.run_dir(group, label), family, dataset, settings,
-                training, log_every=log_every, log_prefix=f"[{group}/{label}] ",
+                trainings[label], log_every=log_every, log_prefix=f"[{group}/{label}] ",
             )
             for label, settings in runs.items()
         ]  # fmt: skip
@@ -237,12 +249,14 @@ def kl_monotone(
     increasing: bool,
     report: DiagnosisReport,
     level: str | None = None,
+    informative: bool = False,
 ) -> bool:
     """``claim.monotone`` for KLs summed over a level's d dimensions, one per run. A step between
     two runs both under d·ε (every dimension collapsed on average) is not judged: the direction
-    of a collapsed level's KL is noise. Other steps may go against the direction by KL_NOISE."""
+    of a collapsed level's KL is noise. Other steps may go against the direction by KL_NOISE.
+    A consistency check unless ``informative`` (the swept setting is not the KL's own weight)."""
     floor = chosen_level(report, level).latent_dim * report.epsilon
-    return claim.monotone(label, kls, increasing, KL_NOISE, floor=floor)
+    return claim.monotone(label, kls, increasing, KL_NOISE, floor=floor, informative=informative)
 
 
 def mean_collapsed(report: DiagnosisReport, level: str | None = None) -> float:
@@ -264,9 +278,15 @@ def paper_vs_ours(
     measured: Iterable[float],
     fmt: str = "{:.2f}",
     agreement: str = "",
+    spread: Iterable[float] | None = None,
 ) -> Comparison:
-    """One comparison line listing a sweep's paper values and ours."""
+    """One comparison line listing a sweep's paper values and ours (``spread``: each value's
+    standard deviation over seeds, shown as "mean ± sd")."""
     shown = ", ".join(fmt.format(v) for v in measured)
+    if spread is not None:
+        shown = ", ".join(
+            f"{fmt.format(v)} ± {fmt.format(sd)}" for v, sd in zip(measured, spread, strict=True)
+        )
     printed = "—" if paper is None else ", ".join(f"{v:g}" for v in paper)
     return Comparison(quantity, printed, shown, agreement)
 

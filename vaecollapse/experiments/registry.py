@@ -43,6 +43,7 @@ class EntryResult:
     seconds: float = 0.0  # this invocation's wall time (runs found complete are not re-trained)
     train_seconds: float = 0.0  # training time of all its runs, from their histories
     margin: str = ""  # the tightest check of the claim, with its numbers (claims.Claim)
+    checks: list[str] = field(default_factory=list)  # every check, with its kind (claims.Check)
 
 
 @dataclass
@@ -168,6 +169,7 @@ def run_entry(
         "mode": "quick" if quick else "full",
         "claim_holds": result.claim_holds,
         "margin": result.margin,
+        "checks": result.checks,
         "seconds": result.seconds,
         "train_seconds": result.train_seconds,
         "epochs": epochs,
@@ -222,6 +224,17 @@ def to_markdown(
         "",
         f"Claim: {result.claim} — **{'holds' if result.claim_holds else 'does not hold'}**.",
         *([f"Margin: {result.margin}."] if result.margin else []),
+        *(
+            [
+                "",
+                "Checks (information: the paper's finding; consistency: nearly automatic at a "
+                "converged optimum, e.g. a KL falling as its own weight grows):",
+                "",
+            ]
+            if result.checks
+            else []
+        ),
+        *(f"- {check}" for check in result.checks),
         "",
         "| quantity | paper | ours | agreement |",
         "|---|---|---|---|",

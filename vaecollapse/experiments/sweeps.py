@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from ..data import Dataset
 from ..diagnostics.report import DiagnosisReport
 from ..train import TrainConfig
@@ -32,12 +34,17 @@ from .common import (
 from .registry import Context, EntryResult
 
 Point = Hashable  # a grid point: (β, η_dec), (β1, β2, η_dec), a threshold's index k, ...
+# Seeds a point of table2 to table5: with one, how many dimensions a run keeps is a discrete
+# outcome (two of 16 move AU by 12%); their claims are judged on the means over these seeds.
+TABLE_SEEDS = 3
 
 
 @dataclass(frozen=True)
 class Grid:
     """The runs of a sweep: ``family`` models in the shared run area's ``group``, point p trained
-    with ``base | vary(p)`` into the directory ``label(p)``."""
+    with ``base | vary(p)`` into the directory ``label(p)``. ``seeds``: runs a point, from the
+    training's seed s upwards; seed s + i (i > 0) trains into ``label(p)-seed<s+i>``, so a grid
+    given more seeds keeps the runs it had."""
 
     group: str
     family: str
@@ -46,20 +53,37 @@ class Grid:
     label: Callable[[Point], str]
     training: TrainConfig
     iwae_k: int = 0  # importance samples of each run's IWAE estimate (0: none)
+    seeds: int = 1
 
     def train(
         self, ctx: Context, dataset: Dataset, points: Sequence[Point]
     ) -> dict[Point, RunOutcome]:
-        """Train (or resume, or find complete) every point once, batched where points can share
-        a batch, and diagnose each: point -> outcome, in the points' order."""
+        """``train_seeds`` of a grid of one seed: point -> its outcome."""
+        if self.seeds != 1:
+            raise ValueError(f"{self.group}: a grid of {self.seeds} seeds trains by train_seeds")
+        return {p: outcomes[0] for p, outcomes in self.train_seeds(ctx, dataset, points).items()}
+
+    def train_seeds(
+        self, ctx: Context, dataset: Dataset, points: Sequence[Point]
+    ) -> dict[Point, list[RunOutcome]]:
+        """Train (or resume, or find complete) every point's seeds, batched where runs can share
+        a batch, and diagnose each: point -> its outcomes by seed, in the points' order."""
         unique = list(dict.fromkeys(points))
-        runs = {self.label(p): dict(self.base) | self.vary(p) for p in unique}
-        if len(runs) != len(unique):
+        first = ctx.seed_or(self.training.seed)
+        labels = {
+            (p, i): self.label(p) + (f"-seed{first + i}" if i else "")
+            for p in unique
+            for i in range(self.seeds)
+        }
+        if len(set(labels.values())) != len(labels):
             raise ValueError(f"{self.group}: two points share a run directory label")
+        runs = {label: dict(self.base) | self.vary(p) for (p, _), label in labels.items()}
+        seeds = {label: first + i for (_, i), label in labels.items()}
         outcomes = train_runs(
-            ctx, self.group, self.family, dataset, runs, self.training, iwae_k=self.iwae_k
-        )
-        return {p: outcomes[self.label(p)] for p in unique}
+            ctx, self.group, self.family, dataset, runs, self.training, iwae_k=self.iwae_k,
+            seeds=seeds,
+        )  # fmt: skip
+        return {p: [outcomes[labels[(p, i)]] for i in range(self.seeds)] for p in unique}
 
 
 @dataclass(frozen=True)
@@ -67,13 +91,17 @@ class Line:
     """One line through a grid: the setting ``name`` takes ``values`` at ``points`` (the others
     held, as ``held`` says in words). ``kl_rises``: whether the KL rises along it by the paper's
     claim; ``asserted``: whether the claim is judged along it (else the line is reported);
-    ``paper``: the paper's printed values along it, by summary key of the sweep's level."""
+    ``paper``: the paper's printed values along it, by summary key of the sweep's level.
+    ``kl_weight``: the line sweeps the KL's own weight (β, or η_dec, which weighs the
+    reconstruction against it), so the KL's direction along it is a consistency check; False
+    where the direction carries information (β1 on KL(z2))."""
 
     name: str
     values: tuple[float, ...]
     points: tuple[Point, ...]
     kl_rises: bool
     asserted: bool = True
+    kl_weight: bool = True
     held: str = ""
     paper: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
@@ -116,35 +144,43 @@ class LineSweep:
     def points(self) -> list[Point]:
         return list(dict.fromkeys(p for line in self.lines for p in line.points))
 
-    def result(self, ctx: Context, outcomes: Mapping[Point, RunOutcome]) -> EntryResult:
+    def result(self, ctx: Context, outcomes: Mapping[Point, Sequence[RunOutcome]]) -> EntryResult:
+        """The claim, judged on each point's mean over its seeds (``Grid.train_seeds``); the
+        paper-vs-ours lines show the mean ± the standard deviation over seeds, and the rows one
+        row a run (with its seed, when there are several)."""
         claim = Claim(self.statement)
         rows, comparisons, panels = [], [], {}
+        seeded = any(len(outcomes[p]) > 1 for p in self.points)
         for line in self.lines:
-            reports = [outcomes[p].report for p in line.points]
-            rows += [self.row(line, p, outcomes[p]) for p in line.points]
+            firsts = [outcomes[p][0].report for p in line.points]
+            for p in line.points:
+                for outcome in outcomes[p]:
+                    row = self.row(line, p, outcome)
+                    rows.append(row | {"seed": outcome.seed} if seeded else row)
             for measure in self.measures:
                 level = measure.level or self.level
-                summaries = [level_summary(report, level) for report in reports]
-                if measure.key not in summaries[0]:
+                spreads = [seed_summary(outcomes[p], level) for p in line.points]
+                if measure.key not in spreads[0][0]:
                     continue
-                values = [summary[measure.key] for summary in summaries]
+                values = [mean[measure.key] for mean, _ in spreads]
                 rises = None if measure.follows_kl is None else line.kl_rises == measure.follows_kl
                 agreement = ""
                 if rises is not None:
                     agreement = trend(values, rises, KL_NOISE if measure.judge == "kl" else 0.0)
                     if line.asserted:
-                        _judge(claim, measure, line, values, rises, reports[0], level)
+                        _judge(claim, measure, line, values, rises, firsts[0], level)
                 printed = not ctx.quick and measure.level is None
                 paper = line.paper.get(measure.key) if printed else None
                 comparisons.append(
                     paper_vs_ours(
                         f"{measure.label}, {line.name} = {line.values}", paper, values,
                         measure.fmt, agreement,
+                        spread=[sd[measure.key] for _, sd in spreads] if seeded else None,
                     )
                 )  # fmt: skip
             title = f"{line.name} sweep" + (f" ({line.held})" if line.held else "")
             panels[title] = {
-                f"{line.name} = {v:g}": r for v, r in zip(line.values, reports, strict=True)
+                f"{line.name} = {v:g}": r for v, r in zip(line.values, firsts, strict=True)
             }
         if self.paper_says is not None:
             for comparison in comparisons:
@@ -155,8 +191,20 @@ class LineSweep:
             rows=rows,
             comparisons=comparisons,
             figures=figures,
-            train_seconds=total_train_seconds(outcomes[p] for p in self.points),
+            train_seconds=total_train_seconds(o for p in self.points for o in outcomes[p]),
         )
+
+
+def seed_summary(outcomes: Sequence[RunOutcome], level: str | None = None) -> tuple[dict, dict]:
+    """``level_summary`` of one point's runs over seeds: (means, standard deviations), the
+    deviations 0 for a single run."""
+    summaries = [level_summary(outcome.report, level) for outcome in outcomes]
+    means = {key: float(np.mean([s[key] for s in summaries])) for key in summaries[0]}
+    deviations = {
+        key: float(np.std([s[key] for s in summaries], ddof=1)) if len(summaries) > 1 else 0.0
+        for key in summaries[0]
+    }
+    return means, deviations
 
 
 def _judge(
@@ -170,7 +218,8 @@ def _judge(
 ) -> None:
     name = measure.name or measure.label
     if measure.judge == "kl":
-        kl_monotone(claim, f"{name} as {line.name} grows", values, rises, first, level)
+        label = f"{name} as {line.name} grows"
+        kl_monotone(claim, label, values, rises, first, level, informative=not line.kl_weight)
     elif measure.judge == "monotone":
         claim.monotone(f"{name} as {line.name} grows", values, rises, fmt=measure.fmt)
     elif measure.judge == "ends":

@@ -163,3 +163,26 @@ def test_bad_configurations(kwargs) -> None:
 def test_wrong_input_shape() -> None:
     with pytest.raises(InputError, match=r"\(B, 4\)"):
         VAE(VAEConfig(data_dim=4, latent_dim=2))(torch.zeros(3, 5))
+
+
+def test_an_mlp_encoder_over_a_linear_decoder_has_the_exact_expected_reconstruction() -> None:
+    """Lucas et al.'s encoders over one linear decoder: the decoder is bias-free and linear, and
+    the analytic reconstruction is the expectation of the sampled one (the MLP encoder's
+    amortised variance included)."""
+    torch.manual_seed(0)
+    config = VAEConfig(
+        data_dim=6, latent_dim=3, backbone="mlp", hidden=8, linear_decoder=True,
+        learn_eta_dec=True, eta_dec=0.7,
+    )  # fmt: skip
+    model = VAE(config)
+    assert isinstance(model.decoder, torch.nn.Linear) and model.decoder.bias is None
+    assert isinstance(model.encoder_body, torch.nn.Sequential)  # the MLP encoder stays
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        exact = model(x, analytic=True).recon
+        sampled = model(x, n_samples=200_000).recon
+    assert torch.allclose(sampled, exact, rtol=5e-3)
+    with pytest.raises(InputError, match="linear decoder"):
+        VAE(replace(config, linear_decoder=False))(x, analytic=True)
+    with pytest.raises(InputError, match="tanh"):
+        VAEConfig(data_dim=6, latent_dim=3, backbone="mlp", linear_decoder=True, bounded_means=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -32,11 +32,21 @@ class VAEConfig(GaussianModelSettings):
         "std", str, "VAE: draw z = μ + σε (std) or μ + σ²ε (variance, a paper script's)",
         choices=NOISE_SCALES,
     )  # fmt: skip
+    linear_decoder: bool = setting(
+        False, bool, "VAE: a linear, bias-free decoder under the backbone's encoder (Lucas et "
+        "al.'s encoders over one decoder); the analytic ELBO then applies",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.data_dim < 1:
             raise InputError(f"the data dimension must be positive; got {self.data_dim}.")
+        if self.linear_decoder and self.bounded_means:
+            raise InputError("a linear decoder has no tanh mean; drop bounded_means.")
+
+    @property
+    def decoder_is_linear(self) -> bool:
+        return self.backbone == "linear" or self.linear_decoder
 
 
 @dataclass
@@ -68,7 +78,8 @@ class VAE(nn.Module):
         c = config
         self.encoder_body, width = encoder_body(c, c.data_dim)
         self.head = c.encoder_head(width, c.latent_dim, c.encoder_variance, c.sigma)
-        self.decoder = decoder_mean(c, c.latent_dim, c.data_dim)
+        decoder_settings = replace(c, backbone="linear") if c.linear_decoder else c
+        self.decoder = decoder_mean(decoder_settings, c.latent_dim, c.data_dim)
         register_log_std(self, "log_eta_dec", c.eta_dec, c.learn_eta_dec)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +120,7 @@ class VAE(nn.Module):
         return {"z": self.head.data_independent_std()}
 
     def forward(self, x: torch.Tensor, n_samples: int = 1, analytic: bool = False) -> ELBOTerms:
-        """``analytic``: the exact expected reconstruction (linear backbone only); otherwise a
+        """``analytic``: the exact expected reconstruction (linear decoders only); otherwise a
         reparameterised estimate averaged over ``n_samples``."""
         if x.ndim != 2 or x.shape[1] != self.config.data_dim:
             raise InputError(
@@ -122,8 +133,8 @@ class VAE(nn.Module):
             return ELBOTerms(recon, {}, {"z": mean}, {}, mean.unsqueeze(0))
         z = None
         if analytic:
-            if self.config.backbone != "linear":
-                raise InputError("the analytic reconstruction needs the linear backbone.")
+            if not self.config.decoder_is_linear:
+                raise InputError("the analytic reconstruction needs a linear decoder.")
             recon = linear_expected_nll(x, self.decoder.weight, mean, torch.exp(logvar), eta).sum(1)
         else:
             # doubling the log-variance turns the drawn std σ into σ²

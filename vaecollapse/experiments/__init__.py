@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (register their entries)
     cvae_sweeps,
+    decoder_variance,
     encoder_variance,
     lagging_inference,
     linear_cvae,

@@ -6,19 +6,41 @@ settles at a value of its own, and the model collapses as a fixed σ² of that s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
+from ..data import Dataset
 from ..diagnostics.plots import new_figure, save_figure
 from ..models.factory import load_run_model
 from ..train import TrainConfig
 from .claims import Claim
-from .common import collapsed_at, load, train_runs
+from .common import RunOutcome, collapsed_at, load, train_runs
 from .ppca_equivalence import CONVENTION, LUCAS2019
 from .registry import Comparison, Context, EntryResult, register
 
 EPSILON = 0.01  # nats: Lucas et al.'s (ε, δ)-collapse with the report's δ
 DECODER_STDS = (0.05, 0.1, 0.2, 0.4, 0.8)  # fixed σ, from sharp to blurry on [0, 1] pixels
+
+
+def decoder_std_sweep(
+    ctx: Context,
+    group: str,
+    dataset: Dataset,
+    common: dict,
+    stds: Sequence[float],
+    training: TrainConfig,
+    start: float,
+) -> tuple[dict[str, RunOutcome], dict[str, int], float]:
+    """A VAE trained with its decoder std fixed at each of ``stds`` (runs ``sigma-<std>``, one
+    batch) and learnable from ``start`` (``sigma-learnable``): the outcomes, each run's
+    (ε = EPSILON, δ)-collapsed count and the learned std."""
+    runs = {f"sigma-{std:g}": common | {"eta_dec": std} for std in stds}
+    runs["sigma-learnable"] = common | {"eta_dec": start, "learn_eta_dec": True}
+    outcomes = train_runs(ctx, group, "vae", dataset, runs, training)
+    counted = {label: collapsed_at(outcome.report, EPSILON) for label, outcome in outcomes.items()}
+    model, _ = load_run_model(outcomes["sigma-learnable"].run_dir)
+    return outcomes, counted, float(torch.exp(model.log_eta_dec.detach()))
 
 
 @register(
@@ -35,23 +57,20 @@ def lucas_sigma(ctx: Context) -> EntryResult:
         source, hidden, latent, training = "mnist", 256, 32, TrainConfig(epochs=10, lr=1e-3)
     dataset = load(ctx, source)
     common = {"backbone": "mlp", "hidden": hidden, "depth": 2, "latent_dim": latent}
-    runs = {f"sigma-{std:g}": common | {"eta_dec": std} for std in DECODER_STDS}
     # a learnable σ starts in the middle of the grid
-    runs["sigma-learnable"] = common | {"eta_dec": DECODER_STDS[2], "learn_eta_dec": True}
-    outcomes = train_runs(ctx, f"lucas-sigma-{source}", "vae", dataset, runs, training)
-    counted = {label: collapsed_at(outcome.report, EPSILON) for label, outcome in outcomes.items()}
+    outcomes, counted, learned_std = decoder_std_sweep(
+        ctx, f"lucas-sigma-{source}", dataset, common, DECODER_STDS, training, DECODER_STDS[2]
+    )
     collapsed = [counted[f"sigma-{std:g}"] for std in DECODER_STDS]
     learned_collapsed = counted["sigma-learnable"]
-    model, _ = load_run_model(outcomes["sigma-learnable"].run_dir)
-    learned_std = float(torch.exp(model.log_eta_dec.detach()))
     rows = [
         {
             "sigma": label.removeprefix("sigma-"),
-            "decoder_std": learned_std if label == "sigma-learnable" else settings["eta_dec"],
+            "decoder_std": learned_std if label == "sigma-learnable" else o.settings["eta_dec"],
             "collapsed": counted[label],
-            "test_loss": outcomes[label].history[-1].get("test_loss", math.nan),
+            "test_loss": o.history[-1].get("test_loss", math.nan),
         }
-        for label, settings in runs.items()
+        for label, o in outcomes.items()
     ]
     claim = Claim(
         f"with σ fixed, the (ε = {EPSILON:g}, δ)-collapsed dimensions never fall as σ grows "

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (register their entries)
     mhvae_sweeps,
     observation_noise,
     ppca_equivalence,
+    soft_threshold,
 )
 from .registry import REGISTRY, Context, Entry, EntryResult, register, run_entry
 

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (register their entries)
     cvae_sweeps,
     decoder_variance,
+    depth,
     encoder_variance,
     lagging_inference,
     linear_cvae,

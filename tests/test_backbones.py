@@ -143,3 +143,29 @@ def _seeded(build, **settings):
 def test_bounded_means_need_a_nonlinear_backbone() -> None:
     with pytest.raises(InputError, match="nonlinear backbone"):
         VAE(VAEConfig(data_dim=4, latent_dim=2, bounded_means=True))
+
+
+def test_conv_depth_adds_same_scale_convolutions_to_encoder_and_decoder() -> None:
+    """Dai et al.'s depth per scale: conv_depth k puts k − 1 stride-1 convolutions after each
+    stride-2 one, in the encoder and the decoder alike; k = 1 is the unchanged architecture."""
+
+    def convolutions(model: VAE) -> tuple[list[int], list[int]]:
+        strides = [
+            m.stride[0] for m in model.encoder_body.modules() if isinstance(m, torch.nn.Conv2d)
+        ]
+        decoder = [
+            m.stride[0]
+            for m in model.decoder.modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+        ]
+        return strides, decoder
+
+    shape = {"data_dim": 64, "image_shape": (1, 8, 8), "latent_dim": 3, "backbone": "cnn"}
+    plain = VAE(VAEConfig(**shape, channels=(4, 6)))
+    assert convolutions(plain) == ([2, 2], [2, 2, 1])
+    deep = VAE(VAEConfig(**shape, channels=(4, 6), conv_depth=3))
+    assert convolutions(deep) == ([2, 1, 1, 2, 1, 1], [2, 1, 1, 2, 1, 1, 1])
+    x = torch.rand(5, 64)
+    assert deep(x).recon.shape == (5,) and deep.encode(x)[0].shape == (5, 3)
+    with pytest.raises(InputError, match="conv_depth"):
+        VAEConfig(**shape, conv_depth=0)

@@ -34,7 +34,7 @@ def encoder_body(
         return mlp_body(in_dim, s.hidden, s.depth, s.activation), s.hidden
     canvas = Canvas(_image_shape(s), in_dim, pixels)
     if s.backbone == "cnn":
-        trunk = conv_stack(canvas.image_shape[0], s.channels, s.activation)
+        trunk = conv_stack(canvas.image_shape[0], s.channels, s.activation, s.conv_depth)
     elif s.backbone == "resnet18":
         trunk = ResNet18Trunk(canvas.image_shape[0])
     else:
@@ -60,7 +60,9 @@ def decoder_mean(
             mlp_body(in_dim, s.hidden, s.depth, s.activation), nn.Linear(s.hidden, out_dim)
         )
     elif s.backbone in IMAGE_BACKBONES:
-        mean = TransposedConvDecoder(in_dim, _image_shape(s), s.channels, s.activation, pixels)
+        mean = TransposedConvDecoder(
+            in_dim, _image_shape(s), s.channels, s.activation, pixels, s.conv_depth
+        )
     else:
         raise InputError(f"backbone '{s.backbone}' is not one of {BACKBONES}.")
     return nn.Sequential(mean, nn.Tanh()) if s.bounded_means else mean
@@ -123,22 +125,35 @@ class Canvas(nn.Module):
         return canvas.view(-1, *self.image_shape)
 
 
-def conv_stack(in_channels: int, channels: tuple[int, ...], activation: str) -> nn.Sequential:
-    """3x3 stride-2 convolutions with the given widths (Dang et al.'s CNN encoders)."""
+def conv_stack(
+    in_channels: int, channels: tuple[int, ...], activation: str, per_scale: int = 1
+) -> nn.Sequential:
+    """3x3 stride-2 convolutions with the given widths (Dang et al.'s CNN encoders), each
+    followed by ``per_scale`` − 1 stride-1 3x3 convolutions at its scale (Dai et al.'s depth)."""
     layers: list[nn.Module] = []
     width = in_channels
     for out in channels:
         layers += [nn.Conv2d(width, out, 3, stride=2, padding=1), _activation(activation)]
+        layers += _same_scale(out, per_scale - 1, activation)
         width = out
     return nn.Sequential(*layers)
 
 
+def _same_scale(width: int, count: int, activation: str) -> list[nn.Module]:
+    """``count`` stride-1 3x3 convolutions keeping ``width`` channels, each with its activation."""
+    layers: list[nn.Module] = []
+    for _ in range(count):
+        layers += [nn.Conv2d(width, width, 3, stride=1, padding=1), _activation(activation)]
+    return layers
+
+
 class TransposedConvDecoder(nn.Module):
     """``(..., in_dim)`` -> linear -> ``(channels[-1], h, w)`` -> one 3x3 stride-2 transposed conv
-    per width in ``channels``, in order -> a 3x3 stride-1 transposed conv to the image's C channels
-    -> cropped to ``(C, H, W)`` -> the values at ``pixels``. ``h = ceil(H / 2^len(channels))``, so
-    the upsampling lands on (or just past) H. The layout mirrors the encoder (it starts at the
-    encoder's last width), as Dang et al.'s CNN decoders do."""
+    per width in ``channels``, in order, each followed by ``per_scale`` − 1 stride-1 convolutions
+    -> a 3x3 stride-1 transposed conv to the image's C channels -> cropped to ``(C, H, W)`` -> the
+    values at ``pixels``. ``h = ceil(H / 2^len(channels))``, so the upsampling lands on (or just
+    past) H. The layout mirrors the encoder (it starts at the encoder's last width), as Dang et
+    al.'s CNN decoders do."""
 
     def __init__(
         self,
@@ -147,6 +162,7 @@ class TransposedConvDecoder(nn.Module):
         channels: tuple[int, ...],
         activation: str,
         pixels: torch.Tensor | None,
+        per_scale: int = 1,
     ) -> None:
         super().__init__()
         c, height, width = image_shape
@@ -161,6 +177,7 @@ class TransposedConvDecoder(nn.Module):
             layers += [
                 nn.ConvTranspose2d(before, after, 3, stride=2, padding=1, output_padding=1),
                 _activation(activation),
+                *_same_scale(after, per_scale - 1, activation),
             ]
         layers.append(nn.ConvTranspose2d(channels[-1], c, 3, stride=1, padding=1))
         self.deconv = nn.Sequential(*layers)

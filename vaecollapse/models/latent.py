@@ -208,6 +208,9 @@ class GaussianModelSettings:
     channels: tuple[int, ...] = setting(
         (32, 16), int, "Convolution widths of the cnn backbone", low=1, shape=LIST
     )
+    conv_depth: int = setting(
+        1, int, "Convolutions per spatial scale of the cnn backbone (encoder and decoder)", low=1
+    )
     image_shape: tuple[int, int, int] | None = None
     latent_hidden: int | None = setting(
         None, int, "Width of the MLPs between latent levels (default: --hidden)", low=1

@@ -260,9 +260,22 @@ def lucas_elbo(ctx: Context) -> EntryResult:
                 "agrees" if gap < REACHED else f"not within {REACHED:g}",
             )
         )
+    return _gaps_result(ctx, "lucas-elbo", claim, snapshots, likelihood, comparisons, seconds)
+
+
+def _gaps_result(
+    ctx: Context,
+    name: str,
+    claim: Claim,
+    snapshots: dict[str, list[dict]],
+    likelihood: float,
+    comparisons: list[Comparison],
+    seconds: float,
+) -> EntryResult:
+    """An entry's result whose figure is each run's gap to pPCA's optimum over training."""
     figure, axis = new_figure((6.5, 4.2))
     _plot_gaps(snapshots, likelihood, axis)
-    path = save_figure(figure, ctx.out / "lucas-elbo.png")
+    path = save_figure(figure, ctx.out / f"{name}.png")
     return EntryResult(
         **claim.fields(),
         rows=_rows(snapshots, likelihood),
@@ -335,16 +348,8 @@ def lucas_encoders(ctx: Context) -> EntryResult:
         )
         for label, rows in snapshots.items()
     ]
-    figure, axis = new_figure((6.5, 4.2))
-    _plot_gaps({f"{label} encoder": rows for label, rows in snapshots.items()}, likelihood, axis)
-    path = save_figure(figure, ctx.out / "lucas-encoders.png")
-    return EntryResult(
-        **claim.fields(),
-        rows=_rows(snapshots, likelihood),
-        comparisons=comparisons,
-        figures=[path],
-        train_seconds=seconds,
-    )
+    named = {f"{label} encoder": rows for label, rows in snapshots.items()}
+    return _gaps_result(ctx, "lucas-encoders", claim, named, likelihood, comparisons, seconds)
 
 
 LATENT_SIZES = {"quick": (2, 10, 20, 40), "full": (10, 25, 50, 100, 200, 300)}

@@ -5,6 +5,7 @@ KL matrices whose summaries are known, so each direction and check has a known a
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +172,18 @@ def test_a_grid_of_several_seeds_keeps_its_first_seeds_runs_and_seeds_the_others
     assert second.history[-1]["train_loss"] != first.history[-1]["train_loss"]
     with pytest.raises(ValueError, match="train_seeds"):
         replace(grid, seeds=2).train(ctx, data, [1.0])
+
+
+def test_sharpness_per_image_and_the_noise_of_a_paired_step():
+    from vaecollapse.experiments.mhvae_sweeps import image_sharpness, step_noise
+
+    stripes = torch.tensor([[0.0, 1.0] * 8] * 4).reshape(1, 64)  # 8×8, alternating columns
+    flat = torch.full((1, 64), 0.5)
+    values = image_sharpness(torch.cat([stripes, flat]), (1, 8, 8))
+    assert values.tolist() == pytest.approx([0.5, 0.0])  # across 1, down 0: (1 + 0) / 2
+    # the same shift for every image is no noise; a shift of ±1 over 4 images is
+    base = np.arange(4.0)
+    assert step_noise([base, base + 0.3, base + 0.5]) == pytest.approx(0.0, abs=1e-12)
+    assert step_noise([base, base + np.array([1.0, -1.0, 1.0, -1.0])]) == pytest.approx(
+        2 * np.std([1.0, -1.0, 1.0, -1.0], ddof=1) / 2
+    )

@@ -5,6 +5,7 @@ predicts that z2 collapses more as β2 or η_dec grow and less as β1 grows."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -212,13 +213,20 @@ def table5(ctx: Context) -> EntryResult:
 GRID_BETAS = (0.1, 1.0, 2.0, 4.0)
 
 
-def sample_sharpness(images: torch.Tensor, image_shape: tuple[int, int, int]) -> float:
-    """Mean absolute difference between neighbouring pixels of ``(n, D)`` images: lower for
-    blurrier samples."""
+def image_sharpness(images: torch.Tensor, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Each of ``(n, D)`` images' mean absolute difference between neighbouring pixels ``(n,)``:
+    lower for blurrier samples."""
     pictures = images.reshape(-1, *image_shape).clamp(0, 1)
-    across = (pictures[..., :, 1:] - pictures[..., :, :-1]).abs().mean()
-    down = (pictures[..., 1:, :] - pictures[..., :-1, :]).abs().mean()
-    return float(across + down) / 2
+    across = (pictures[..., :, 1:] - pictures[..., :, :-1]).abs().flatten(1).mean(1)
+    down = (pictures[..., 1:, :] - pictures[..., :-1, :]).abs().flatten(1).mean(1)
+    return ((across + down) / 2).numpy()
+
+
+def step_noise(per_image: list[np.ndarray]) -> float:
+    """Twice the largest standard error of a step between consecutive entries of ``per_image``
+    (each ``(n,)``, the same n images): steps within it are not told apart from noise."""
+    steps = [b - a for a, b in itertools.pairwise(per_image)]
+    return 2 * max(float(np.std(d, ddof=1)) / np.sqrt(len(d)) for d in steps)
 
 
 def _sample_grid(
@@ -242,10 +250,11 @@ def _sample_grid(
     for (b1, b2, eta), outcome in outcomes.items():
         model, _ = load_run_model(outcome.run_dir)
         samples = model.reconstruct(shown, torch.Generator().manual_seed(0))
-        sharpness[(b1, b2)] = sample_sharpness(samples, dataset.image_shape)
+        sharpness[(b1, b2)] = image_sharpness(samples, dataset.image_shape)
         kl2[(b1, b2)] = level_summary(outcome.report, "z2")["kl"]
         rows.append({"beta1_paper": b1, "beta2_paper": b2, "eta_dec": eta,
-                     "kl_z2": kl2[(b1, b2)], "sample_sharpness": sharpness[(b1, b2)]})  # fmt: skip
+                     "kl_z2": kl2[(b1, b2)],
+                     "sample_sharpness": float(sharpness[(b1, b2)].mean())})  # fmt: skip
         axis = axes[grid.index(b1), grid.index(b2)]
         axis.imshow(image_grid(samples, dataset.image_shape, 6), cmap="gray", vmin=0, vmax=1)
         axis.set_xticks([])
@@ -253,8 +262,12 @@ def _sample_grid(
         axis.set_title(f"β1 = {b1:g}, β2 = {b2:g}", fontsize=8)
     figure_path = save_figure(figure, ctx.out / f"{name}.png")
     by_beta2 = [np.mean([kl2[(b1, b2)] for b1 in grid]) for b2 in grid]
-    sharp_by_beta1 = [np.mean([sharpness[(b1, b2)] for b2 in grid]) for b1 in grid]
-    sharp_by_beta2 = [np.mean([sharpness[(b1, b2)] for b1 in grid]) for b2 in grid]
+    # per image, averaged over the other β: the same images, so steps are paired
+    images_by_beta1 = [np.mean([sharpness[(b1, b2)] for b2 in grid], 0) for b1 in grid]
+    images_by_beta2 = [np.mean([sharpness[(b1, b2)] for b1 in grid], 0) for b2 in grid]
+    sharp_by_beta1 = [float(v.mean()) for v in images_by_beta1]
+    sharp_by_beta2 = [float(v.mean()) for v in images_by_beta2]
+    noise1, noise2 = step_noise(images_by_beta1), step_noise(images_by_beta2)
     comparisons = [
         paper_vs_ours(
             f"KL(z2) averaged over β1, β2 = {grid}", None, by_beta2,
@@ -262,20 +275,37 @@ def _sample_grid(
         ),
         paper_vs_ours(
             f"sample sharpness averaged over β1, β2 = {grid}", None, sharp_by_beta2,
-            "{:.4f}", trend(sharp_by_beta2, increasing=False),
+            "{:.4f}", trend(sharp_by_beta2, False, noise2),
         ),
         paper_vs_ours(
             f"sample sharpness averaged over β2, β1 = {grid}", None, sharp_by_beta1,
-            "{:.4f}", trend(sharp_by_beta1, increasing=True),
+            "{:.4f}", trend(sharp_by_beta1, True, noise1),
         ),
     ]  # fmt: skip
     comparisons[0].paper = "smaller β2 → less collapse"
     comparisons[1].paper = "smaller β2 → better samples"
     comparisons[2].paper = "smaller β1 → blurrier samples"
-    # sample quality is judged by eye in the paper; the sharpness lines are reported, not asserted
-    claim = Claim("averaged over β1, KL(z2) falls as β2 grows (smaller β2, less collapse of z2)")
+    # the paper judges samples by eye; ours by the sharpness of the 36 reconstructions, with steps
+    # within twice their standard error over the images not told apart. β1's direction is
+    # claimed in full runs only: on the digits it goes either way (docs/quick-claims.md)
+    statement = (
+        "averaged over β1, KL(z2) falls as β2 grows (smaller β2, less collapse of z2) and the "
+        "samples are sharper (smaller β2, better samples)"
+    )
+    if not ctx.quick:
+        statement += "; averaged over β2, they are sharper as β1 grows (smaller β1, blurrier)"
+    claim = Claim(statement)
     report = next(iter(outcomes.values())).report
     kl_monotone(claim, "KL(z2) averaged over β1, as β2 grows", by_beta2, False, report, "z2")
+    claim.monotone(
+        "sample sharpness averaged over β1, as β2 grows", sharp_by_beta2, False, noise2,
+        "{:.4f}",
+    )  # fmt: skip
+    if not ctx.quick:
+        claim.monotone(
+            "sample sharpness averaged over β2, as β1 grows", sharp_by_beta1, True, noise1,
+            "{:.4f}",
+        )  # fmt: skip
     return EntryResult(
         **claim.fields(),
         rows=rows,

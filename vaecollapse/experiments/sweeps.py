@@ -4,8 +4,10 @@ own), and a ``LineSweep`` says how lines through that grid become a result — t
 run, the direction each quantity takes along each line by the paper's claim, the checks, the
 paper-vs-ours lines and the (ε,δ)-collapse panels.
 
-fig2b, table3, fig2c, table5 and fig10 are a ``Grid`` and a ``LineSweep`` each; fig4, fig9, fig6a
-and fig6b train a ``Grid`` and judge it their own way (sample quality, the theory's thresholds).
+fig2b, table3, fig2c, table5 and fig10 are a ``Grid`` and a ``LineSweep`` each; fig4, fig9, fig6a,
+fig6b, table2 and table4 train a ``Grid`` and judge it their own way (sample quality, the theory's
+thresholds, a pair of runs, a data set per point). A grid of several seeds is judged on each
+point's mean over them (``seed_summary``).
 """
 
 from __future__ import annotations

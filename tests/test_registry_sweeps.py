@@ -71,20 +71,21 @@ def test_a_line_against_its_claimed_direction_fails_the_claim_and_names_the_line
     assert shown.comparisons[2].agreement == "rises, where the paper's falls"
 
 
-def test_ends_judges_only_the_end_points_in_the_claimed_direction(tmp_path):
+def test_monotone_judges_every_step_not_only_the_end_points(tmp_path):
+    """table3's AU: 100, 25, 50 falls from end to end but rises in its second step."""
     ctx = Context(tmp_path, quick=True)
-    share = Measure("au_kl_pairs_pct", "AU %", fmt="{:.0f}", follows_kl=True, judge="ends")
-    down_up_down = {
+    share = Measure("au_kl_pairs_pct", "AU %", fmt="{:.0f}", follows_kl=True, judge="monotone")
+    down_up = {
         "p": [outcome([1.0, 1.0, 1.0, 1.0])],
         "q": [outcome([1.0, 0.0, 0.0, 0.0])],
         "r": [outcome([1.0, 1.0, 0.0, 0.0])],
     }
     line = Line("a", (1, 2, 3), ("p", "q", "r"), kl_rises=False)
-    result = sweep_of([line], [share]).result(ctx, down_up_down)
-    assert result.claim_holds  # 100 > 50 at the ends, though 25 -> 50 rises
+    result = sweep_of([line], [share]).result(ctx, down_up)
+    assert not result.claim_holds and "FAILS by -25" in result.margin
     assert "not monotone" in result.comparisons[0].agreement
-    backwards = Line("a", (1, 2, 3), ("q", "r", "p"), kl_rises=False)
-    assert not sweep_of([backwards], [share]).result(ctx, down_up_down).claim_holds
+    ordered = Line("a", (1, 2, 3), ("p", "r", "q"), kl_rises=False)
+    assert sweep_of([ordered], [share]).result(ctx, down_up).claim_holds
 
 
 def test_printed_values_appear_in_full_runs_at_the_sweeps_level_only(tmp_path):

@@ -114,16 +114,15 @@ class Measure:
     sweep's). ``follows_kl``: True when it moves with the KL by the claim, False when against
     it, None when no direction is claimed. ``judge``: how the claim checks it along an asserted
     line — ``"kl"`` (monotone, up to KL_NOISE, ignoring steps between collapsed levels),
-    ``"monotone"`` (no step against the direction), ``"ends"`` (the last value beyond the first)
-    or None (reported only). A measure the runs lack (an IWAE estimate not asked for) is left
-    out."""
+    ``"monotone"`` (no step against the direction) or None (reported only). A measure the runs
+    lack (an IWAE estimate not asked for) is left out."""
 
     key: str
     label: str  # its paper-vs-ours line: "KL (nats)"
     name: str = ""  # in the claim's checks: "KL"
     fmt: str = "{:.2f}"
     follows_kl: bool | None = None
-    judge: Literal["kl", "monotone", "ends"] | None = None
+    judge: Literal["kl", "monotone"] | None = None
     level: str | None = None
 
 
@@ -224,10 +223,3 @@ def _judge(
         kl_monotone(claim, label, values, rises, first, level, informative=not line.kl_weight)
     elif measure.judge == "monotone":
         claim.monotone(f"{name} as {line.name} grows", values, rises, fmt=measure.fmt)
-    elif measure.judge == "ends":
-        words = "above" if rises else "below"
-        check = claim.greater if rises else claim.less
-        check(
-            f"{name} at the largest {line.name} {words} at the smallest",
-            values[-1], values[0], measure.fmt,
-        )  # fmt: skip

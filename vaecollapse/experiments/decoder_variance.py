@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import Dataset
 from ..diagnostics.plots import new_figure, save_figure
 from ..diagnostics.runs import train_run
 from ..models.factory import load_run_model
@@ -46,6 +47,21 @@ def reconstruction_error(model: nn.Module, x: torch.Tensor, samples: int) -> flo
     return float(((x - decoded) ** 2).mean())
 
 
+def train_autoencoder(
+    ctx: Context, group: str, dataset: Dataset, settings: dict, training: TrainConfig
+) -> tuple[float, float]:
+    """Train (or find) the plain autoencoder of ``settings`` in ``group``: its reconstruction
+    error per dimension on the training split, and its training seconds."""
+    run_dir = ctx.run_dir(group, "autoencoder")
+    history = train_run(
+        run_dir, "vae", dataset, settings | {"deterministic": True}, ctx.training(training),
+        log_every=max(1, training.epochs // 4),
+    )  # fmt: skip
+    model, _ = load_run_model(run_dir)
+    seconds = float(sum(record["seconds"] for record in history))
+    return reconstruction_error(model, dataset.train.x, SAMPLES), seconds
+
+
 @register(
     "dai-prop2",
     "decoder variance γ as a threshold: collapse rises with γ, complete at a finite γ (Prop. 2)",
@@ -70,14 +86,10 @@ def dai_prop2(ctx: Context) -> EntryResult:
     outcomes, counted, learned_std = decoder_std_sweep(
         ctx, group, dataset, common, stds, training, stds[2]
     )
-    autoencoder_dir = ctx.run_dir(group, "autoencoder")
-    history = train_run(
-        autoencoder_dir, "vae", dataset, common | {"deterministic": True}, ctx.training(training),
-        log_every=max(1, training.epochs // 4),
-    )  # fmt: skip
+    autoencoder_error, autoencoder_seconds = train_autoencoder(
+        ctx, group, dataset, common, training
+    )
     x = dataset.train.x
-    autoencoder, _ = load_run_model(autoencoder_dir)
-    autoencoder_error = reconstruction_error(autoencoder, x, SAMPLES)
     learnable, _ = load_run_model(outcomes["sigma-learnable"].run_dir)
     own_error = reconstruction_error(learnable, x, SAMPLES)
     learned_gamma = learned_std**2
@@ -149,5 +161,5 @@ def dai_prop2(ctx: Context) -> EntryResult:
         rows=rows,
         comparisons=comparisons,
         figures=[path],
-        train_seconds=float(seconds + sum(record["seconds"] for record in history)),
+        train_seconds=float(seconds + autoencoder_seconds),
     )

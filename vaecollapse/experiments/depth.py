@@ -12,12 +12,11 @@ from dataclasses import replace
 import numpy as np
 
 from ..diagnostics.plots import new_figure, save_figure
-from ..diagnostics.runs import train_run
 from ..models.factory import load_run_model
 from ..train import TrainConfig
 from .claims import Claim
 from .common import load, train_runs
-from .decoder_variance import DAI2020, SAMPLES, reconstruction_error
+from .decoder_variance import DAI2020, SAMPLES, reconstruction_error, train_autoencoder
 from .observation_noise import EPSILON
 from .registry import Comparison, Context, EntryResult, register
 
@@ -49,13 +48,9 @@ def dai_fig1(ctx: Context) -> EntryResult:
     for depth in depths:
         model = {"backbone": "mlp", "hidden": width, "depth": depth, "latent_dim": latent}
         group = f"dai-depth-{source}/depth{depth}"
-        run_dir = ctx.run_dir(group, "autoencoder")
-        history = train_run(
-            run_dir, "vae", dataset, model | {"deterministic": True}, ctx.training(training),
-            log_every=max(1, training.epochs // 4),
-        )  # fmt: skip
-        seconds += sum(record["seconds"] for record in history)
-        errors["autoencoder"].append(reconstruction_error(load_run_model(run_dir)[0], x, SAMPLES))
+        error, trained_seconds = train_autoencoder(ctx, group, dataset, model, training)
+        errors["autoencoder"].append(error)
+        seconds += trained_seconds
         vae = model | {"learn_eta_dec": True}
         for kind, schedule in (("VAE", training), ("VAE, KL warm-up", warm_up)):
             label = "vae" if kind == "VAE" else "vae-warmup"

@@ -4,7 +4,7 @@ with every run seeded 2 instead — each condition in its own process and output
 claim and its tightest check (``vaecollapse.experiments.claims``) are tabulated side by side.
 
     VAECOLLAPSE_DATA=../shared/data python benchmarks/quick_claims.py [--write docs/quick-claims.md]
-        [--parallel 2] [--only fig5,table4]
+        [--cores 2] [--only fig5,table4]
 
 The CIFAR-10 entries run on the same stand-in the test suite writes (40 images of 3 patterns).
 A claim that flips between conditions, or holds by a hair in one, needs a larger effect.
@@ -68,6 +68,20 @@ def run_condition(threads: int, seed: int | None, names: list[str]) -> dict[str,
     return {record["entry"]: record for record in records}
 
 
+def waves(conditions: list[tuple], cores: int) -> list[list[tuple]]:
+    """The conditions in groups run at once, each group's threads summing to at most ``cores``
+    (more would oversubscribe the cores and slow every process many times over)."""
+    groups: list[list[tuple]] = []
+    used = cores
+    for condition in sorted(conditions, key=lambda c: c[0]):
+        if used + condition[0] > cores:
+            groups.append([])
+            used = 0
+        groups[-1].append(condition)
+        used += condition[0]
+    return groups
+
+
 def label(threads: int, seed: int | None) -> str:
     return f"{threads} thread{'s' if threads > 1 else ''}, seed {'own' if seed is None else seed}"
 
@@ -126,7 +140,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--only", help="comma-separated entry names (default: every entry)")
-    parser.add_argument("--parallel", type=int, default=1, help="conditions run at once")
+    parser.add_argument(
+        "--cores", type=int, default=1, help="run conditions at once while their threads fit"
+    )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
@@ -137,9 +153,12 @@ def main() -> None:
         worker(args.threads, args.seed, args.out, names)
         return
     started = time.perf_counter()
-    with ThreadPoolExecutor(args.parallel) as pool:
-        futures = {c: pool.submit(run_condition, *c, names) for c in CONDITIONS}
-        results = {c: f.result() for c, f in futures.items()}
+    results = {}
+    for wave in waves(CONDITIONS, args.cores):
+        with ThreadPoolExecutor(len(wave)) as pool:
+            futures = {c: pool.submit(run_condition, *c, names) for c in wave}
+            results |= {c: f.result() for c, f in futures.items()}
+    results = {c: results[c] for c in CONDITIONS}
     found = sections(names, results)
     wall = f"wall time {(time.perf_counter() - started) / 60:.0f} min"
     if args.write and args.only and args.write.exists():

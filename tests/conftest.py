@@ -9,11 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from vaecollapse.cli import main
 from vaecollapse.data import RELEASES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # each of the `-n N` workers (pyproject.toml) takes one thread: N on N cores, none
+        # oversubscribed; the tests' margins hold under one thread as under two
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 def shared_release(name: str, label: str) -> Path:

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# one worker of `-n N` runs them all, so the module's Ray instance starts once
+pytestmark = pytest.mark.xdist_group("ray")
+
 SWEEP = """
 model = "vae"
 dataset = "digits"

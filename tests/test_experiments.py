@@ -111,6 +111,40 @@ def test_reproduce_command(run_cli, tmp_path: Path) -> None:
     assert no_epochs.code == 2 and "Invalid value for '--epochs'" in no_epochs.err
 
 
+@pytest.mark.parametrize("name", ["dai-fig1", "dai-fig2"])
+def test_an_entry_runs_on_its_alternative_data_set(name: str, run_cli, tmp_path: Path) -> None:
+    data = write_cifar_stand_in(tmp_path / "data", n_per_batch=8, patterns=3).parent
+    out = tmp_path / "out"
+    args = ("--quick", "--out", str(out), "--data-dir", str(data), "--no-verify")
+    result = run_cli("reproduce", name, "--dataset", "cifar10", *args)
+    assert result.code == 0, result.err
+    directory = out / f"{name}-cifar10"
+    assert f"{directory}/comparison.md" in result.out and not (out / name).exists()
+    outcome = json.loads((directory / "result.json").read_text())
+    assert outcome["dataset"] == "cifar10" and outcome["mode"] == "quick"
+    assert "on cifar10 in place of its own data" in (directory / "comparison.md").read_text()
+    # every run it trained is convolutional and saw the colour images, whole
+    configs = [json.loads(p.read_text()) for p in (out / "shared-runs").glob("**/config.json")]
+    assert configs and all(c["model"]["backbone"] == "cnn" for c in configs)
+    assert all(c["model"]["image_shape"] == [3, 32, 32] for c in configs)
+    collected = run_cli("reproduce", "--collect", "--out", str(out))
+    assert f"| {name}-cifar10 | quick, on cifar10 |" in collected.out
+    assert f"Not run yet in {out}: " in collected.out and f" {name}," not in collected.out
+
+
+def test_an_alternative_data_set_is_refused_where_an_entry_has_none(run_cli, tmp_path) -> None:
+    refused = run_cli("reproduce", "fig2b", "--dataset", "cifar10", "--out", str(tmp_path))
+    assert refused.code == 2
+    assert "runs on its own data only" in refused.err and "dai-fig1, dai-fig2" in refused.err
+    unknown = run_cli("reproduce", "dai-fig1", "--dataset", "svhn", "--out", str(tmp_path))
+    assert unknown.code == 2 and "it takes cifar10" in unknown.err
+    every = run_cli("reproduce", "all", "--dataset", "cifar10", "--out", str(tmp_path))
+    assert every.code == 2 and "not `all`" in every.err
+    assert not any(tmp_path.iterdir())
+    listed = run_cli("reproduce", "--list").out
+    assert "[also --dataset cifar10]" in listed.split("dai-fig1", 1)[1].split("dai-fig2")[0]
+
+
 def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: Path) -> None:
     from vaecollapse.data import load_dataset
     from vaecollapse.errors import InputError

@@ -9,7 +9,13 @@ import click
 from ..data import DataSpec
 from ..errors import InputError
 from ..experiments import REGISTRY, run_entry
-from ..experiments.registry import by_paper, collect_report, entry_names
+from ..experiments.registry import (
+    by_paper,
+    collect_report,
+    entry_names,
+    entry_on,
+    found_results,
+)
 from ..fileio import write_text_atomic
 from ..options import command_options, from_command_line
 from ..reports import write_report
@@ -51,6 +57,11 @@ from ..rundir import claimed_directory
     "(table2 to table5: 3) take this one and the next ones.",
 )
 @click.option(
+    "--dataset",
+    help="Run the entry on this data set in place of its own, where it offers one (`--list` "
+    "shows which), into --out/NAME-DATASET; e.g. dai-fig1 --dataset cifar10.",
+)
+@click.option(
     "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."
 )
 def reproduce(
@@ -62,6 +73,7 @@ def reproduce(
     batch: bool,
     epochs: int | None,
     seed: int | None,
+    dataset: str | None,
     collect: bool,
     **flags,
 ) -> None:
@@ -71,7 +83,9 @@ def reproduce(
         for paper, entries in by_paper().items():
             click.echo(paper)
             for entry in entries:
-                click.echo(f"  {entry.name:<16} {entry.title}")
+                offers = ", ".join(entry.alternatives)
+                also = f" [also --dataset {offers}]" if offers else ""
+                click.echo(f"  {entry.name:<16} {entry.title}{also}")
         return
     if collect:
         if not Path(out).is_dir():
@@ -80,9 +94,8 @@ def reproduce(
         with claimed_directory(out, "output") as directory:
             figures = [
                 figure
-                for name in entry_names()
-                if (directory / name / "result.json").is_file()
-                for figure in sorted((directory / name).glob("*.png"))
+                for _, folder in found_results(directory)
+                for figure in sorted((directory / folder).glob("*.png"))
             ]
             write_report(directory / "report.html", "Reproducing the papers", text, figures)
         click.echo(text, nl=False)
@@ -94,10 +107,17 @@ def reproduce(
     names = entry_names() if name == "all" else [name]
     if name != "all" and name not in REGISTRY:
         raise InputError(f"unknown experiment '{name}'; `vaecollapse reproduce --list` lists them.")
+    if name == "all" and dataset is not None:
+        raise InputError(
+            "--dataset applies to one entry, not `all`: run e.g. `vaecollapse reproduce dai-fig1 "
+            "--dataset cifar10` on its own."
+        )
+    if dataset is not None:
+        entry_on(name, dataset)  # refused before --out is claimed
     with claimed_directory(out, "output"):
         _run_entries(
             name, names, out, quick, data.get("data_dir"), data.get("verify", True), jobs, epochs,
-            seed, batch,
+            seed, batch, dataset,
         )  # fmt: skip
 
 
@@ -112,6 +132,7 @@ def _run_entries(
     epochs: int | None,
     seed: int | None,
     batch: bool,
+    dataset: str | None,
 ) -> None:
     lines = ["| entry | claim holds | wall s | training s |", "|---|---|---|---|"]
     failed, not_run = [], []
@@ -119,7 +140,7 @@ def _run_entries(
         try:
             result = run_entry(
                 entry_name, out, quick=quick, data_dir=data_dir, verify=verify, jobs=jobs,
-                epochs=epochs, seed=seed, batch=batch,
+                epochs=epochs, seed=seed, batch=batch, dataset=dataset,
             )  # fmt: skip
         except InputError as reason:
             if name != "all":
@@ -139,7 +160,8 @@ def _run_entries(
         )
         click.echo(
             f"{entry_name}: claim {'holds' if result.claim_holds else 'does NOT hold'} "
-            f"({result.seconds:.1f} s); {out}/{entry_name}/comparison.md"
+            f"({result.seconds:.1f} s); "
+            f"{out}/{REGISTRY[entry_name].directory_name(dataset)}/comparison.md"
         )
     if name == "all":
         write_text_atomic(Path(out) / "summary.md", "\n".join(lines) + "\n")

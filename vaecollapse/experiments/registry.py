@@ -55,7 +55,8 @@ class Context:
     ``seed``: when set, every run starts from this seed instead of the entry's own (its initial
     weights, batches and samples; the data are the same), to see how much a result owes to it.
     ``batch``: train the runs of a sweep that can share a batch (``vaecollapse.batched``; linear
-    and MLP backbones) as one batched model in this process, before ``jobs`` applies."""
+    and MLP backbones) as one batched model in this process, before ``jobs`` applies.
+    ``dataset``: when set, one of the entry's ``alternatives``, run in place of its own data."""
 
     out: Path
     quick: bool
@@ -67,6 +68,7 @@ class Context:
     seed: int | None = None
     clip_norms: set[float | None] = field(default_factory=set)  # of every run it trained
     batch: bool = True
+    dataset: str | None = None
 
     def training(self, config: TrainConfig) -> TrainConfig:
         """``config`` with the epochs and seed asked for on the command line, if any; every
@@ -96,6 +98,11 @@ class Entry:
     convention: str  # which KL convention the comparison with the paper uses
     run: Callable[[Context], EntryResult]
     data: tuple[str, ...] = ()  # data sets its full run needs besides the embedded digits
+    alternatives: tuple[str, ...] = ()  # data sets `--dataset` may run it on instead
+
+    def directory_name(self, dataset: str | None) -> str:
+        """Its output folder: the entry's name, with ``-DATASET`` when run on an alternative."""
+        return self.name if dataset is None else f"{self.name}-{dataset}"
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -107,13 +114,14 @@ def register(
     convention: str,
     paper: str = "Dang et al. (ICLR 2024)",
     data: tuple[str, ...] = (),
+    alternatives: tuple[str, ...] = (),
 ):
     """Decorator: add ``run(context) -> EntryResult`` to the registry under ``name``."""
 
     def add(run: Callable[[Context], EntryResult]) -> Callable[[Context], EntryResult]:
         if name in REGISTRY:
             raise ValueError(f"experiment '{name}' is registered twice")
-        REGISTRY[name] = Entry(name, title, paper, convention, run, data)
+        REGISTRY[name] = Entry(name, title, paper, convention, run, data, alternatives)
         return run
 
     return add
@@ -133,6 +141,24 @@ def entry_names() -> list[str]:
     return [entry.name for entries in by_paper().values() for entry in entries]
 
 
+def entry_on(name: str, dataset: str | None = None) -> Entry:
+    """Entry ``name``, checked to run on ``dataset`` (None: its own data); InputError else."""
+    if name not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise InputError(f"unknown experiment '{name}'. Known: {known}.")
+    entry = REGISTRY[name]
+    if dataset is not None and dataset not in entry.alternatives:
+        takers = [e.name for e in REGISTRY.values() if dataset in e.alternatives]
+        raise InputError(
+            f"experiment '{name}' does not run on --dataset {dataset}: "
+            + (f"it takes {', '.join(entry.alternatives)}. " if entry.alternatives else
+               "it runs on its own data only. ")
+            + (f"Entries that take {dataset}: {', '.join(takers)}." if takers else
+               f"No entry takes {dataset}.")
+        )  # fmt: skip
+    return entry
+
+
 def run_entry(
     name: str,
     out: str | Path,
@@ -143,30 +169,29 @@ def run_entry(
     epochs: int | None = None,
     seed: int | None = None,
     batch: bool = True,
+    dataset: str | None = None,
 ) -> EntryResult:
-    """Run one entry into ``out/name`` (its runs under ``out/shared-runs``, where other entries
-    can reuse them, batched where they can be, else ``jobs`` at a time) and write its CSV and
-    markdown table."""
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise InputError(f"unknown experiment '{name}'. Known: {known}.")
-    entry = REGISTRY[name]
-    directory = Path(out) / name
+    """Run one entry into ``out/name`` (``out/name-DATASET`` on an alternative data set; its
+    runs under ``out/shared-runs``, where other entries can reuse them, batched where they can
+    be, else ``jobs`` at a time) and write its CSV and markdown table."""
+    entry = entry_on(name, dataset)
+    directory = Path(out) / entry.directory_name(dataset)
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     context = Context(
         directory, quick, data_dir, verify, Path(out) / "shared-runs", jobs, epochs, seed,
-        batch=batch,
+        batch=batch, dataset=dataset,
     )  # fmt: skip
     result = entry.run(context)
     result.seconds = time.perf_counter() - started
     write_text_atomic(directory / "results.csv", to_csv(result.rows))
     write_text_atomic(
         directory / "comparison.md",
-        to_markdown(entry, result, quick, epochs, seed, clipping_note(context.clip_norms)),
+        to_markdown(entry, result, quick, epochs, seed, clipping_note(context.clip_norms), dataset),
     )
     outcome = {
         "mode": "quick" if quick else "full",
+        "dataset": dataset,
         "claim_holds": result.claim_holds,
         "margin": result.margin,
         "checks": result.checks,
@@ -207,14 +232,17 @@ def to_markdown(
     epochs: int | None = None,
     seed: int | None = None,
     clipping: str = "",
+    dataset: str | None = None,
 ) -> str:
     mode = "quick" if quick else "full"
+    if dataset is not None:
+        mode += f", on {dataset} in place of its own data"
     if epochs is not None:
         mode += f", every run trained {epochs} epochs instead of the entry's own count"
     if seed is not None:
         mode += f", every run seeded {seed} instead of the entry's own seed"
     lines = [
-        f"# {entry.name}: {entry.title}",
+        f"# {entry.directory_name(dataset)}: {entry.title}",
         "",
         f"Source: {entry.paper}. Mode: {mode}. "
         f"Wall time: {result.seconds:.1f} s (training of its runs: {result.train_seconds:.1f} s, "
@@ -247,35 +275,50 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
+def found_results(out: Path) -> list[tuple[Entry, str]]:
+    """Every entry with a ``result.json`` under ``out``, in registry order, each on its own data
+    and then on its alternatives: (entry, its folder's name)."""
+    return [
+        (entry, folder)
+        for name in entry_names()
+        for entry in [REGISTRY[name]]
+        for folder in [entry.directory_name(d) for d in (None, *entry.alternatives)]
+        if (out / folder / "result.json").is_file()
+    ]
+
+
 def collect_report(out: str | Path) -> str:
     """Every entry run under ``out`` (its ``result.json``), in registry order: a table of modes,
     claims and times, then each ``comparison.md`` (the body of REPRODUCTION.md)."""
     out = Path(out)
-    found = [name for name in entry_names() if (out / name / "result.json").is_file()]
+    found = found_results(out)
     lines = [
         "| paper | entry | mode | claim | wall s (last invocation) | training s (all its runs) |",
         "|---|---|---|---|---|---|",
     ]
     sections = []
-    for name in found:
+    for entry, folder in found:
         outcome = read_json_object(
-            out / name / "result.json",
+            out / folder / "result.json",
             "an entry's outcome",
-            f"Run `vaecollapse reproduce {name} --out {out}` again to rewrite it.",
+            f"Run `vaecollapse reproduce {entry.name} --out {out}` again to rewrite it.",
         )
         claim = "holds" if outcome["claim_holds"] else "does not hold"
         mode = outcome["mode"]
+        if outcome.get("dataset") is not None:
+            mode += f", on {outcome['dataset']}"
         if outcome.get("epochs") is not None:
             mode += f", {outcome['epochs']} epochs"
         if outcome.get("seed") is not None:
             mode += f", seed {outcome['seed']}"
         lines.append(
-            f"| {REGISTRY[name].paper} | {name} | {mode} | {claim} | {outcome['seconds']:.1f} | "
+            f"| {entry.paper} | {folder} | {mode} | {claim} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
         )
-        text = (out / name / "comparison.md").read_text()
+        text = (out / folder / "comparison.md").read_text()
         sections.append(text.replace("\n# ", "\n### ").replace("# ", "### ", 1))
-    missing = [name for name in entry_names() if name not in found]
+    ran = {entry.name for entry, _ in found}
+    missing = [name for name in entry_names() if name not in ran]
     lines.append("")
     for mode, (runs, complete, seconds) in run_area_totals(out / "shared-runs").items():
         lines.append(

@@ -224,6 +224,54 @@ def active_by_mean_kl(
     return int((chosen_level(report, level).kl_per_dim >= epsilon).sum())
 
 
+def exact_count_checks(
+    claim: Claim,
+    weight: str,
+    predicted: int,
+    theory_kls: np.ndarray,
+    report: DiagnosisReport,
+    level: str | None = None,
+) -> tuple[float, int]:
+    """The theory's exact active count, checked on a trained run at a KL weight set to a
+    threshold. There the theory keeps ``predicted`` modes, each with an optimal KL of at least m
+    (the smallest of ``theory_kls`` among them), and gives the others none. The split is m/2,
+    halfway between the two groups: a trained dimension counts as kept when its mean KL reaches
+    it, so a kept mode may lose half its KL, and a collapsed one gain half of m, before the count
+    is wrong. With no mode kept the split is 0.01 nats, the (ε,δ) criterion's ε. Checks that the
+    ``predicted``-th largest trained KL is above the split and the next one below; returns the
+    split and the trained count at it."""
+    kept = np.sort(np.asarray(theory_kls, dtype=float))[::-1][:predicted]
+    split = float(kept.min()) / 2 if predicted else 0.01
+    trained = np.sort(chosen_level(report, level).kl_per_dim)[::-1]
+    if predicted:
+        claim.greater(
+            f"{weight}: the {predicted} kept dimensions' smallest mean KL, against the split",
+            trained[predicted - 1], split, "{:.3g}",
+        )  # fmt: skip
+    if predicted < len(trained):
+        claim.less(
+            f"{weight}: the largest mean KL of the other {len(trained) - predicted}, against the "
+            "split", trained[predicted], split, "{:.3g}",
+        )  # fmt: skip
+    return split, int((trained >= split).sum())
+
+
+def split_count_comparison(
+    rows: list[dict], predicted: str, observed: str, paper: str = "—"
+) -> Comparison:
+    """The theory's exact count beside the trained count at each row's ``kl_split``
+    (``exact_count_checks``), per row; ``paper``: what the paper says of the count."""
+    pairs = [(r[predicted], r[observed], r["kl_split"]) for r in rows]
+    matches = sum(p == o for p, o, _ in pairs)
+    return Comparison(
+        "active at the split (mean KL ≥ half the smallest optimal KL kept): theory / trained "
+        "(split, nats)",
+        paper,
+        ", ".join(f"{p}/{o} ({split:.2g})" for p, o, split in pairs),
+        f"{matches} of {len(pairs)} agree",
+    )
+
+
 def active_count_comparison(
     quantity: str,
     predicted: Sequence[int],

@@ -47,8 +47,13 @@ def _mode_loss(
     modes no latent serves; ``dim``: D of the reconstructed variable."""
     fit = np.sum((omega * lam - theta) ** 2 + omega**2 * sigma**2) + tail
     recon = fit / (2 * eta_dec**2) + dim / 2 * math.log(2 * math.pi * eta_dec**2)
-    kl = 0.5 * np.sum((sigma**2 + lam**2) / eta_enc**2 - 1 - np.log(sigma**2 / eta_enc**2))
-    return float(recon + beta * kl)
+    return float(recon + beta * np.sum(_mode_kls(lam, sigma, eta_enc)))
+
+
+def _mode_kls(lam: np.ndarray, sigma: np.ndarray, eta_enc: float) -> np.ndarray:
+    """Each mode's KL(q ‖ N(0, η_enc²)) averaged over the data, ``(d,)`` nats: its encoder mean
+    has second moment λ² (the encoder acts on whitened modes) and its std is σ."""
+    return 0.5 * ((sigma**2 + lam**2) / eta_enc**2 - 1 - np.log(sigma**2 / eta_enc**2))
 
 
 def _vae_modes(
@@ -156,8 +161,11 @@ def _vae_type_optimum(
             "delta_rate": delta_rate,
         },
         notes=_vae_notes(sigma, d),
-        per_mode={"theta": theta, decoder: omega, encoder: lam, "std": std},
-    )
+        per_mode={
+            "theta": theta, decoder: omega, encoder: lam, "std": std,
+            "kl": _mode_kls(lam, std, eta_enc),
+        },
+    )  # fmt: skip
 
 
 def vae_closed_form(
@@ -355,7 +363,7 @@ def mhvae_closed_form(
     level1 = (np.sum(gap * m) + np.sum(omega**2 * s2)) / (2 * eta2)
     level1 += d1 / 2 * math.log(2 * math.pi * eta2)
     level1 -= d1 / 2 * (math.log(sigma1**2) + 1 + math.log(2 * math.pi))
-    kl2 = 0.5 * np.sum((s2 + w**2 * m2) / eta_enc**2 - 1 - np.log(s2 / eta_enc**2))
+    kl2 = _mode_kls(w * np.sqrt(m2), np.sqrt(s2), eta_enc)  # z2's mean W2 z1: moment w²m
     return Optimum(
         model="mhvae",
         method="closed form (Theorem 3)" if sigma2 is None else "closed form (Theorem 5)",
@@ -369,7 +377,7 @@ def mhvae_closed_form(
         encoder_std={"z1": np.full(d1, sigma1), "z2": np.sort(np.sqrt(s2))},
         learnable={"z1": False, "z2": sigma2 is None},
         active_dims={"z1": int(np.sum(lam > 0)), "z2": int(np.sum(w > 0))},
-        loss=float(recon + beta1 * level1 + beta2 * kl2),
+        loss=float(recon + beta1 * level1 + beta2 * np.sum(kl2)),
         hyper={
             "latent_dims": [d1, d2],
             "betas": [beta1, beta2],
@@ -377,5 +385,8 @@ def mhvae_closed_form(
             "eta_dec": eta_dec,
             "sigmas": [[sigma1], None if sigma2 is None else [sigma2]],
         },
-        per_mode={"theta": theta, "V1": lam, "U1": u, "W2": w, "U2": omega, "std_z2": np.sqrt(s2)},
-    )
+        per_mode={
+            "theta": theta, "V1": lam, "U1": u, "W2": w, "U2": omega, "std_z2": np.sqrt(s2),
+            "kl_z2": kl2,
+        },
+    )  # fmt: skip

@@ -37,7 +37,8 @@ class Optimum:
     level, the rank of the map into it (level 1 from the data, level l from level l−1): dimensions
     outside it carry no information about the level below. ``loss``: L per sample in nats with all
     constants (docs/conventions.md). ``per_mode`` (closed forms only): the same quantities in mode
-    order (mode i pairs the i-th largest θ with one latent direction), unsorted.
+    order (mode i pairs the i-th largest θ with one latent direction), unsorted, with each mode's
+    KL averaged over the data (``kl``; the MHVAE's ``kl_z2``, of z2 given z1).
 
     ``status``: "optimum", or "unbounded" / "non-unique" (``degeneracy`` says along which path,
     ``path_losses`` gives L at a = 1, 10, 100, 1000 along it). Then the maps, stds and active

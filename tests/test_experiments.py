@@ -336,3 +336,25 @@ def test_steps_between_collapsed_values_are_not_judged() -> None:
     assert claim.tightest.gap == pytest.approx(3.9 - 0.020 + 1e-3)
     # a rise from under the floor to above it is judged
     assert not Claim("y").monotone("KL", [20.5, 0.02, 0.5], False, 1e-3, floor=0.16)
+
+
+def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
+    out, records = tmp_path / "out", tmp_path / "records"
+    assert run_cli("reproduce", "thm3-synthetic", "--out", str(out)).code == 0  # full
+    assert run_cli("reproduce", "thm2-synthetic", "--quick", "--out", str(out)).code == 0
+    recorded = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(records))
+    assert recorded.code == 0 and "recorded 1 full entries" in recorded.out
+    assert sorted(p.name for p in records.iterdir() if p.is_dir()) == ["thm3-synthetic"]
+    for name in ("comparison.md", "result.json", "results.csv"):
+        assert (records / "thm3-synthetic" / name).read_bytes() == (
+            out / "thm3-synthetic" / name
+        ).read_bytes()
+    again = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(records))
+    assert again.code == 0  # a records folder is ours to update
+    alone = run_cli("reproduce", "--record", str(records), "--out", str(out))
+    assert alone.code == 2 and "--record goes with --collect" in alone.err
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    refused = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(foreign))
+    assert refused.code == 2 and (foreign / "notes.txt").read_text() == "mine"

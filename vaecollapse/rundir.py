@@ -42,6 +42,7 @@ LOCK_NAME = ".vaecollapse.lock"
 RUN_FORMAT = "vaecollapse-run/1"
 # Files a reproduction or demo directory holds at its top level besides run directories.
 OUTPUT_MARKERS = ("shared-runs", "summary.json", "phase.json", "sweep.json")
+ENTRY_OUTCOME = "result.json"  # a reproduced entry's folder (vaecollapse reproduce) holds one
 EMBEDDED_DATA = "data.npz"  # generated data kept beside the run that was trained on it
 CHECKPOINT_KEYS = ("epoch", "model", "optimiser", "torch_rng", "generator", "history")
 
@@ -84,7 +85,7 @@ def _belongs_to_us(path: Path, kind: str) -> bool:
     if kind == "run":
         return is_run_directory(path)
     return any((path / marker).exists() for marker in OUTPUT_MARKERS) or any(
-        is_run_directory(p) for p in entries if p.is_dir()
+        is_run_directory(p) or (p / ENTRY_OUTCOME).is_file() for p in entries if p.is_dir()
     )
 
 

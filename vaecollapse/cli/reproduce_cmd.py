@@ -15,6 +15,7 @@ from ..experiments.registry import (
     entry_names,
     entry_on,
     found_results,
+    record_results,
 )
 from ..fileio import write_text_atomic
 from ..options import command_options, from_command_line
@@ -64,6 +65,12 @@ from ..rundir import claimed_directory
 @click.option(
     "--collect", is_flag=True, help="Print every comparison found in --out as one markdown report."
 )
+@click.option(
+    "--record",
+    help="With --collect: also copy each full entry's comparison.md, result.json and "
+    "results.csv into this folder (one subfolder an entry), to keep beside documents that quote "
+    "them.",
+)
 def reproduce(
     name: str | None,
     list_entries: bool,
@@ -75,6 +82,7 @@ def reproduce(
     seed: int | None,
     dataset: str | None,
     collect: bool,
+    record: str | None,
     **flags,
 ) -> None:
     """Run experiment NAME (or `all`): its runs (resuming what is complete in --out), a results
@@ -87,9 +95,18 @@ def reproduce(
                 also = f" [also --dataset {offers}]" if offers else ""
                 click.echo(f"  {entry.name:<16} {entry.title}{also}")
         return
+    if record is not None and not collect:
+        raise InputError("--record goes with --collect: `vaecollapse reproduce --collect --out "
+                         "DIR --record RECORDS`.")  # fmt: skip
     if collect:
         if not Path(out).is_dir():
             raise InputError(f"--out {out} is not a directory of reproductions.")
+        if record is not None:
+            with claimed_directory(record, "output", "--record") as records:
+                folders = record_results(Path(out), records)
+            click.echo(
+                f"recorded {len(folders)} full entries in {record}: {', '.join(folders) or 'none'}"
+            )
         text = collect_report(out)
         with claimed_directory(out, "output") as directory:
             figures = [

@@ -330,6 +330,28 @@ def collect_report(out: str | Path) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(sections)
 
 
+RECORDED_FILES = ("comparison.md", "result.json", "results.csv")
+
+
+def record_results(out: Path, records: Path) -> list[str]:
+    """Copy every full-mode entry found under ``out`` (its comparison, outcome and rows; no runs,
+    no figures) into ``records/<folder>``, replacing an earlier record of the same entry: a
+    small record of the full results to keep with the documents that quote them. Returns the
+    folders recorded."""
+    recorded = []
+    for _, folder in found_results(out):
+        outcome = read_json_object(out / folder / "result.json", "an entry's outcome", "")
+        if outcome.get("mode") != "full":
+            continue
+        (records / folder).mkdir(parents=True, exist_ok=True)
+        for name in RECORDED_FILES:
+            source = out / folder / name
+            if source.is_file():
+                write_text_atomic(records / folder / name, source.read_text(encoding="utf-8"))
+        recorded.append(folder)
+    return recorded
+
+
 def run_area_totals(shared: Path) -> dict[str, tuple[int, int, float]]:
     """Per mode (full, quick) of a shared run area: (runs, runs with final weights, summed epoch
     seconds of every run's history)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..fileio import write_text_atomic
-from ..rundir import read_json_object, read_metrics
+from ..rundir import ENTRY_OUTCOME, read_json_object, read_metrics
 from ..train import TrainConfig
 
 
@@ -201,7 +201,7 @@ def run_entry(
         "seed": seed,
         "clip_grad_norm": sorted(context.clip_norms, key=lambda v: -1.0 if v is None else v),
     }
-    write_text_atomic(directory / "result.json", json.dumps(outcome, indent=1) + "\n")
+    write_text_atomic(directory / ENTRY_OUTCOME, json.dumps(outcome, indent=1) + "\n")
     return result
 
 
@@ -283,8 +283,17 @@ def found_results(out: Path) -> list[tuple[Entry, str]]:
         for name in entry_names()
         for entry in [REGISTRY[name]]
         for folder in [entry.directory_name(d) for d in (None, *entry.alternatives)]
-        if (out / folder / "result.json").is_file()
+        if (out / folder / ENTRY_OUTCOME).is_file()
     ]
+
+
+def read_outcome(out: Path, entry: Entry, folder: str) -> dict:
+    """The ``result.json`` of ``entry`` in ``out/folder``; a clear error if it is damaged."""
+    return read_json_object(
+        out / folder / ENTRY_OUTCOME,
+        "an entry's outcome",
+        f"Run `vaecollapse reproduce {entry.name} --out {out}` again to rewrite it.",
+    )
 
 
 def collect_report(out: str | Path) -> str:
@@ -298,11 +307,7 @@ def collect_report(out: str | Path) -> str:
     ]
     sections = []
     for entry, folder in found:
-        outcome = read_json_object(
-            out / folder / "result.json",
-            "an entry's outcome",
-            f"Run `vaecollapse reproduce {entry.name} --out {out}` again to rewrite it.",
-        )
+        outcome = read_outcome(out, entry, folder)
         claim = "holds" if outcome["claim_holds"] else "does not hold"
         mode = outcome["mode"]
         if outcome.get("dataset") is not None:
@@ -330,7 +335,7 @@ def collect_report(out: str | Path) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(sections)
 
 
-RECORDED_FILES = ("comparison.md", "result.json", "results.csv")
+RECORDED_FILES = ("comparison.md", ENTRY_OUTCOME, "results.csv")
 
 
 def record_results(out: Path, records: Path) -> list[str]:
@@ -339,9 +344,8 @@ def record_results(out: Path, records: Path) -> list[str]:
     small record of the full results to keep with the documents that quote them. Returns the
     folders recorded."""
     recorded = []
-    for _, folder in found_results(out):
-        outcome = read_json_object(out / folder / "result.json", "an entry's outcome", "")
-        if outcome.get("mode") != "full":
+    for entry, folder in found_results(out):
+        if read_outcome(out, entry, folder).get("mode") != "full":
             continue
         (records / folder).mkdir(parents=True, exist_ok=True)
         for name in RECORDED_FILES:

@@ -1,0 +1,277 @@
+"""The numbers in REPRODUCTION.md's prose against the records of the full runs they describe
+(docs/records). A paragraph or list that follows a line ``<!-- numbers: NAME -->`` speaks of
+NAME's recorded full run (``<!-- numbers: NAME OTHER -->``: of several entries' runs), and every
+number in it must be one of (for one of the entries named):
+
+- a value of the record — a number of its ``comparison.md``, a cell of its ``results.csv`` or a
+  value of its ``result.json`` — at the precision printed (as a percentage too);
+- a quantity derived from the record by a formula below (``DERIVED``), at the precision printed;
+- a setting or a reference (an epoch count, a width, a learning rate, a section of the paper),
+  listed below per entry (``NOT_RESULTS``) so that a new number is never waved through.
+
+Dates, code spans and the numbers of figures, tables, sections, equations and theorems are not
+results and are skipped. A small integer can match some value of a large record by chance, so
+the check is strongest for the decimals, where drift happens: a number typed from an older run
+or a rounding done by hand fails it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+RECORDS = REPO_ROOT / "docs" / "records"
+DOCUMENT = (REPO_ROOT / "REPRODUCTION.md").read_text(encoding="utf-8")
+MARKER = re.compile(r"^<!-- numbers: ([\w -]+?) -->\n(.+\n?(?:(?!- \*\*|<!--).+\n?)*)", re.M)
+NUMBER = re.compile(r"(?<![\w.·⁻/])[−-]?\d+(?:,\d{3})*(?:\.\d+)?(?:e[−-]?\d+)?(?![\w⁻])")
+# what a number following these words names is a part of a paper, not a result
+REFERENCE = re.compile(
+    r"(?:Figs?\.|Figure|Table|Section|Sections|[Ee]q\.|[Ee]qs\.|Theorems?|Propositions?|Prop\.|"
+    r"App\.|Appendix|issue|Algorithm|step)\s*\(?$"
+)
+SKIPPED = re.compile(r"`[^`]*`|\d{4}-\d{2}-\d{2}|\([\w., ]+ \d{4}\)")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One entry's recorded full run: the rows of its ``results.csv`` and every number of it."""
+
+    rows: list[dict[str, str]]
+    values: tuple[float, ...]
+    table: dict[str, tuple[str, str]]  # comparison rows: quantity -> (paper, ours)
+
+    def column(self, name: str, **where: str) -> list[float]:
+        """The values of column ``name`` in the rows whose other columns equal ``where``."""
+        chosen = [r for r in self.rows if all(r[k] == v for k, v in where.items())]
+        assert chosen, f"no row of the record has {where}"
+        return [float(r[name]) for r in chosen]
+
+    def mean(self, name: str, **where: str) -> float:
+        return statistics.fmean(self.column(name, **where))
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers of ``text`` that could be results, as printed."""
+    text = SKIPPED.sub(" ", text)
+    return [
+        m.group()
+        for m in NUMBER.finditer(text)
+        if not REFERENCE.search(text[max(0, m.start() - 14) : m.start()])
+    ]
+
+
+def as_float(printed: str) -> float:
+    return float(printed.replace("−", "-").replace(",", ""))
+
+
+def half_unit(printed: str) -> float:
+    """Half a unit of the last digit printed: the rounding the number may carry."""
+    mantissa, _, exponent = printed.replace("−", "-").replace(",", "").partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+
+
+def agrees(printed: str, value: float) -> bool:
+    """Whether ``printed`` is ``value`` (or its percentage) rounded at the precision printed."""
+    target, slack = as_float(printed), half_unit(printed) * (1 + 1e-9)
+    return any(math.isfinite(v) and abs(v - target) <= slack for v in (value, 100 * value))
+
+
+def load_record(name: str) -> Record:
+    folder = RECORDS / name
+    rows = list(csv.DictReader((folder / "results.csv").read_text(encoding="utf-8").splitlines()))
+    comparison = (folder / "comparison.md").read_text(encoding="utf-8")
+    values = [as_float(n) for n in NUMBER.findall(comparison)]
+    cells = [line.split(" | ") for line in comparison.splitlines() if line.startswith("| ")]
+    table = {c[0][2:]: (c[1], c[2]) for c in cells if len(c) >= 3}
+    for row in rows:
+        for cell in row.values():
+            try:
+                values.append(float(cell))
+            except (TypeError, ValueError):
+                continue
+
+    def walk(item: object) -> None:
+        if isinstance(item, bool):
+            return
+        if isinstance(item, int | float):
+            values.append(float(item))
+        elif isinstance(item, dict):
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+        elif isinstance(item, str):
+            values.extend(as_float(n) for n in NUMBER.findall(item))
+
+    walk(json.loads((folder / "result.json").read_text(encoding="utf-8")))
+    return Record(rows, tuple(values), table)
+
+
+Derivation = Callable[[Record], float]
+
+
+def paper_values(record: Record, quantity: str) -> list[float]:
+    """The paper's numbers in the record's comparison row that starts with ``quantity``."""
+    (paper,) = [cells[0] for row, cells in record.table.items() if row.startswith(quantity)]
+    return [as_float(n) for n in NUMBER.findall(paper)]
+
+
+def means(record: Record, column: str, by: str, **where: str) -> list[float]:
+    """Means of ``column`` over the rows of each value of ``by`` (in the record's order)."""
+    keys = dict.fromkeys(r[by] for r in record.rows if all(r[k] == v for k, v in where.items()))
+    return [record.mean(column, **where, **{by: key}) for key in keys]
+
+
+def kl_above_paper(record: Record) -> list[float]:
+    """table3: our mean KL along β minus the paper's, per β."""
+    ours = means(record, "kl", "beta_paper", sweep="beta")
+    return [o - p for o, p in zip(ours, paper_values(record, "KL (nats), beta"), strict=True)]
+
+
+def iwae_below_paper(record: Record) -> list[float]:
+    """table3: the paper's IWAE along β minus our mean, per β."""
+    ours = means(record, "iwae_ll", "beta_paper", sweep="beta")
+    paper = paper_values(record, "IWAE log p(y|x), K = 1000, beta")
+    return [p - o for o, p in zip(ours, paper, strict=True)]
+
+
+def kl_above_paper_at(record: Record, correlation: str) -> float:
+    """table4: our mean KL at correlation a minus the paper's."""
+    order = list(dict.fromkeys(row["correlation"] for row in record.rows))
+    paper = paper_values(record, "KL (nats), x = a·y")
+    return record.mean("kl", correlation=correlation) - paper[order.index(correlation)]
+
+
+def latent_gap(latent_dim: str) -> Derivation:
+    """lucas-latent: the exact log-likelihood minus the trained ELBO, σ² fixed."""
+    return lambda r: (
+        r.mean("log_likelihood_fixed_sigma", latent_dim=latent_dim)
+        - r.mean("elbo_fixed_sigma", latent_dim=latent_dim)
+    )
+
+
+# lucas-latent: the gap as printed, at each latent size
+LATENT_GAPS = (
+    ("0.003", "10"), ("0.026", "25"), ("0.31", "50"), ("1.5", "100"), ("4.1", "200"),
+    ("10.9", "300"),
+)  # fmt: skip
+
+# Quantities the prose derives from a record: entry -> number as printed -> formula.
+DERIVED: dict[str, dict[str, Derivation]] = {
+    "dai-prop2": {  # learned γ* over the autoencoder's error per dimension
+        "1.72": lambda r: (
+            r.mean("gamma", run="sigma-learnable")
+            / r.mean("reconstruction_error", run="autoencoder")
+        ),
+    },
+    "fig6a": {
+        "2e-4": lambda r: r.mean("kl", k="1") / 64,  # what θ_1's KL leaves per dimension
+        # the optimal KL of the mode just above θ_4 and θ_8: twice the split
+        "0.022": lambda r: 2 * r.mean("kl_split", k="4"),
+        "0.039": lambda r: 2 * r.mean("kl_split", k="8"),
+    },
+    "fig6b": {"0.074": lambda r: 2 * r.mean("kl_split", k="4")},
+    "lucas-encoders": {"24": lambda r: len(r.column("epoch", run="linear encoder"))},
+    "lucas-latent": {printed: latent_gap(size) for printed, size in LATENT_GAPS},
+    "lucas-ppca": {  # how far short of pPCA the ELBO ends, as a share of it
+        "4.3": lambda r: (
+            r.column("gap", run="analytic")[-1]
+            / r.column("ppca_log_likelihood", run="analytic")[-1]
+        ),
+    },
+    "table3": {
+        "0.1": lambda r: min(kl_above_paper(r)),
+        "5.3": lambda r: max(kl_above_paper(r)),
+        "1.7": lambda r: min(iwae_below_paper(r)),
+        "5.2": lambda r: max(iwae_below_paper(r)),
+    },
+    "table4": {
+        "6.0": lambda r: kl_above_paper_at(r, "0.5"),
+        "3.5": lambda r: kl_above_paper_at(r, "0.0"),
+    },
+}
+
+# Settings and references per entry: numbers in its blocks that are not results.
+NOT_RESULTS: dict[str, set[str]] = {
+    "dai-prop1": {"101"},  # Gauss–Hermite nodes
+    "dai-prop2": {"512", "128"},  # hidden widths, full and quick
+    "fig2a": {"100"},  # epochs
+    "fig6a": {"1e-4"},  # learning rate
+    "he2019-remedies": {"500"},  # importance samples of the IWAE
+    "lucas-latent": {"12000"},  # steps
+    "lucas-sigma": {"784", "256", "1e-3"},  # layer widths, learning rate
+}
+
+
+def blocks() -> list[tuple[tuple[str, ...], str]]:
+    """Every marked block: the entries it speaks of, its text."""
+    return [(tuple(m.group(1).split()), m.group(2)) for m in MARKER.finditer(DOCUMENT)]
+
+
+def recorded() -> list[str]:
+    return sorted(p.name for p in RECORDS.iterdir() if (p / "result.json").is_file())
+
+
+def explained(printed: str, name: str, record: Record) -> bool:
+    """Whether ``printed`` is a setting of entry ``name``, a value of its record or a quantity
+    derived from it; a derived number that its formula contradicts fails here."""
+    if printed in NOT_RESULTS.get(name, set()):
+        return True
+    formula = DERIVED.get(name, {}).get(printed)
+    if formula is not None:
+        assert agrees(printed, formula(record)), (
+            f"{name}: the prose's {printed} is not its formula's {formula(record):.6g}"
+        )
+        return True
+    return any(agrees(printed, value) for value in record.values)
+
+
+@pytest.mark.parametrize("name", recorded())
+def test_every_number_in_an_entrys_blocks_is_its_records(name: str) -> None:
+    texts = [(names, text) for names, text in blocks() if name in names]
+    assert texts, f"REPRODUCTION.md has no '<!-- numbers: {name} -->' block"
+    unexplained = []
+    for names, text in texts:
+        records = {entry: load_record(entry) for entry in names}
+        for printed in numbers(text):
+            if not any(explained(printed, entry, records[entry]) for entry in names):
+                unexplained.append(printed)
+    assert not unexplained, (
+        f"{name}: numbers in REPRODUCTION.md that are not in the record, not derived from it and "
+        f"not listed as settings: {unexplained}"
+    )
+
+
+def test_blocks_name_recorded_entries_and_mark_every_paragraph_about_one() -> None:
+    named = {entry for names, _ in blocks() for entry in names}
+    assert named <= set(recorded()), f"blocks of unrecorded entries: {named - set(recorded())}"
+    for table in (DERIVED, NOT_RESULTS):
+        for entry, listed in table.items():
+            printed = {n for names, text in blocks() if entry in names for n in numbers(text)}
+            unused = set(listed) - printed
+            assert not unused, f"{entry}: listed, not in its blocks: {unused}"
+    # a paragraph or item that opens with a recorded entry's name in bold is marked
+    for name in recorded():
+        for opening in re.finditer(rf"^(?:- )?\*\*{re.escape(name)}\*\*", DOCUMENT, re.M):
+            before = DOCUMENT[: opening.start()].rstrip("\n").rpartition("\n")[2]
+            assert re.fullmatch(rf"<!-- numbers: .*\b{re.escape(name)}\b.* -->", before), (
+                f"REPRODUCTION.md: the paragraph opening with **{name}** is not marked"
+            )
+
+
+def test_the_number_check_tells_a_drifted_number_from_a_rounded_one() -> None:
+    assert agrees("0.01278", 0.012784) and agrees("2618", 2617.6) and agrees("94", 0.9375 + 0.0)
+    assert not agrees("0.01278", 0.01280) and not agrees("2618", 2618.6)
+    assert agrees("1e-4", 1.04e-4) and not agrees("1e-4", 1.6e-4)
+    assert agrees("−177.70", -177.704) and not agrees("177.70", -177.704)
+    assert numbers("Fig. 2 (2026-11-30, `--epochs 5`): 0.5 and θ_1 = 1,525.5") == ["0.5", "1,525.5"]

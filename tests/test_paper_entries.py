@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
-from vaecollapse.experiments.lagging_inference import information_gain
+from vaecollapse.experiments.lagging_inference import (
+    aggressive_phase,
+    information_gain,
+    information_race,
+)
 from vaecollapse.experiments.ppca_equivalence import REACHED, exact_elbo, reached_at
 from vaecollapse.models import VAE, VAEConfig
 from vaecollapse.remedy_bench import RunResult, summarise
@@ -58,10 +62,33 @@ def test_reached_counts_from_the_first_snapshot_that_stays_within_reach() -> Non
     assert at([small, small, small, large]) is None
 
 
-def _run(remedy: str, information: float) -> RunResult:
+def _run(
+    remedy: str, information: float, curve: list | None = None, steps: int = 10, on: int = 0
+) -> RunResult:
     return RunResult(
-        remedy, 0, 1.0, 1, information, 0, -1.0, 0.1, 1.0, 1.0, 10, 4, None, [], [], []
-    )
+        remedy, 0, 1.0, 1, information, 0, -1.0, 0.1, 1.0, 1.0, steps, 4, None, [], [],
+        curve or [], on,
+    )  # fmt: skip
+
+
+def test_the_information_race_averages_seeds_at_the_chosen_epochs() -> None:
+    curve = lambda level: [(e, level + e / 10) for e in range(1, 9)]  # noqa: E731
+    results = [_run("none", 0, curve(1.0)), _run("none", 0, curve(2.0))]
+    results += [_run("warmup", 0, curve(0.0)), _run("aggressive", 0, curve(5.0))]
+    epochs, race = information_race(results, 8)
+    assert epochs == [1, 2, 4, 8]  # the first, a quarter, half and all of 8 epochs
+    assert race["none"] == pytest.approx([1.6, 1.7, 1.9, 2.3])
+    assert race["aggressive"] == pytest.approx([5.1, 5.2, 5.4, 5.8])
+
+
+def test_the_aggressive_phase_counts_encoder_steps_beyond_the_decoders() -> None:
+    # 10 epochs of 50 decoder steps; seeds on for 2 and 4 epochs with 1000 and 2000 encoder steps
+    results = [
+        _run("aggressive", 0, steps=500 + 1000, on=2),
+        _run("aggressive", 0, steps=2500, on=4),
+    ]
+    on, ratio = aggressive_phase([*results, _run("none", 0, steps=500)], 10, 50)
+    assert on == [2, 4] and ratio == pytest.approx(3000 / (6 * 50))
 
 
 def test_information_gain_is_the_difference_of_means_with_its_standard_error() -> None:

@@ -152,6 +152,14 @@ def kl_above_paper_at(record: Record, correlation: str) -> float:
     return record.mean("kl", correlation=correlation) - paper[order.index(correlation)]
 
 
+def aggressive_epochs(record: Record) -> tuple[list[float], float]:
+    """he2019-remedies: aggressive training's epochs on per seed, and its encoder steps per
+    decoder step while on, from the comparison row that reports them."""
+    (cell,) = [ours for row, (_, ours) in record.table.items() if row.startswith("aggressive")]
+    on, _, ratio = cell.partition(";")
+    return [as_float(n) for n in NUMBER.findall(on)][:-1], as_float(ratio.strip())
+
+
 def latent_gap(latent_dim: str) -> Derivation:
     """lucas-latent: the exact log-likelihood minus the trained ELBO, σ² fixed."""
     return lambda r: (
@@ -181,6 +189,10 @@ DERIVED: dict[str, dict[str, Derivation]] = {
         "0.039": lambda r: 2 * r.mean("kl_split", k="8"),
     },
     "fig6b": {"0.074": lambda r: 2 * r.mean("kl_split", k="4")},
+    "he2019-remedies": {  # the mean aggressive epochs A; the E at which 1 + r·A/E falls to 4
+        "4.7": lambda r: statistics.fmean(aggressive_epochs(r)[0]),
+        "64": lambda r: aggressive_epochs(r)[1] * statistics.fmean(aggressive_epochs(r)[0]) / 3,
+    },
     "lucas-encoders": {"24": lambda r: len(r.column("epoch", run="linear encoder"))},
     "lucas-latent": {printed: latent_gap(size) for printed, size in LATENT_GAPS},
     "lucas-ppca": {  # how far short of pPCA the ELBO ends, as a share of it

@@ -128,6 +128,7 @@ class RunResult:
     kl_per_dim: list[float]  # the first level's, sorted from the largest
     kl_curve: list[float]  # training KL (all levels) per epoch
     information_curve: list[tuple[int, float]]  # (epoch, I(x; z)) from the run's monitor
+    aggressive_epochs: int = 0  # epochs trained with aggressive encoder steps
 
 
 def run_bench(
@@ -220,6 +221,7 @@ def _train_and_measure(
             for r in monitor
             if r["levels"][name]["mutual_information"] is not None
         ],
+        aggressive_epochs=sum("encoder_steps" in record for record in history),
     )
 
 

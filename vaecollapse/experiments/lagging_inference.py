@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..diagnostics.plots import save_figure
-from ..remedy_bench import plot_bench, run_bench, summarise
+from ..monitor import DEFAULT_ROWS
+from ..remedy_bench import RunResult, plot_bench, run_bench, summarise
 from ..train import TrainConfig
 from .claims import Claim
 from .common import load
@@ -33,6 +36,32 @@ def information_gain(rows: dict[str, dict], remedy: str, baseline: str) -> tuple
 
     gain = rows[remedy]["mutual_information"] - rows[baseline]["mutual_information"]
     return gain, math.hypot(error(rows[remedy]), error(rows[baseline]))
+
+
+def information_race(
+    results: list[RunResult], epochs: int
+) -> tuple[list[int], dict[str, list[float]]]:
+    """The monitor's I(x; z) of each remedy, mean over seeds, after the first epoch, a quarter,
+    half and all of ``epochs`` (those of them monitored): the epochs, and the values by remedy."""
+    monitored = {epoch for epoch, _ in results[0].information_curve}
+    chosen = sorted({1, epochs // 4, epochs // 2, epochs} & monitored)
+    race = {
+        remedy: [
+            float(np.mean([dict(r.information_curve)[e] for r in results if r.remedy == remedy]))
+            for e in chosen
+        ]
+        for remedy in REMEDIES
+    }
+    return chosen, race
+
+
+def aggressive_phase(results: list[RunResult], epochs: int, steps_per_epoch: int) -> tuple:
+    """Aggressive training's epochs on, per seed, and its encoder steps per decoder step while
+    on (every run makes ``steps_per_epoch`` decoder steps an epoch)."""
+    runs = [r for r in results if r.remedy == "aggressive"]
+    on = [r.aggressive_epochs for r in runs]
+    encoder_steps = sum(r.gradient_steps - epochs * steps_per_epoch for r in runs)
+    return on, encoder_steps / max(1, sum(on) * steps_per_epoch)
 
 
 @register(
@@ -120,6 +149,28 @@ def he2019_remedies(ctx: Context) -> EntryResult:
             "active units / (ε,δ)-collapsed dimensions of 16: none, warm-up, aggressive",
             "not reported",
             "; ".join(f"{r['active_units']:.1f} / {r['collapsed']:.1f}" for r in rows),
+            "—",
+        ),
+    ]
+    epochs, race = information_race(results, training.epochs)
+    on, ratio = aggressive_phase(
+        results, training.epochs, math.ceil(len(dataset.train) / training.batch_size)
+    )
+    comparisons += [
+        Comparison(
+            f"I(x; z) while training (the monitor's, first {DEFAULT_ROWS} test rows, mean over "
+            f"seeds) after epochs {', '.join(map(str, epochs))}: none / warm-up / aggressive",
+            "aggressive training reaches more information sooner",
+            "; ".join(
+                " / ".join(f"{race[remedy][i]:.2f}" for remedy in REMEDIES)
+                for i in range(len(epochs))
+            ),
+            "—",
+        ),
+        Comparison(
+            "aggressive training: epochs on, per seed; encoder steps per decoder step while on",
+            "on while I(x; z) rises",
+            f"{', '.join(map(str, on))} of {training.epochs}; {ratio:.1f}",
             "—",
         ),
     ]

@@ -79,6 +79,9 @@ def test_the_information_race_averages_seeds_at_the_chosen_epochs() -> None:
     assert epochs == [1, 2, 4, 8]  # the first, a quarter, half and all of 8 epochs
     assert race["none"] == pytest.approx([1.6, 1.7, 1.9, 2.3])
     assert race["aggressive"] == pytest.approx([5.1, 5.2, 5.4, 5.8])
+    sparse = [_run(r, 0, [(e, e / 10) for e in (4, 8, 12)]) for r in ("none", "warmup")]
+    epochs, race = information_race([*sparse, _run("aggressive", 0, [(4, 1), (8, 2), (12, 3)])], 12)
+    assert epochs == [4, 8, 12] and race["aggressive"] == [1, 2, 3]  # monitored every 4 epochs
 
 
 def test_the_aggressive_phase_counts_encoder_steps_beyond_the_decoders() -> None:

@@ -35,7 +35,7 @@ NUMBER = re.compile(r"(?<![\w.·⁻/])[−-]?\d+(?:,\d{3})*(?:\.\d+)?(?:e[−-]?
 # what a number following these words names is a part of a paper, not a result
 REFERENCE = re.compile(
     r"(?:Figs?\.|Figure|Table|Section|Sections|[Ee]q\.|[Ee]qs\.|Theorems?|Propositions?|Prop\.|"
-    r"App\.|Appendix|issue|Algorithm|step)\s*\(?$"
+    r"App\.|Appendix|issue|Algorithm)\s*\(?$"
 )
 SKIPPED = re.compile(r"`[^`]*`|\d{4}-\d{2}-\d{2}|\([\w., ]+ \d{4}\)")
 

@@ -41,10 +41,11 @@ def information_gain(rows: dict[str, dict], remedy: str, baseline: str) -> tuple
 def information_race(
     results: list[RunResult], epochs: int
 ) -> tuple[list[int], dict[str, list[float]]]:
-    """The monitor's I(x; z) of each remedy, mean over seeds, after the first epoch, a quarter,
-    half and all of ``epochs`` (those of them monitored): the epochs, and the values by remedy."""
-    monitored = {epoch for epoch, _ in results[0].information_curve}
-    chosen = sorted({1, epochs // 4, epochs // 2, epochs} & monitored)
+    """The monitor's I(x; z) of each remedy, mean over seeds, at the first monitored epoch at or
+    after the first, a quarter, half and all of ``epochs``: the epochs, and the values by remedy."""
+    monitored = sorted(epoch for epoch, _ in results[0].information_curve)
+    targets = (1, epochs // 4, epochs // 2, epochs)
+    chosen = sorted({next((e for e in monitored if e >= t), monitored[-1]) for t in targets})
     race = {
         remedy: [
             float(np.mean([dict(r.information_curve)[e] for r in results if r.remedy == remedy]))

@@ -56,7 +56,9 @@ def information_race(
     return chosen, race
 
 
-def aggressive_phase(results: list[RunResult], epochs: int, steps_per_epoch: int) -> tuple:
+def aggressive_phase(
+    results: list[RunResult], epochs: int, steps_per_epoch: int
+) -> tuple[list[int], float]:
     """Aggressive training's epochs on, per seed, and its encoder steps per decoder step while
     on (every run makes ``steps_per_epoch`` decoder steps an epoch)."""
     runs = [r for r in results if r.remedy == "aggressive"]

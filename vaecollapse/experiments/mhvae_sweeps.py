@@ -120,7 +120,7 @@ UNBOUNDED_MHVAE = {"encoder_variances": ("fixed", "amortized"), "bounded_means":
 
 def relu_group(source: str) -> str:
     """The run group of the paper's ReLU MHVAE on ``source`` (fig2c, table5 and fig4 share it)."""
-    return f"relu-mhvae-tanh-{source}"
+    return f"relu-mhvae-bounded-{source}"
 
 
 def _relu_setup(ctx: Context) -> tuple[str, dict, TrainConfig]:

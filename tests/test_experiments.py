@@ -132,6 +132,30 @@ def test_an_entry_runs_on_its_alternative_data_set(name: str, run_cli, tmp_path:
     assert f"Not run yet in {out}: " in collected.out and f" {name}," not in collected.out
 
 
+def test_dai_fig1_with_jobs_trains_every_depth_at_once_and_matches_in_turn(
+    run_cli, tmp_path: Path
+) -> None:
+    data = write_cifar_stand_in(tmp_path / "data", n_per_batch=8, patterns=3).parent
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        args = ("--quick", "--out", str(out), "--data-dir", str(data), "--no-verify")
+        result = run_cli(
+            "reproduce", "dai-fig1", "--dataset", "cifar10", "--jobs", str(jobs), *args
+        )
+        assert result.code == 0, result.err
+        # with --jobs 2 the six runs (two depths, three kinds) are trained before any is read
+        assert ("training 6 runs, 2 at a time" in result.err) == (jobs == 2)
+        with open(out / "dai-fig1-cifar10" / "results.csv", newline="") as table:
+            results[jobs] = list(csv.DictReader(table))
+    assert len(results[1]) == len(results[2]) == 6  # two depths × three kinds
+    for in_turn, side_by_side in zip(results[1], results[2], strict=True):
+        assert (in_turn["depth"], in_turn["kind"]) == (side_by_side["depth"], side_by_side["kind"])
+        # the workers have one thread each: sums run in another order, to float precision
+        error = float(side_by_side["reconstruction_error"])
+        assert error == pytest.approx(float(in_turn["reconstruction_error"]), rel=1e-3)
+
+
 def test_an_alternative_data_set_is_refused_where_an_entry_has_none(run_cli, tmp_path) -> None:
     refused = run_cli("reproduce", "fig2b", "--dataset", "cifar10", "--out", str(tmp_path))
     assert refused.code == 2

@@ -101,7 +101,7 @@ def train_runs(
         alone = _train_batched(ctx, group, family, dataset, runs, trainings, log_every)
     if ctx.jobs > 1 and len(alone) > 1:
         chosen = {label: runs[label] for label in alone}
-        _train_side_by_side(ctx, group, family, dataset, chosen, trainings, log_every)
+        train_side_by_side(ctx, group, family, dataset, chosen, trainings, log_every)
     outcomes = {}
     for number, (label, settings) in enumerate(runs.items(), start=1):
         run_dir = ctx.run_dir(group, label)
@@ -149,7 +149,7 @@ def _train_batched(
     return alone
 
 
-def _train_side_by_side(
+def train_side_by_side(
     ctx: Context,
     group: str,
     family: str,

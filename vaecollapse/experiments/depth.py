@@ -17,7 +17,7 @@ from ..diagnostics.plots import new_figure, save_figure
 from ..models.factory import load_run_model
 from ..train import TrainConfig
 from .claims import Claim
-from .common import load, train_runs
+from .common import load, train_runs, train_side_by_side
 from .decoder_variance import DAI2020, SAMPLES, reconstruction_error, train_autoencoder
 from .observation_noise import EPSILON
 from .registry import Comparison, Context, EntryResult, register
@@ -81,15 +81,18 @@ def dai_fig1(ctx: Context) -> EntryResult:
     collapsed, active = {kind: [] for kind in KINDS[1:]}, {kind: [] for kind in KINDS[1:]}
     seconds = 0.0
     backbone = deepening.base["backbone"]
+    area = f"dai-depth-{backbone}-{dataset.name}"
+    if ctx.jobs > 1:
+        _train_every_depth(ctx, area, dataset, deepening, warm_up)
     for depth in depths:
         model = deepening.base | {deepening.depth_key: depth}
-        group = f"dai-depth-{backbone}-{dataset.name}/depth{depth}"
+        group = f"{area}/depth{depth}"
         error, trained_seconds = train_autoencoder(ctx, group, dataset, model, training)
         errors["autoencoder"].append(error)
         seconds += trained_seconds
         vae = model | {"learn_eta_dec": True}
         for kind, schedule in (("VAE", training), ("VAE, KL warm-up", warm_up)):
-            label = "vae" if kind == "VAE" else "vae-warmup"
+            label = VAE_LABELS[kind]
             outcome = train_runs(ctx, group, "vae", dataset, {label: vae}, schedule)[label]
             seconds += outcome.train_seconds
             trained, _ = load_run_model(outcome.run_dir)
@@ -154,6 +157,29 @@ def dai_fig1(ctx: Context) -> EntryResult:
         **claim.fields(), rows=rows, comparisons=comparisons, figures=[path],
         train_seconds=seconds,
     )  # fmt: skip
+
+
+VAE_LABELS = {"VAE": "vae", "VAE, KL warm-up": "vae-warmup"}
+
+
+def _train_every_depth(
+    ctx: Context, area: str, dataset, deepening: Deepening, warm_up: TrainConfig
+) -> None:
+    """With ``--jobs N``: train all depths' autoencoders and VAEs N at a time, the deepest (the
+    slowest) first, into the run directories the entry then reads in turn. On one GPU the small
+    networks of one process leave it mostly idle; several processes fill it."""
+    runs, trainings = {}, {}
+    for depth in sorted(deepening.depths, reverse=True):
+        model = deepening.base | {deepening.depth_key: depth}
+        runs[f"depth{depth}/autoencoder"] = model | {"deterministic": True}
+        trainings[f"depth{depth}/autoencoder"] = ctx.training(deepening.training)
+        for kind, schedule in (("VAE", deepening.training), ("VAE, KL warm-up", warm_up)):
+            label = f"depth{depth}/{VAE_LABELS[kind]}"
+            runs[label] = model | {"learn_eta_dec": True}
+            trainings[label] = ctx.training(schedule)
+    train_side_by_side(
+        ctx, area, "vae", dataset, runs, trainings, max(1, deepening.training.epochs // 4)
+    )
 
 
 NEAR_ONE = 0.9  # an encoder std σ_z this close to the prior's 1 carries (almost) nothing

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from vaecollapse.experiments import REGISTRY, run_entry
 from vaecollapse.experiments.common import data_derived
@@ -382,3 +383,26 @@ def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
     (foreign / "notes.txt").write_text("mine")
     refused = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(foreign))
     assert refused.code == 2 and (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_the_reconstruction_error_is_eq_10_and_does_not_depend_on_rows_a_pass() -> None:
+    from vaecollapse.experiments.decoder_variance import reconstruction_error
+    from vaecollapse.models import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    x = torch.randn(23, 6)
+    model = VAE(VAEConfig(data_dim=6, latent_dim=3, backbone="mlp", hidden=8)).eval()
+    # eq. (10) written out: four draws of z per row, the squared error averaged over draws,
+    # rows and pixels
+    noise = torch.randn((4, 23, 3), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mean, logvar = model.encode(x)
+        expected = ((x - model.decoder(mean + torch.exp(0.5 * logvar) * noise)) ** 2).mean()
+    for rows in (5, 23, 1024):
+        assert reconstruction_error(model, x, 4, rows) == pytest.approx(float(expected), rel=1e-5)
+    # the autoencoder decodes its code: no draws
+    autoencoder = VAE(VAEConfig(data_dim=6, latent_dim=3, hidden=8, deterministic=True)).eval()
+    with torch.no_grad():
+        code = autoencoder.encode(x)[0]
+        direct = float(((x - autoencoder.decoder(code)) ** 2).mean())
+    assert reconstruction_error(autoencoder, x, 4, rows=5) == pytest.approx(direct, rel=1e-5)

@@ -33,18 +33,34 @@ GRID_POINTS = 7
 SAMPLES = 8  # draws of z per image in the reconstruction error of eq. (10)
 
 
-def reconstruction_error(model: nn.Module, x: torch.Tensor, samples: int) -> float:
-    """(1/nd)·Σ_i E_q ||x_i − μ_x(z)||² (eq. 10), ``samples`` draws of z per row (the encoder
-    mean alone for a deterministic autoencoder)."""
-    generator = torch.Generator().manual_seed(0)
+ROWS_A_PASS = 1024  # rows encoded and decoded at once: a whole split of a CNN would not fit
+
+
+def reconstruction_error(
+    model: nn.Module, x: torch.Tensor, samples: int, rows: int = ROWS_A_PASS
+) -> float:
+    """(1/nd)·Σ_i E_q ||x_i − μ_x(z)||² (eq. 10) over the rows of ``x`` (n, ...), ``samples``
+    draws of z per row (the encoder mean alone for a deterministic autoencoder), ``rows`` rows a
+    pass. The draws are made for the whole split at once, so the value does not depend on
+    ``rows``."""
+    deterministic = model.config.deterministic
+    noise = None
+    if not deterministic:
+        shape = (samples, x.shape[0], model.config.latent_dim)
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    total = torch.zeros((), dtype=torch.float64)
     with torch.no_grad():
-        mean, logvar = model.encode(x)
-        if model.config.deterministic:
-            decoded = model.decoder(mean).unsqueeze(0)
-        else:
-            noise = torch.randn((samples, *mean.shape), generator=generator)
-            decoded = model.decoder(mean + torch.exp(0.5 * logvar) * noise)
-    return float(((x - decoded) ** 2).mean())
+        for start in range(0, x.shape[0], rows):
+            part = x[start : start + rows]
+            mean, logvar = model.encode(part)
+            if deterministic:
+                decoded = model.decoder(mean).unsqueeze(0)
+            else:
+                draws = noise[:, start : start + rows].to(mean.device)
+                decoded = model.decoder(mean + torch.exp(0.5 * logvar) * draws)
+            total += ((part - decoded) ** 2).sum(dtype=torch.float64).cpu()
+    draws_made = 1 if deterministic else samples
+    return float(total / (draws_made * x.numel()))
 
 
 def train_autoencoder(

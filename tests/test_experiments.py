@@ -385,7 +385,7 @@ def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
     assert refused.code == 2 and (foreign / "notes.txt").read_text() == "mine"
 
 
-def test_the_reconstruction_error_is_eq_10_and_does_not_depend_on_rows_a_pass() -> None:
+def test_the_reconstruction_error_is_eq_10_and_does_not_depend_on_images_a_pass() -> None:
     from vaecollapse.experiments.decoder_variance import reconstruction_error
     from vaecollapse.models import VAE, VAEConfig
 
@@ -398,11 +398,11 @@ def test_the_reconstruction_error_is_eq_10_and_does_not_depend_on_rows_a_pass() 
     with torch.no_grad():
         mean, logvar = model.encode(x)
         expected = ((x - model.decoder(mean + torch.exp(0.5 * logvar) * noise)) ** 2).mean()
-    for rows in (5, 23, 1024):
-        assert reconstruction_error(model, x, 4, rows) == pytest.approx(float(expected), rel=1e-5)
+    for images in (20, 92, 1024):  # 5 rows a pass, all 23, all
+        assert reconstruction_error(model, x, 4, images) == pytest.approx(float(expected), rel=1e-5)
     # the autoencoder decodes its code: no draws
     autoencoder = VAE(VAEConfig(data_dim=6, latent_dim=3, hidden=8, deterministic=True)).eval()
     with torch.no_grad():
         code = autoencoder.encode(x)[0]
         direct = float(((x - autoencoder.decoder(code)) ** 2).mean())
-    assert reconstruction_error(autoencoder, x, 4, rows=5) == pytest.approx(direct, rel=1e-5)
+    assert reconstruction_error(autoencoder, x, 4, images=5) == pytest.approx(direct, rel=1e-5)

@@ -180,6 +180,13 @@ DERIVED: dict[str, dict[str, Derivation]] = {
             / r.mean("reconstruction_error", run="autoencoder")
         ),
     },
+    "dai-fig2": {  # how much the error rises from 2 to 4 convolutions per scale
+        "17": lambda r: (
+            r.mean("reconstruction_error", conv_per_scale="4")
+            / r.mean("reconstruction_error", conv_per_scale="2")
+            - 1
+        ),
+    },
     "fig6a": {
         "2e-4": lambda r: r.mean("kl", k="1") / 64,  # what θ_1's KL leaves per dimension
         # the optimal KL of the mode just above θ_4 and θ_8: twice the split
@@ -215,6 +222,8 @@ DERIVED: dict[str, dict[str, Derivation]] = {
 NOT_RESULTS: dict[str, set[str]] = {
     "dai-prop1": {"101"},  # Gauss–Hermite nodes
     "dai-prop2": {"512", "128"},  # hidden widths, full and quick
+    # a width, the entry's own epochs, draws of z per image, training images
+    "dai-fig2": {"32", "20", "8", "60,000"},
     "fig2a": {"100"},  # epochs
     "fig6a": {"1e-4"},  # learning rate
     "he2019-remedies": {"500"},  # importance samples of the IWAE

@@ -383,6 +383,13 @@ def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
     (foreign / "notes.txt").write_text("mine")
     refused = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(foreign))
     assert refused.code == 2 and (foreign / "notes.txt").read_text() == "mine"
+    # while a run writes into --out, nothing is recorded from it (a result may be half-written)
+    from vaecollapse.rundir import claimed_directory
+
+    fresh = tmp_path / "fresh"
+    with claimed_directory(out, "output"):
+        busy = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(fresh))
+    assert busy.code == 2 and "is in use by pid" in busy.err and not fresh.exists()
 
 
 def test_the_reconstruction_error_is_eq_10_and_does_not_depend_on_images_a_pass() -> None:

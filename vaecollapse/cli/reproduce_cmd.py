@@ -101,14 +101,14 @@ def reproduce(
     if collect:
         if not Path(out).is_dir():
             raise InputError(f"--out {out} is not a directory of reproductions.")
-        if record is not None:
-            with claimed_directory(record, "output", "--record") as records:
-                folders = record_results(Path(out), records)
-            click.echo(
-                f"recorded {len(folders)} full entries in {record}: {', '.join(folders) or 'none'}"
-            )
-        text = collect_report(out)
+        # claimed first: a run still writing into --out is never copied half-way
         with claimed_directory(out, "output") as directory:
+            if record is not None:
+                with claimed_directory(record, "output", "--record") as records:
+                    folders = record_results(directory, records)
+                listed = ", ".join(folders) or "none"
+                click.echo(f"recorded {len(folders)} full entries in {record}: {listed}")
+            text = collect_report(directory)
             figures = [
                 figure
                 for _, folder in found_results(directory)

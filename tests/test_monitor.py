@@ -102,3 +102,10 @@ def test_train_monitor_writes_its_record_and_resumes_with_the_run(tmp_path: Path
     assert a == b and len(a.splitlines()) == 20
     assert TrainConfig(monitor=True).monitor_every == 1
     assert load_dataset("digits").test is not None  # the monitor watched the test split
+
+
+def test_the_monitored_rows_are_named_as_many_as_there_are() -> None:
+    from vaecollapse.monitor import DEFAULT_ROWS, monitored_rows
+
+    assert monitored_rows(500) == "all 500 test rows"  # a split smaller than the monitor's share
+    assert monitored_rows(DEFAULT_ROWS + 1, "training") == f"first {DEFAULT_ROWS} training rows"

@@ -26,6 +26,16 @@ from .fileio import write_text_atomic
 from .logs import LOGGER
 
 DEFAULT_ROWS = 2048  # rows diagnosed at each update: enough for AU and MI, cheap next to an epoch
+
+
+def monitored_rows(split_rows: int, split: str = "test") -> str:
+    """What a table or figure calls the rows a trainer's monitor diagnoses in a split of
+    ``split_rows`` rows: the first DEFAULT_ROWS, or all of a smaller split."""
+    if split_rows <= DEFAULT_ROWS:
+        return f"all {split_rows} {split} rows"
+    return f"first {DEFAULT_ROWS} {split} rows"
+
+
 TENSORBOARD_EXTRA = "pip install 'vaecollapse[tensorboard]'  (or: pip install tensorboard)"
 
 

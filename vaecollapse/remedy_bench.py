@@ -30,7 +30,7 @@ from .errors import InputError
 from .fileio import write_text_atomic
 from .logs import LOGGER
 from .models.factory import build_model, load_run_model, model_config
-from .monitor import DEFAULT_ROWS
+from .monitor import monitored_rows
 from .remedies import check_remedies
 from .reports import write_report
 from .rundir import claimed_directory
@@ -291,9 +291,17 @@ def markdown_table(rows: Sequence[dict[str, Any]], latent_total: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_bench(results: Sequence[RunResult]):
+def monitored_split(dataset: Dataset) -> str:
+    """The rows the runs' monitor diagnoses (the test split's, else the training split's), as
+    the bench's tables and figures name them."""
+    if dataset.test is not None:
+        return monitored_rows(len(dataset.test), "test")
+    return monitored_rows(len(dataset.train), "training")
+
+
+def plot_bench(results: Sequence[RunResult], rows_monitored: str):
     """Three panels: the first level's per-dimension KL (sorted, mean over seeds), the training
-    KL and the mutual information over epochs, one line per remedy."""
+    KL and the mutual information over epochs (on ``rows_monitored``), one line per remedy."""
     figure, (bars, kl_axis, mi_axis) = new_figure((15, 4.2), 1, 3)
     for remedy in dict.fromkeys(r.remedy for r in results):
         mine = [r for r in results if r.remedy == remedy]
@@ -312,7 +320,7 @@ def plot_bench(results: Sequence[RunResult]):
     mi_axis.set(
         xlabel="epoch",
         ylabel="I(x; z) (nats)",
-        title=f"I(x; z) over epochs (first {DEFAULT_ROWS} test rows)",
+        title=f"I(x; z) over epochs ({rows_monitored})",
     )
     bars.legend(fontsize=8)
     return figure
@@ -337,7 +345,7 @@ def _write_outputs(
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(directory / "remedies.csv", buffer.getvalue())
-    figure = save_figure(plot_bench(results), directory / "remedies.png")
+    figure = save_figure(plot_bench(results, monitored_split(dataset)), directory / "remedies.png")
     markdown = header + markdown_table(rows, latent_total)
     write_report(
         directory / "report.html", f"Remedy bench: {family} on {dataset.name}", markdown, [figure]

@@ -13,8 +13,7 @@ import math
 import numpy as np
 
 from ..diagnostics.plots import save_figure
-from ..monitor import DEFAULT_ROWS
-from ..remedy_bench import RunResult, plot_bench, run_bench, summarise
+from ..remedy_bench import RunResult, monitored_split, plot_bench, run_bench, summarise
 from ..train import TrainConfig
 from .claims import Claim
 from .common import load
@@ -161,7 +160,7 @@ def he2019_remedies(ctx: Context) -> EntryResult:
     )
     comparisons += [
         Comparison(
-            f"I(x; z) while training (the monitor's, first {DEFAULT_ROWS} test rows, mean over "
+            f"I(x; z) while training (the monitor's, {monitored_split(dataset)}, mean over "
             f"seeds) after epochs {', '.join(map(str, epochs))}: none / warm-up / aggressive",
             "aggressive training reaches more information sooner",
             "; ".join(
@@ -177,7 +176,9 @@ def he2019_remedies(ctx: Context) -> EntryResult:
             "—",
         ),
     ]
-    figure = save_figure(plot_bench(results), ctx.out / "he2019-remedies.png")
+    figure = save_figure(
+        plot_bench(results, monitored_split(dataset)), ctx.out / "he2019-remedies.png"
+    )
     return EntryResult(
         **claim.fields(),
         rows=rows,

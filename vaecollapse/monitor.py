@@ -26,6 +26,7 @@ from .fileio import write_text_atomic
 from .logs import LOGGER
 
 DEFAULT_ROWS = 2048  # rows diagnosed at each update: enough for AU and MI, cheap next to an epoch
+TENSORBOARD_EXTRA = "pip install 'vaecollapse[tensorboard]'  (or: pip install tensorboard)"
 
 
 def monitored_rows(split_rows: int, split: str = "test") -> str:
@@ -34,9 +35,6 @@ def monitored_rows(split_rows: int, split: str = "test") -> str:
     if split_rows <= DEFAULT_ROWS:
         return f"all {split_rows} {split} rows"
     return f"first {DEFAULT_ROWS} {split} rows"
-
-
-TENSORBOARD_EXTRA = "pip install 'vaecollapse[tensorboard]'  (or: pip install tensorboard)"
 
 
 class CollapseMonitor:

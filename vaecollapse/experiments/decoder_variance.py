@@ -31,6 +31,7 @@ CONVENTION = (
 )
 GRID_POINTS = 7
 SAMPLES = 8  # draws of z per image in the reconstruction error of eq. (10)
+AUTOENCODER = {"deterministic": True}  # the VAE settings that make a plain autoencoder
 
 
 # images decoded at once: a whole split through a CNN would not fit in memory, and on a CPU
@@ -74,7 +75,7 @@ def train_autoencoder(
     error per dimension on the training split, and its training seconds."""
     run_dir = ctx.run_dir(group, "autoencoder")
     history = train_run(
-        run_dir, "vae", dataset, settings | {"deterministic": True}, ctx.training(training),
+        run_dir, "vae", dataset, settings | AUTOENCODER, ctx.training(training),
         log_every=max(1, training.epochs // 4),
     )  # fmt: skip
     model, _ = load_run_model(run_dir)

@@ -13,12 +13,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..data import Dataset
 from ..diagnostics.plots import new_figure, save_figure
 from ..models.factory import load_run_model
 from ..train import TrainConfig
 from .claims import Claim
 from .common import load, train_runs, train_side_by_side
-from .decoder_variance import DAI2020, SAMPLES, reconstruction_error, train_autoencoder
+from .decoder_variance import (
+    AUTOENCODER,
+    DAI2020,
+    SAMPLES,
+    reconstruction_error,
+    train_autoencoder,
+)
 from .observation_noise import EPSILON
 from .registry import Comparison, Context, EntryResult, register
 
@@ -163,7 +170,7 @@ VAE_LABELS = {"VAE": "vae", "VAE, KL warm-up": "vae-warmup"}
 
 
 def _train_every_depth(
-    ctx: Context, area: str, dataset, deepening: Deepening, warm_up: TrainConfig
+    ctx: Context, area: str, dataset: Dataset, deepening: Deepening, warm_up: TrainConfig
 ) -> None:
     """With ``--jobs N``: train all depths' autoencoders and VAEs N at a time, the deepest (the
     slowest) first, into the run directories the entry then reads in turn. On one GPU the small
@@ -171,7 +178,7 @@ def _train_every_depth(
     runs, trainings = {}, {}
     for depth in sorted(deepening.depths, reverse=True):
         model = deepening.base | {deepening.depth_key: depth}
-        runs[f"depth{depth}/autoencoder"] = model | {"deterministic": True}
+        runs[f"depth{depth}/autoencoder"] = model | AUTOENCODER
         trainings[f"depth{depth}/autoencoder"] = ctx.training(deepening.training)
         for kind, schedule in (("VAE", deepening.training), ("VAE, KL warm-up", warm_up)):
             label = f"depth{depth}/{VAE_LABELS[kind]}"

@@ -83,6 +83,7 @@ def dai_fig1(ctx: Context) -> EntryResult:
     depths, training, latent = deepening.depths, deepening.training, deepening.base["latent_dim"]
     dataset = load(ctx, deepening.source)
     warm_up = replace(training, kl_schedule="linear", kl_warmup_epochs=training.epochs / 2)
+    schedules = {"VAE": training, "VAE, KL warm-up": warm_up}  # each VAE kind's training
     x = dataset.train.x
     errors = {kind: [] for kind in KINDS}
     collapsed, active = {kind: [] for kind in KINDS[1:]}, {kind: [] for kind in KINDS[1:]}
@@ -90,7 +91,7 @@ def dai_fig1(ctx: Context) -> EntryResult:
     backbone = deepening.base["backbone"]
     area = f"dai-depth-{backbone}-{dataset.name}"
     if ctx.jobs > 1:
-        _train_every_depth(ctx, area, dataset, deepening, warm_up)
+        _train_every_depth(ctx, area, dataset, deepening, schedules)
     for depth in depths:
         model = deepening.base | {deepening.depth_key: depth}
         group = f"{area}/depth{depth}"
@@ -98,7 +99,7 @@ def dai_fig1(ctx: Context) -> EntryResult:
         errors["autoencoder"].append(error)
         seconds += trained_seconds
         vae = model | {"learn_eta_dec": True}
-        for kind, schedule in (("VAE", training), ("VAE, KL warm-up", warm_up)):
+        for kind, schedule in schedules.items():
             label = VAE_LABELS[kind]
             outcome = train_runs(ctx, group, "vae", dataset, {label: vae}, schedule)[label]
             seconds += outcome.train_seconds
@@ -170,17 +171,22 @@ VAE_LABELS = {"VAE": "vae", "VAE, KL warm-up": "vae-warmup"}
 
 
 def _train_every_depth(
-    ctx: Context, area: str, dataset: Dataset, deepening: Deepening, warm_up: TrainConfig
+    ctx: Context,
+    area: str,
+    dataset: Dataset,
+    deepening: Deepening,
+    schedules: dict[str, TrainConfig],
 ) -> None:
-    """With ``--jobs N``: train all depths' autoencoders and VAEs N at a time, the deepest (the
-    slowest) first, into the run directories the entry then reads in turn. On one GPU the small
-    networks of one process leave it mostly idle; several processes fill it."""
+    """With ``--jobs N``: train all depths' autoencoders and VAEs (``schedules``: each VAE
+    kind's training) N at a time, the deepest (the slowest) first, into the run directories the
+    entry then reads in turn. On one GPU the small networks of one process leave it mostly idle;
+    several processes fill it."""
     runs, trainings = {}, {}
     for depth in sorted(deepening.depths, reverse=True):
         model = deepening.base | {deepening.depth_key: depth}
         runs[f"depth{depth}/autoencoder"] = model | AUTOENCODER
         trainings[f"depth{depth}/autoencoder"] = ctx.training(deepening.training)
-        for kind, schedule in (("VAE", deepening.training), ("VAE, KL warm-up", warm_up)):
+        for kind, schedule in schedules.items():
             label = f"depth{depth}/{VAE_LABELS[kind]}"
             runs[label] = model | {"learn_eta_dec": True}
             trainings[label] = ctx.training(schedule)

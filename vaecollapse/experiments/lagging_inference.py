@@ -155,12 +155,13 @@ def he2019_remedies(ctx: Context) -> EntryResult:
         ),
     ]
     epochs, race = information_race(results, training.epochs)
+    rows_monitored = monitored_split(dataset)
     on, ratio = aggressive_phase(
         results, training.epochs, math.ceil(len(dataset.train) / training.batch_size)
     )
     comparisons += [
         Comparison(
-            f"I(x; z) while training (the monitor's, {monitored_split(dataset)}, mean over "
+            f"I(x; z) while training (the monitor's, {rows_monitored}, mean over "
             f"seeds) after epochs {', '.join(map(str, epochs))}: none / warm-up / aggressive",
             "aggressive training reaches more information sooner",
             "; ".join(
@@ -176,9 +177,7 @@ def he2019_remedies(ctx: Context) -> EntryResult:
             "—",
         ),
     ]
-    figure = save_figure(
-        plot_bench(results, monitored_split(dataset)), ctx.out / "he2019-remedies.png"
-    )
+    figure = save_figure(plot_bench(results, rows_monitored), ctx.out / "he2019-remedies.png")
     return EntryResult(
         **claim.fields(),
         rows=rows,

@@ -34,9 +34,7 @@ SAMPLES = 8  # draws of z per image in the reconstruction error of eq. (10)
 AUTOENCODER = {"deterministic": True}  # the VAE settings that make a plain autoencoder
 
 
-# images decoded at once: a whole split through a CNN would not fit in memory, and on a CPU
-# small passes are faster (dai-fig2's deepest CNN, 512 rows, one thread beside a busy process:
-# 28.5 s at 256 images a pass against 35.7 s at 8192)
+# images decoded at once: a whole split through a CNN, times the draws, would not fit in memory
 IMAGES_A_PASS = 256
 
 

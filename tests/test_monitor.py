@@ -109,3 +109,18 @@ def test_the_monitored_rows_are_named_as_many_as_there_are() -> None:
 
     assert monitored_rows(500) == "all 500 test rows"  # a split smaller than the monitor's share
     assert monitored_rows(DEFAULT_ROWS + 1, "training") == f"first {DEFAULT_ROWS} training rows"
+
+
+def test_the_bench_names_the_split_its_monitor_watches() -> None:
+    from dataclasses import replace
+
+    from vaecollapse.remedy_bench import monitored_split
+
+    digits = load_dataset("digits")
+    assert digits.evaluation_split is digits.test
+    assert monitored_split(digits) == f"all {len(digits.test)} test rows"
+    untested = replace(
+        digits, test=None
+    )  # a data set without a test split is watched on its training rows
+    assert untested.evaluation_split is digits.train
+    assert monitored_split(untested) == f"all {len(digits.train)} training rows"

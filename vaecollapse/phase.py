@@ -279,7 +279,7 @@ def _run_phase(settings: PhaseSettings, dataset: Dataset, out: Path, device: str
 def _measure(settings, dataset, run: Run, last: dict, beta: float, eta: float) -> PhasePoint:
     """The point's counts on the data's test split (the training split if it has none)."""
     model = run.model.cpu()
-    split = dataset.test if dataset.test is not None else dataset.train
+    split = dataset.evaluation_split
     report = diagnose_model(model, split.x, split.y, epsilon=settings.epsilon, delta=settings.delta)
     level = report.levels[settings.level]
     observed = settings.latent_dim - len(level.collapsed_dims)

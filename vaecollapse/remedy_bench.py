@@ -191,7 +191,7 @@ def _train_and_measure(
         LOGGER.setLevel(quiet)
     report, _ = diagnose_run(run_dir, dataset=dataset, iwae_k=iwae_k)
     model, _ = load_run_model(run_dir)
-    part = dataset.test if dataset.test is not None else dataset.train
+    part = dataset.evaluation_split
     with torch.random.fork_rng(devices=[]):  # the same draws at every call, the caller's kept
         torch.manual_seed(0)
         terms = evaluate_split(model.to(part.x.device), part, config)
@@ -294,9 +294,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], latent_total: int) -> str:
 def monitored_split(dataset: Dataset) -> str:
     """The rows the runs' monitor diagnoses (the test split's, else the training split's), as
     the bench's tables and figures name them."""
-    if dataset.test is not None:
-        return monitored_rows(len(dataset.test), "test")
-    return monitored_rows(len(dataset.train), "training")
+    return monitored_rows(len(dataset.evaluation_split), dataset.evaluation_split_name)
 
 
 def plot_bench(results: Sequence[RunResult], rows_monitored: str):

@@ -466,7 +466,7 @@ class _Loop:
     def mutual_information(self, epoch: int) -> float:
         """I(x; z) of the first latent level over the test split (else the training split), the
         quantity whose rise keeps aggressive training on."""
-        split = self.data.test if self.data.test is not None else self.data.train
+        split = self.data.evaluation_split
         self.model.eval()
         with torch.no_grad():
             first = self.model.latent_levels(split.x, split.y)[0]
@@ -546,7 +546,7 @@ def _monitor(config: TrainConfig, model: nn.Module, data: Dataset, directory: Pa
         return None
     from .monitor import CollapseMonitor
 
-    split = data.test if data.test is not None else data.train
+    split = data.evaluation_split
     return CollapseMonitor(
         model, split.x, split.y, every=config.monitor_every, out=directory / "monitor.jsonl"
     )

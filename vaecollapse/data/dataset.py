@@ -117,6 +117,16 @@ class Dataset:
     def splits(self) -> dict[str, Split]:
         return {"train": self.train} | ({"test": self.test} if self.test is not None else {})
 
+    @property
+    def evaluation_split(self) -> Split:
+        """The split results are measured on: the test split, else the training split."""
+        return self.train if self.test is None else self.test
+
+    @property
+    def evaluation_split_name(self) -> str:
+        """``"test"`` or ``"training"``: which split ``evaluation_split`` is."""
+        return "training" if self.test is None else "test"
+
     def to(self, device: torch.device | str) -> Dataset:
         test = None if self.test is None else self.test.to(device)
         return replace(self, train=self.train.to(device), test=test)

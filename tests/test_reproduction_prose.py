@@ -158,6 +158,17 @@ def aggressive_epochs(record: Record) -> tuple[list[float], float]:
     return [as_float(n) for n in NUMBER.findall(on)][:-1], as_float(ratio.strip())
 
 
+def depth_checks(record: Record) -> tuple[int, int]:
+    """dai-fig1: the claim's checks that pass, and all of them — each VAE's error above the
+    autoencoder's at its depth, and the autoencoder's deepest error above its lowest."""
+    autoencoder = {r["depth"]: float(r["reconstruction_error"]) for r in record.rows
+                   if r["kind"] == "autoencoder"}  # fmt: skip
+    vaes = [r for r in record.rows if r["kind"] != "autoencoder"]
+    passed = sum(float(r["reconstruction_error"]) > autoencoder[r["depth"]] for r in vaes)
+    deepest = autoencoder[max(autoencoder, key=int)]
+    return passed + (deepest > min(autoencoder.values())), len(vaes) + 1
+
+
 def latent_gap(latent_dim: str) -> Derivation:
     """lucas-latent: the exact log-likelihood minus the trained ELBO, σ² fixed."""
     return lambda r: (
@@ -178,6 +189,16 @@ DERIVED: dict[str, dict[str, Derivation]] = {
         "1.72": lambda r: (
             r.mean("gamma", run="sigma-learnable")
             / r.mean("reconstruction_error", run="autoencoder")
+        ),
+    },
+    "dai-fig1": {
+        "12": lambda r: depth_checks(r)[0],
+        "13": lambda r: depth_checks(r)[1],
+        # how far the depth-10 VAE's error falls below the autoencoder's
+        "29": lambda r: (
+            1
+            - r.mean("reconstruction_error", depth="10", kind="VAE")
+            / r.mean("reconstruction_error", depth="10", kind="autoencoder")
         ),
     },
     "dai-fig2": {  # how much the error rises from 2 to 4 convolutions per scale
@@ -222,6 +243,8 @@ DERIVED: dict[str, dict[str, Derivation]] = {
 NOT_RESULTS: dict[str, set[str]] = {
     "dai-prop1": {"101"},  # Gauss–Hermite nodes
     "dai-prop2": {"512", "128"},  # hidden widths, full and quick
+    # width, learning rate, the entry's epochs and steps (their share of the paper's), its runs
+    "dai-fig1": {"512", "2e-4", "20", "18,760", "7.5", "18"},
     # a width, the entry's own epochs, draws of z per image, training images
     "dai-fig2": {"32", "20", "8", "60,000"},
     "fig2a": {"100"},  # epochs

@@ -119,8 +119,6 @@ def test_the_bench_names_the_split_its_monitor_watches() -> None:
     digits = load_dataset("digits")
     assert digits.evaluation_split is digits.test
     assert monitored_split(digits) == f"all {len(digits.test)} test rows"
-    untested = replace(
-        digits, test=None
-    )  # a data set without a test split is watched on its training rows
+    untested = replace(digits, test=None)  # watched on its training rows instead
     assert untested.evaluation_split is digits.train
     assert monitored_split(untested) == f"all {len(digits.train)} training rows"

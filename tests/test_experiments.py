@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -361,6 +362,18 @@ def test_steps_between_collapsed_values_are_not_judged() -> None:
     assert claim.tightest.gap == pytest.approx(3.9 - 0.020 + 1e-3)
     # a rise from under the floor to above it is judged
     assert not Claim("y").monotone("KL", [20.5, 0.02, 0.5], False, 1e-3, floor=0.16)
+
+
+def test_seed_noise_is_twice_the_standard_error_of_a_difference_of_means() -> None:
+    from vaecollapse.experiments.sweeps import TABLE_SEEDS, seed_noise
+
+    # table2's record: AU 100, 98.74, 100 against 100, 100, 100 over three seeds
+    learnable = ({"au": 99.58}, {"au": statistics.stdev([100.0, 98.74, 100.0])})
+    fixed = ({"au": 100.0}, {"au": 0.0})
+    assert TABLE_SEEDS == 3 and seed_noise(learnable, fixed, "au") == pytest.approx(0.84, abs=1e-3)
+    # the two points' errors add in quadrature, whichever comes first
+    a, b = ({"kl": 1.0}, {"kl": 3.0}), ({"kl": 9.0}, {"kl": 4.0})
+    assert seed_noise(a, b, "kl") == seed_noise(b, a, "kl") == pytest.approx(10 / 3**0.5)
 
 
 def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from .common import (
     train_runs,
 )
 from .registry import Comparison, Context, EntryResult, register
-from .sweeps import TABLE_SEEDS, Grid, seed_summary
+from .sweeps import TABLE_SEEDS, Grid, seed_noise, seed_summary
 
 FIG2A_EPSILON = 8e-5  # the ε at which the paper counts the learnable model's collapsed dimensions
 FIG2A_PAPER_COUNT = (3, 0)  # dimensions collapsed at FIG2A_EPSILON: learnable, fixed
@@ -205,7 +205,7 @@ def table2(ctx: Context) -> EntryResult:
     learnable, fixed = (spread[k][0]["au_kl_pairs_pct"] for k in pair)
     # the fixed Σ keeps every pair in every seed (100%), so one pair under 0.01 in one learnable
     # run would pass a bare "<": the means must differ by more than the seeds' noise
-    noise = 2 * math.hypot(*(spread[k][1]["au_kl_pairs_pct"] for k in pair)) / TABLE_SEEDS**0.5
+    noise = seed_noise(*(spread[k] for k in pair), "au_kl_pairs_pct")
     claim = Claim(
         f"averaged over {TABLE_SEEDS} seeds, the learnable Σ leaves fewer active units "
         "(paper-code AU) than Σ = 0.5²I fixed, by more than twice the standard error of the "

@@ -208,6 +208,13 @@ def seed_summary(outcomes: Sequence[RunOutcome], level: str | None = None) -> tu
     return means, deviations
 
 
+def seed_noise(first: tuple[dict, dict], second: tuple[dict, dict], key: str) -> float:
+    """Twice the standard error of the difference between two points' means of ``key``, from
+    their ``seed_summary`` over ``TABLE_SEEDS`` seeds each: a difference within it is not told
+    apart from the seeds' noise."""
+    return 2 * float(np.hypot(first[1][key], second[1][key])) / np.sqrt(TABLE_SEEDS)
+
+
 def _judge(
     claim: Claim,
     measure: Measure,

@@ -235,7 +235,7 @@ DERIVED: dict[str, dict[str, Derivation]] = {
     },
     "table4": {
         "6.0": lambda r: kl_above_paper_at(r, "0.5"),
-        "3.5": lambda r: kl_above_paper_at(r, "0.0"),
+        "3.4": lambda r: kl_above_paper_at(r, "0.0"),
     },
 }
 

@@ -11,6 +11,7 @@ from torch.distributions import Normal, kl_divergence
 from vaecollapse.data import gaussian_with_spectrum
 from vaecollapse.objectives import (
     gaussian_nll,
+    gaussian_nll_sum,
     kl_diag_gaussians,
     kl_to_prior,
     linear_expected_nll,
@@ -26,6 +27,26 @@ def test_gaussian_nll_matches_torch() -> None:
     for std in (0.3, torch.full((6,), 1.7, **F64)):
         expected = -Normal(mean, torch.as_tensor(std, **F64)).log_prob(x)
         assert torch.allclose(gaussian_nll(x, mean, std), expected)
+
+
+def test_summed_nll_matches_torch_with_its_gradients_for_every_kind_of_scale() -> None:
+    """Codes (K, B, D) against data (B, D): the value and the gradients (mean and learnt scale)
+    of torch's log-density summed over D, with one scale (the fused path) or one per dimension."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 5, generator=g, **F64)
+    for std in (torch.tensor(0.4, **F64), torch.linspace(0.3, 2.0, 5, **F64)):
+        ours_mean = torch.randn(2, 3, 5, generator=g, **F64).requires_grad_()
+        torch_mean = ours_mean.detach().clone().requires_grad_()
+        ours_std, torch_std = std.clone().requires_grad_(), std.clone().requires_grad_()
+        ours = gaussian_nll_sum(x, ours_mean, ours_std)
+        expected = -Normal(torch_mean, torch_std).log_prob(x).sum(-1)
+        assert ours.shape == (2, 3)
+        torch.testing.assert_close(ours, expected)
+        weights = torch.randn(2, 3, generator=g, **F64)  # a gradient other than all ones
+        (ours * weights).sum().backward()
+        (expected * weights).sum().backward()
+        torch.testing.assert_close(ours_mean.grad, torch_mean.grad)
+        torch.testing.assert_close(ours_std.grad, torch_std.grad)
 
 
 def test_kl_matches_torch_distributions() -> None:

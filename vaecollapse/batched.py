@@ -272,7 +272,23 @@ class _Batch:
     ) -> None:
         self.runs, self.directories, self.data, self.levels = runs, directories, data, levels
         self.config = runs[0].config
-        self.params, self.buffers = stack_module_state([r.model for r in runs])
+        stacked, self.buffers = stack_module_state([r.model for r in runs])
+        # vmap's batched Linear hands back a weight's gradient transposed, and autograd copies it
+        # into the parameter's layout at every step (a fifth of a ReLU MLP's batched step on a
+        # CPU, benchmarks/batched_training.py): such weights are stacked transposed, (R, in, out),
+        # and enter the model as views in its own layout
+        linear = {
+            f"{name}.weight"
+            for name, m in runs[0].model.named_modules()
+            if isinstance(m, nn.Linear)
+        }
+        self.transposed = frozenset(i for i, name in enumerate(stacked) if name in linear)
+        self.params = {
+            name: p.detach().mT.contiguous().requires_grad_(p.requires_grad)
+            if i in self.transposed
+            else p
+            for i, (name, p) in enumerate(stacked.items())
+        }
         self.base = copy.deepcopy(runs[0].model).to("meta")
         seeds = sorted({r.config.seed for r in runs})
         self.seed_of_run = torch.tensor([seeds.index(r.config.seed) for r in runs], device=device)
@@ -327,7 +343,15 @@ class _Batch:
 
         input_dims = (None if shared_inputs else 0,) * len(inputs)
         batched = vmap(one_run, in_dims=(0, 0, 0, 0, *input_dims), randomness="same")
-        return batched(self.params, self.buffers, self.betas, self.seed_of_run, *inputs)
+        return batched(self.model_params(), self.buffers, self.betas, self.seed_of_run, *inputs)
+
+    def model_params(self) -> dict[str, torch.Tensor]:
+        """The stacked parameters in the models' own layout ``(R, *shape)`` (views of the
+        trained tensors, some of which are stored transposed)."""
+        return {
+            name: p.mT if i in self.transposed else p
+            for i, (name, p) in enumerate(self.params.items())
+        }
 
     def minibatches(self, split) -> tuple[list[tuple], bool]:
         """This epoch's inputs per step, and whether every run sees the same ones (one seed)."""
@@ -459,7 +483,7 @@ class _Batch:
         with torch.no_grad():
             for r, run in enumerate(self.runs):
                 own = dict(run.model.named_parameters()) | dict(run.model.named_buffers())
-                for name, stacked in (*self.params.items(), *self.buffers.items()):
+                for name, stacked in (*self.model_params().items(), *self.buffers.items()):
                     own[name].copy_(stacked[r])
 
     def save(self, epoch: int, histories: list[list[dict]]) -> None:
@@ -471,7 +495,7 @@ class _Batch:
             state = {
                 "epoch": epoch,
                 "model": run.model.state_dict(),
-                "optimiser": _slice_state(stacked, r),
+                "optimiser": _slice_state(stacked, r, self.transposed),
                 "scheduler": scheduler,
                 **_rng_record(self.noise_generators[seed]),
                 "generator": self.order_generators[seed].get_state(),
@@ -488,7 +512,8 @@ class _Batch:
         seeds = self.seed_of_run.tolist()
         try:
             own = [legacy_adam_state(s["optimiser"], self.optimizer) for s in states]
-            self.optimizer.load_state_dict(_stack_states(own, list(self.params.values())))
+            params = list(self.params.values())
+            self.optimizer.load_state_dict(_stack_states(own, params, self.transposed))
             if self.scheduler is not None and states[0].get("scheduler") is not None:
                 self.scheduler.load_state_dict(states[0]["scheduler"])
             for state, seed in zip(states, seeds, strict=True):
@@ -515,12 +540,19 @@ def _level_betas(model: nn.Module, data: Dataset) -> dict[str, float]:
     return betas
 
 
-def _slice_state(stacked: dict, r: int) -> dict:
+def _slice_state(stacked: dict, r: int, transposed: frozenset[int]) -> dict:
     """Run ``r``'s optimiser state from the stacked optimiser's (its own slice of every
-    per-element tensor; shared step counts as they are)."""
+    per-element tensor, in the model's layout; shared step counts as they are). ``transposed``:
+    the indices of the parameters stacked transposed."""
+
+    def own(index: int, value: torch.Tensor) -> torch.Tensor:
+        # contiguous, not a clone of the transposed view: a clone keeps the strides, and a lone
+        # run's fused Adam would read the state in its parameter's memory order
+        return value[r].mT.contiguous() if index in transposed else value[r].clone()
+
     state = {
         index: {
-            key: value if key in STEP_COUNTERS or not torch.is_tensor(value) else value[r].clone()
+            key: value if key in STEP_COUNTERS or not torch.is_tensor(value) else own(index, value)
             for key, value in entry.items()
         }
         for index, entry in stacked["state"].items()
@@ -528,15 +560,21 @@ def _slice_state(stacked: dict, r: int) -> dict:
     return {"state": state, "param_groups": copy.deepcopy(stacked["param_groups"])}
 
 
-def _stack_states(states: list[dict], params: list[torch.Tensor]) -> dict:
-    """The stacked optimiser's state from each run's (all of one step)."""
+def _stack_states(
+    states: list[dict], params: list[torch.Tensor], transposed: frozenset[int]
+) -> dict:
+    """The stacked optimiser's state from each run's (all of one step), in the layout of the
+    stacked ``params`` (``transposed``: the indices of those stacked transposed)."""
+
+    def stack(index: int, key: str) -> torch.Tensor:
+        value = torch.stack([s["state"][index][key] for s in states]).to(params[index].device)
+        return value.mT.contiguous() if index in transposed else value
+
     first = states[0]
     stacked = {}
     for index, entry in first["state"].items():
         stacked[index] = {
-            key: value
-            if key in STEP_COUNTERS or not torch.is_tensor(value)
-            else torch.stack([s["state"][index][key] for s in states]).to(params[index].device)
+            key: value if key in STEP_COUNTERS or not torch.is_tensor(value) else stack(index, key)
             for key, value in entry.items()
         }
     return {"state": stacked, "param_groups": first["param_groups"]}

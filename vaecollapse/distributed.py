@@ -67,9 +67,11 @@ def _train_group(sweep, out: str, indices: list[int], device: str, threads: int)
     threads (a group that can share a batch trains as one)."""
     import torch
 
+    from .memory import keep_freed_memory
     from .sweep import prepare_points, train_points
 
     torch.set_num_threads(threads)
+    keep_freed_memory()
     dataset, runs = prepare_points(sweep, Path(out), indices)
     train_points(runs, dataset, device)
     return indices

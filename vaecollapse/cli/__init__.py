@@ -11,6 +11,7 @@ import click
 
 from ..errors import InputError, Interrupted
 from ..logs import show_progress
+from ..memory import keep_freed_memory
 from .data_cmd import data
 from .demo_cmd import demo
 from .diagnose_cmd import diagnose
@@ -49,6 +50,7 @@ def _fail(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and maps every failure to a short message and exit code."""
     show_progress()  # the library logs progress; the command line shows it on stderr
+    keep_freed_memory()  # CPU training steps reuse their large blocks (vaecollapse/memory.py)
     try:
         code = cli.main(args=argv, prog_name="vaecollapse", standalone_mode=False)
         code = code if isinstance(code, int) else 0

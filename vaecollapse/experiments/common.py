@@ -24,6 +24,7 @@ from ..diagnostics.report import DiagnosisReport, LevelReport
 from ..diagnostics.runs import prepared_run, train_and_diagnose, train_run
 from ..fileio import write_text_atomic
 from ..logs import LOGGER, progress_shown, show_progress
+from ..memory import keep_freed_memory
 from ..models.factory import build_model, config_to_json, model_config
 from ..rundir import completed_epochs
 from ..train import TrainConfig, train
@@ -181,8 +182,10 @@ def train_side_by_side(
 
 
 def _start_worker(threads: int, show: bool) -> None:
-    """A sweep worker: its share of the threads, and the parent's choice of progress messages."""
+    """A sweep worker: its share of the threads, the parent's choice of progress messages, and
+    the command line's allocator setting (``keep_freed_memory``)."""
     torch.set_num_threads(threads)
+    keep_freed_memory()
     if show:
         show_progress()
 

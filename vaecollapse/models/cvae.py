@@ -13,7 +13,7 @@ from ..data.views import quadrant_mask
 from ..errors import InputError
 from ..objectives import (
     decoder_log_likelihood,
-    gaussian_nll,
+    gaussian_nll_sum,
     kl_diag_gaussians,
     linear_expected_nll,
 )
@@ -131,6 +131,6 @@ class CVAE(nn.Module):
         else:
             z = reparameterise(mean, logvar, n_samples)  # (K, B, d)
             decoded = self.decoder(torch.cat([z, x.expand(n_samples, *x.shape)], dim=-1))
-            recon = gaussian_nll(y, decoded, eta).sum(-1).mean(0)
+            recon = gaussian_nll_sum(y, decoded, eta).mean(0)
         kl = kl_diag_gaussians(mean, logvar, *self.prior(x))
         return ELBOTerms(recon, {"z": kl}, {"z": mean}, {"z": logvar}, z, {"z": c.beta})

@@ -20,6 +20,7 @@ from ..objectives import (
     LOG_2PI,
     decoder_log_likelihood,
     gaussian_nll,
+    gaussian_nll_sum,
     kl_to_prior,
     linear_expected_nll,
 )
@@ -250,7 +251,7 @@ class MHVAE(nn.Module):
         names = c.level_names()
         chain = self.sample_chain(x, n_samples)
         first_draws, mean, logvar = chain[0]
-        recon = gaussian_nll(x, self.decoders[0](first_draws), eta).sum(-1).mean(0)
+        recon = gaussian_nll_sum(x, self.decoders[0](first_draws), eta).mean(0)
         kl, means, logvars = {}, {names[0]: mean}, {names[0]: logvar}
         for level in range(1, c.levels):
             (z, _, logvar), (upper, upper_mean, upper_logvar) = chain[level - 1], chain[level]

@@ -9,7 +9,12 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..objectives import decoder_log_likelihood, gaussian_nll, kl_to_prior, linear_expected_nll
+from ..objectives import (
+    decoder_log_likelihood,
+    gaussian_nll_sum,
+    kl_to_prior,
+    linear_expected_nll,
+)
 from ..options import setting
 from ..protocol import LatentLevel
 from .backbones import decoder_mean, encoder_body
@@ -129,7 +134,7 @@ class VAE(nn.Module):
         mean, logvar = self.encode(x)
         eta = torch.exp(self.log_eta_dec)
         if self.config.deterministic:
-            recon = gaussian_nll(x, self.decoder(mean), eta).sum(-1)
+            recon = gaussian_nll_sum(x, self.decoder(mean), eta)
             return ELBOTerms(recon, {}, {"z": mean}, {}, mean.unsqueeze(0))
         z = None
         if analytic:
@@ -140,6 +145,6 @@ class VAE(nn.Module):
             # doubling the log-variance turns the drawn std σ into σ²
             noise_logvar = 2 * logvar if self.config.noise_scale == "variance" else logvar
             z = reparameterise(mean, noise_logvar, n_samples)  # (K, B, d)
-            recon = gaussian_nll(x, self.decoder(z), eta).sum(-1).mean(0)
+            recon = gaussian_nll_sum(x, self.decoder(z), eta).mean(0)
         kl = kl_to_prior(mean, logvar, self.config.eta_enc)
         return ELBOTerms(recon, {"z": kl}, {"z": mean}, {"z": logvar}, z, {"z": self.config.beta})

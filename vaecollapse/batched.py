@@ -274,9 +274,9 @@ class _Batch:
         self.config = runs[0].config
         stacked, self.buffers = stack_module_state([r.model for r in runs])
         # vmap's batched Linear hands back a weight's gradient transposed, and autograd copies it
-        # into the parameter's layout at every step (a fifth of a ReLU MLP's batched step on a
-        # CPU, benchmarks/batched_training.py): such weights are stacked transposed, (R, in, out),
-        # and enter the model as views in its own layout
+        # into the parameter's layout at every step (a fifth of the ReLU MHVAE's batched step on
+        # a CPU, by torch's profiler): such weights are stacked transposed, (R, in, out), and
+        # enter the model as views in its own layout
         linear = {
             f"{name}.weight"
             for name, m in runs[0].model.named_modules()

@@ -113,6 +113,17 @@ def merged(existing: str, updated: dict[str, str], order: list[str]) -> dict[str
     return {name: kept[name] for name in order if name in kept}
 
 
+def commit() -> str:
+    """The checked-out commit the conditions ran on ("+ changes" when the tree differs)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "an unknown commit"
+    return head + (" + changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def markdown(found: dict[str, str], wall: str) -> str:
     rows = [line for text in found.values() for line in text.splitlines()]
     cells = [line for line in rows if line.startswith("| ") and "thread" in line]
@@ -160,7 +171,7 @@ def main() -> None:
             results |= {c: f.result() for c, f in futures.items()}
     results = {c: results[c] for c in CONDITIONS}
     found = sections(names, results)
-    wall = f"wall time {(time.perf_counter() - started) / 60:.0f} min"
+    wall = f"wall time {(time.perf_counter() - started) / 60:.0f} min, at {commit()}"
     if args.write and args.only and args.write.exists():
         previous = args.write.read_text(encoding="utf-8")
         before = previous.split(" entry-conditions hold; ", 1)[1].split(".\n", 1)[0]

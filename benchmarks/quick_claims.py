@@ -114,14 +114,17 @@ def merged(existing: str, updated: dict[str, str], order: list[str]) -> dict[str
 
 
 def commit() -> str:
-    """The checked-out commit the conditions ran on ("+ changes" when the tree differs)."""
+    """The checked-out commit the conditions ran on ("+ changes" when the package or the
+    benchmarks differ from it; edits to the documents do not count)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "--short", "HEAD") or "an unknown commit"
-    return head + (" + changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return head + (
+        " + changes" if git("status", "--porcelain", "--", "vaecollapse", "benchmarks") else ""
+    )
 
 
 def markdown(found: dict[str, str], wall: str) -> str:

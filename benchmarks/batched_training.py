@@ -1,6 +1,6 @@
 """Batched multi-configuration training, side by side in one run: the wall time of R
 configurations trained as one batch (``vaecollapse.batched.train_batched``) against one
-configuration trained alone (``vaecollapse.train.train``), per epoch, for two MNIST models:
+configuration trained alone (``vaecollapse.train.train``), per epoch, for three MNIST models:
 
 * ``linear-cvae`` — fig6a's linear CVAE on the quadrant task (x 196 → z 64; (z, x) 260 → y 588),
   batch 128, β at the eight thresholds θ_1..θ_8;

@@ -49,7 +49,6 @@ def child(workload: str, keep: bool, threads: int, configurations: int, images: 
         raise SystemExit("keep_freed_memory did not apply here (not glibc, or tunables set)")
     mnist = load_dataset("mnist")
     mnist = replace(mnist, train=mnist.train.select(torch.arange(images)))
-    training = TrainConfig(epochs=1, batch_size=128, lr=1e-3)
     with tempfile.TemporaryDirectory() as scratch:
         runs = [
             prepared_run(
@@ -65,7 +64,7 @@ def child(workload: str, keep: bool, threads: int, configurations: int, images: 
         elif workload == "alone":
             run = runs[0]
             train(
-                run.model, mnist, training, run.run_dir, run_config=run.run_config,
+                run.model, mnist, run.config, run.run_dir, run_config=run.run_config,
                 device="cpu", progress=False,
             )  # fmt: skip
         else:

@@ -13,7 +13,6 @@ until it exits.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -37,11 +36,9 @@ def keep_freed_memory() -> bool:
     and its worker processes call it; a Python program training on the CPU may call it once."""
     if not sys.platform.startswith("linux") or any(os.environ.get(v) for v in _USER_SETTINGS):
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+    try:  # the process's own symbols: the C library it runs on, without a search at start-up
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # C libraries without mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) and bool(

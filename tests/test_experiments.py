@@ -400,7 +400,7 @@ def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
     from vaecollapse.rundir import claimed_directory
 
     fresh = tmp_path / "fresh"
-    with claimed_directory(out, "output"):
+    with claimed_directory(out, "reproduction"):
         busy = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(fresh))
     assert busy.code == 2 and "is in use by pid" in busy.err and not fresh.exists()
 

@@ -47,7 +47,7 @@ class DemoRow:
 def run_demo(out: str | Path, epochs: int = TRAINING.epochs) -> list[DemoRow]:
     """Run every configuration into ``out`` (locked meanwhile; a directory of other files is
     refused); write ``summary.md``, ``summary.json`` and plots."""
-    with claimed_directory(out, "output") as directory:
+    with claimed_directory(out, "demo") as directory:
         return _run_demo(directory, epochs)
 
 

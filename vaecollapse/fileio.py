@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -84,3 +85,57 @@ def make_directory(path: Path) -> None:
         raise InputError(f"{path} exists and is not a directory; choose another path.") from None
     except OSError as exc:
         raise WriteError(path, os_reason(exc)) from None
+
+
+def read_regular_file(path: Path, root: Path | None = None) -> bytes:
+    """The bytes of ``path``, opened without following a link; a link, a file that is not a plain
+    file, or (given ``root``) a file outside ``root`` is an InputError. For what vaecollapse
+    copies or embeds from its own folders, where a planted link could reach anyone's file."""
+    path = Path(path)
+    if path.is_symlink():
+        raise InputError(_linked(path, "is a symbolic link"))
+    if root is not None and not path.resolve().is_relative_to(Path(root).resolve()):
+        raise InputError(_linked(path, f"lies outside {root}"))
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(_linked(path, "is a symbolic link")) from None
+        raise InputError(f"cannot read {path}: {os_reason(exc)}.") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise InputError(_linked(path, "is not a regular file"))
+        return handle.read()
+
+
+def _linked(path: Path, what: str) -> str:
+    return (
+        f"{path} {what}; vaecollapse reads the files it copies or embeds only from its own "
+        "folder, never through a link (which could reach files outside it). Replace it with "
+        "the file itself, or remove it."
+    )
+
+
+def check_name_lengths(path: str | os.PathLike, what: str) -> None:
+    """Refuse a path with a component longer than its file system allows (``what`` names the
+    option or argument), before the operating system refuses it part-way."""
+    path = Path(path).expanduser()
+    anchor = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    try:
+        longest = os.pathconf(anchor, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > longest:
+            raise InputError(
+                f"{what} {quoted_path(path)} has a name of "
+                f"{size} bytes ({part[:24]}…); the file system allows at most {longest}. "
+                "Choose a shorter name."
+            )
+
+
+def quoted_path(path: str | os.PathLike, most: int = 120) -> str:
+    """``path`` for a message: whole, or its start and end around an ellipsis when long."""
+    text = str(path)
+    return text if len(text) <= most else f"{text[: most // 2]}…{text[-most // 3 :]}"

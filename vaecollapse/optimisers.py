@@ -15,6 +15,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from .errors import InputError
+from .options import Setting
 
 # The schedulers that take only scalars besides the optimiser (LambdaLR and its kin take
 # functions, SequentialLR and ChainedScheduler take other schedulers: Python only), and the
@@ -45,6 +46,25 @@ SCHEDULERS = tuple(
 
 
 FUSED_DEVICES = ("cpu", "cuda")
+
+# The domains of torch's scheduler arguments, which torch itself mostly leaves unchecked (a
+# StepLR with step_size -1 trains on, its rate never decaying): each name means the same in
+# every scheduler that takes it.
+_COUNT, _SPAN = {"kind": int, "low": 1}, {"kind": int, "low": 0}
+_SCALE, _FLOOR = {"kind": float, "low": 0, "low_open": True}, {"kind": float, "low": 0}
+_SHARE = {"kind": float, "low": 0, "high": 1}
+SCHEDULER_ARGUMENTS = {
+    name: Setting(help="", **domain)
+    for names, domain in (
+        (("step_size", "T_max", "T_0", "T_mult", "total_iters", "step_size_up",
+          "step_size_down", "total_steps", "epochs", "steps_per_epoch"), _COUNT),
+        (("patience", "cooldown"), _SPAN),
+        (("gamma", "max_lr", "base_lr", "div_factor", "final_div_factor", "power"), _SCALE),
+        (("eta_min", "min_lr", "threshold", "eps"), _FLOOR),
+        (("pct_start", "end_factor", "start_factor", "factor"), _SHARE),
+    )
+    for name in names
+}  # fmt: skip
 
 
 def build_optimizer(
@@ -87,6 +107,9 @@ def build_scheduler(
         return None
     if name not in SCHEDULERS:
         raise InputError(f"lr_scheduler '{name}' is not one of: {', '.join(SCHEDULERS)}.")
+    for key, value in (args or {}).items():
+        if key in SCHEDULER_ARGUMENTS:
+            SCHEDULER_ARGUMENTS[key].check(f"lr_scheduler_args {key}", value)
     try:
         return getattr(lr_scheduler, name)(optimizer, **(args or {}))
     except (TypeError, ValueError) as exc:

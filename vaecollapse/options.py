@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ else:  # pragma: no cover - Python 3.10
 
 SCALAR, LIST, SCALAR_OR_LIST = "scalar", "list", "scalar-or-list"
 POSITIVE = {"low": 0, "low_open": True}  # the domain of a scale or weight: finite and > 0
+MAX_SEED = 2**32 - 1  # the largest seed every generator takes (NumPy's legacy one included)
 METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", dict: "NAME=VALUE[,...]"}
 
 
@@ -62,11 +64,12 @@ class Setting:
             one = "one of " + ", ".join(self.choices)
         else:
             one = "an integer" if self.kind is int else "a finite number"
+            shown = (lambda v: str(int(v))) if self.kind is int else (lambda v: f"{v:g}")
             if self.low is not None:
-                one += f" {'>' if self.low_open else '≥'} {self.low:g}"
+                one += f" {'>' if self.low_open else '≥'} {shown(self.low)}"
             if self.high is not None:
                 bound = "<" if self.high_open else "≤"
-                one += f"{' and' if self.low is not None else ''} {bound} {self.high:g}"
+                one += f"{' and' if self.low is not None else ''} {bound} {shown(self.high)}"
         if self.shape == LIST:
             return f"a list, each {one}"
         if self.shape == SCALAR_OR_LIST:
@@ -86,11 +89,11 @@ class Setting:
                 for item in value
             )
         if self.shape == LIST:
-            raise InputError(f"{name} must be {self.describe()}; got {value!r}.")
+            raise InputError(f"{name} must be {self.describe()}; got {quoted(value)}.")
         return self._one(name, value)
 
     def _one(self, name: str, value: Any) -> Any:
-        wrong = InputError(f"{name} must be {self.describe()}; got {value!r}.")
+        wrong = InputError(f"{name} must be {self.describe()}; got {quoted(value)}.")
         if isinstance(value, bool) != (self.kind is bool):
             raise wrong  # bool is an int subclass: accept it only where a bool is meant
         if self.kind is float and isinstance(value, int):
@@ -116,7 +119,7 @@ class Setting:
 
     def _mapping(self, name: str, value: Any) -> dict:
         """Keyword arguments: a table of names to scalars (finite numbers, booleans, words)."""
-        wrong = InputError(f"{name} must be {self.describe()}; got {value!r}.")
+        wrong = InputError(f"{name} must be {self.describe()}; got {quoted(value)}.")
         if not isinstance(value, dict):
             raise wrong
         for key, item in value.items():
@@ -161,6 +164,17 @@ class Setting:
             what = "an integer" if self.kind is int else "a number"
             many = "" if self.shape == SCALAR else " (or a comma-separated list)"
             raise InputError(f"{flag} takes {what}{many}; got '{text}'.") from None
+
+
+# What an error quotes of a value: enough to recognise it, never the whole of a huge one.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 3, 6, 6, 6
+_QUOTE.maxstring, _QUOTE.maxlong, _QUOTE.maxother = 80, 40, 80
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)`` for a message, shortened where long (at most a few hundred characters)."""
+    return _QUOTE.repr(value)
 
 
 def setting(default: Any, kind: type, help: str, **domain: Any) -> Any:
@@ -261,6 +275,8 @@ def read_settings_file(path: str | Path, *classes: type) -> dict[str, Any]:
 
 def parse_settings_file(path: str | Path) -> dict[str, Any]:
     """The table a ``.toml`` or ``.yaml``/``.yml`` file holds, not yet checked."""
+    if not str(path).strip():
+        raise InputError("the configuration file's name is empty; name a .toml or .yaml file.")
     file = Path(path)
     try:
         text = file.read_bytes().decode("utf-8")
@@ -291,25 +307,84 @@ def checked_settings(raw: dict, path: str | Path, *classes: type) -> dict[str, A
 
 
 def _parse_settings_text(file: Path, text: str) -> dict:
-    try:
-        if file.suffix == ".toml":
+    if file.suffix == ".toml":
+        try:
             raw = tomllib.loads(text)
-        elif file.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text)
-            raw = {} if raw is None else raw
-        else:
-            raise InputError(f"{file}: configuration files must be .toml, .yaml or .yml.")
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{file} is not valid TOML: {exc}") from None
-    except InputError:
-        raise
-    except Exception as exc:  # yaml's parser errors
-        raise InputError(f"{file} could not be parsed as YAML: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{file} is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise InputError(f"{file} nests its arrays or tables too deeply to read.") from None
+    elif file.suffix in (".yaml", ".yml"):
+        raw = _parse_yaml(file, text)
+    else:
+        raise InputError(f"{file}: configuration files must be .toml, .yaml or .yml.")
     if not isinstance(raw, dict):
         raise InputError(f"{file} must hold a table of settings at its top level.")
     return raw
+
+
+# A settings file is a few dozen values: YAML whose aliases would expand it past this many
+# nodes is refused before it is built ("billion laughs").
+MOST_YAML_NODES = 100_000
+
+
+def _parse_yaml(file: Path, text: str) -> Any:
+    """YAML's safe subset, refusing a document whose aliases expand it past MOST_YAML_NODES."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        if _expanded_size(node) > MOST_YAML_NODES:
+            raise InputError(
+                f"{file}: its aliases (*name) expand it past {MOST_YAML_NODES:,} values, far "
+                "beyond any configuration; vaecollapse does not build it. Write the values out."
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{file} could not be parsed as YAML: {_bounded(str(exc))}") from None
+    except RecursionError:
+        raise InputError(f"{file} nests its lists or tables too deeply to read.") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: Any) -> int:
+    """How many nodes a YAML node graph holds once every alias is expanded (at most
+    MOST_YAML_NODES + 1, also for an alias inside its own anchor, which expands without end),
+    counting each distinct node once, so a bomb costs no time."""
+    import yaml
+
+    def children(node: Any) -> list:
+        if isinstance(node, yaml.SequenceNode):
+            return node.value
+        if isinstance(node, yaml.MappingNode):
+            return [item for pair in node.value for item in pair]
+        return []
+
+    beyond = MOST_YAML_NODES + 1
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the ancestors of the node at hand
+    stack = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            sizes[key] = min(1 + sum(sizes[id(c)] for c in children(node)), beyond)
+            open_nodes.discard(key)
+        elif key in open_nodes:
+            return beyond
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children(node))
+    return sizes[id(root)]
+
+
+def _bounded(text: str, most: int = 300) -> str:
+    return text if len(text) <= most else text[:most] + " …"
 
 
 def split_settings(settings: dict[str, Any], cls: type) -> dict[str, Any]:

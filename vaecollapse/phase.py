@@ -37,7 +37,7 @@ from .errors import InputError
 from .fileio import write_text_atomic
 from .logs import LOGGER
 from .models.factory import build_model, config_to_json, model_config
-from .options import LIST, POSITIVE, check_fields, setting
+from .options import LIST, MAX_SEED, POSITIVE, check_fields, setting
 from .reports import write_report
 from .rundir import claimed_directory, guard_definition
 from .theory import predict
@@ -93,7 +93,9 @@ class PhaseSettings:
     sigma1: float = setting(
         1.0, float, "MHVAE: z1's fixed encoder std, Σ1 = σ1²I (Theorem 3's setting)", **POSITIVE
     )
-    seed: int = setting(0, int, "Seed of every point's initial weights and batches", low=0)
+    seed: int = setting(
+        0, int, "Seed of every point's initial weights and batches", low=0, high=MAX_SEED
+    )
     epsilon: float = setting(0.01, float, "ε of (ε,δ)-collapse (nats)", **POSITIVE)
     delta: float = setting(0.05, float, "δ of (ε,δ)-collapse", low=0, high=1, high_open=True)
 
@@ -225,7 +227,7 @@ def threshold_curves(settings: PhaseSettings, dataset: Dataset, etas: list[float
 def run_phase(settings: PhaseSettings, dataset: Dataset, out: str | Path, device: str = "auto"):
     """Train, diagnose and draw the phase diagram into ``out`` (locked meanwhile; another
     setting's diagram there is refused); returns the ``PhaseResult``."""
-    with claimed_directory(out, "output") as directory:
+    with claimed_directory(out, "phase") as directory:
         return _run_phase(settings, dataset, directory, device)
 
 

@@ -161,7 +161,7 @@ def run_bench(
         check_remedies(configured, config, latent_level_names(configured))
         planned += [(run, seed, settings, replace(config, seed=seed)) for seed in seeds]
     results = []
-    with claimed_directory(out, "output") as directory:
+    with claimed_directory(out, "bench") as directory:
         started = time.perf_counter()
         for run, seed, settings, config in planned:
             run_dir = directory / "runs" / f"{run.name}-seed{seed}"

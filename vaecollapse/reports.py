@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from .fileio import write_text_atomic
+from .fileio import read_regular_file, write_text_atomic
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -53,10 +53,10 @@ def html_document(title: str, body: str) -> str:
     )
 
 
-def image_html(path: str | Path, alt: str | None = None) -> str:
-    """A PNG file as an ``<img>`` holding the image itself."""
+def image_html(path: str | Path, root: str | Path, alt: str | None = None) -> str:
+    """A PNG file inside ``root`` (never through a link) as an ``<img>`` holding the image."""
     path = Path(path)
-    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    encoded = base64.b64encode(read_regular_file(path, root)).decode("ascii")
     text = html.escape(alt or path.stem, quote=True)
     return f'<figure><img src="data:image/png;base64,{encoded}" alt="{text}"></figure>'
 
@@ -142,8 +142,10 @@ def _inline(text: str) -> str:
 def write_report(
     path: str | Path, title: str, markdown: str, figures: Iterable[str | Path] = ()
 ) -> Path:
-    """``report.html`` from a command's markdown summary and its figures (PNG files)."""
-    body = markdown_html(markdown) + "\n" + "\n".join(image_html(f) for f in figures)
+    """``report.html`` from a command's markdown summary and its figures (PNG files in the
+    report's folder)."""
     path = Path(path)
+    images = [image_html(f, path.parent) for f in figures]
+    body = markdown_html(markdown) + "\n" + "\n".join(images)
     write_text_atomic(path, html_document(title, body))
     return path

@@ -3,8 +3,10 @@ they hold without trusting it.
 
 A directory vaecollapse writes into belongs to one process at a time (an exclusive ``flock`` on
 ``.vaecollapse.lock``, released by the kernel when the process ends, however it ends), and a
-directory that holds someone else's files is never written into. A run directory is marked by
-the ``format`` field of its ``config.json``. Everything read back is validated: JSON must be the
+directory that holds someone else's files is never written into. Each output folder names its
+kind (a run, a sweep, a phase diagram, a bench, the demo, reproductions, records) in
+``.vaecollapse-folder.json``, and no command writes into another kind's folder; a lock or marker
+that is a link is refused, never followed. Everything read back is validated: JSON must be the
 objects we wrote, and checkpoints are loaded with ``weights_only=True`` (tensors and plain
 containers only), so a crafted pickle can never run code.
 """
@@ -17,6 +19,7 @@ import itertools
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -32,16 +35,31 @@ from .data import Dataset, DataSpec
 from .errors import InputError
 from .fileio import (
     WriteError,
+    check_name_lengths,
     make_directory,
     os_reason,
+    read_regular_file,
     replace_atomically,
     write_text_atomic,
 )
 
 LOCK_NAME = ".vaecollapse.lock"
 RUN_FORMAT = "vaecollapse-run/1"
-# Files a reproduction or demo directory holds at its top level besides run directories.
-OUTPUT_MARKERS = ("shared-runs", "summary.json", "phase.json", "sweep.json")
+# Every folder vaecollapse writes names its kind in this marker, and only that kind of output
+# is written into it: (what the folder holds, the command that makes it).
+OWNER_NAME = ".vaecollapse-folder.json"
+OWNER_FORMAT = "vaecollapse-folder/1"
+FOLDER_KINDS = {
+    "run": ("a training run", "vaecollapse train"),
+    "sweep": ("a sweep", "vaecollapse sweep"),
+    "phase": ("a phase diagram", "vaecollapse phase"),
+    "bench": ("a remedy bench", "vaecollapse remedies"),
+    "demo": ("the demo's output", "vaecollapse demo"),
+    "reproduction": ("reproductions of the papers", "vaecollapse reproduce"),
+    "records": ("records of full reproductions", "vaecollapse reproduce --collect --record"),
+}
+# The file each kind writes first, by which a folder written before the marker is known.
+DEFINITION_FILES = {"sweep": "sweep.json", "phase": "phase.json", "bench": "remedies.md"}
 ENTRY_OUTCOME = "result.json"  # a reproduced entry's folder (vaecollapse reproduce) holds one
 EMBEDDED_DATA = "data.npz"  # generated data kept beside the run that was trained on it
 CHECKPOINT_KEYS = ("epoch", "model", "optimiser", "torch_rng", "generator", "history")
@@ -52,11 +70,13 @@ class RunDirectoryBusyError(InputError):
 
 
 def output_path(out: str | os.PathLike | None, option: str = "--out") -> Path:
-    """``out`` as a path, refusing an empty name and an existing file."""
+    """``out`` as a path, refusing an empty name, a name too long for the file system and an
+    existing file."""
     if out is None or str(out).strip() == "":
         raise InputError(
             f"{option} is empty; name a directory (it is created if it does not exist)."
         )
+    check_name_lengths(out, option)
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {path} is a file, not a directory; choose a directory.")
@@ -71,36 +91,105 @@ def is_run_directory(path: Path) -> bool:
         return False
     try:
         stored = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RecursionError):
         return True  # a damaged run: reading it says so
     return isinstance(stored, dict) and (
         stored.get("format") == RUN_FORMAT or {"train", "model"} <= set(stored)
     )
 
 
-def _belongs_to_us(path: Path, kind: str) -> bool:
-    entries = [p for p in path.iterdir() if p.name != LOCK_NAME]
-    if not entries or (path / LOCK_NAME).exists():
-        return True
-    if kind == "run":
-        return is_run_directory(path)
-    return any((path / marker).exists() for marker in OUTPUT_MARKERS) or any(
-        is_run_directory(p) or (p / ENTRY_OUTCOME).is_file() for p in entries if p.is_dir()
+def _unmarked_kinds(path: Path, entries: list[Path]) -> set[str]:
+    """The kinds an unmarked folder of ``entries`` may be, from the files each kind writes (the
+    folders written before the ownership marker existed)."""
+    names = {p.name for p in entries}
+    kinds = set()
+    if is_run_directory(path):
+        kinds.add("run")
+    for kind, definition in DEFINITION_FILES.items():
+        if definition in names:
+            kinds.add(kind)
+    if not kinds and "summary.json" in names:
+        kinds.add("demo")
+    if "shared-runs" in names or any(
+        (p / ENTRY_OUTCOME).is_file() for p in entries if p.is_dir() and not p.is_symlink()
+    ):
+        kinds |= {"reproduction", "records"}
+    return kinds
+
+
+def owner_refusal(path: Path, kind: str, option: str) -> str | None:
+    """Why ``path`` may not receive output of ``kind`` (None: it may): it holds someone else's
+    files, or output another command made."""
+    try:
+        entries = [p for p in path.iterdir() if p.name not in (LOCK_NAME, OWNER_NAME)]
+    except OSError as exc:
+        return f"cannot read {option} {path}: {os_reason(exc)}."
+    marker = path / OWNER_NAME
+    if marker.exists() or marker.is_symlink():
+        found = _read_marker(marker)
+        if found is None:
+            return (
+                f"{marker} is not a vaecollapse ownership marker (a link, or damaged), so "
+                f"vaecollapse does not know whose files {path} holds and writes nothing there. "
+                "Choose a new or empty directory."
+            )
+        if found == kind:
+            return None
+        return _other_kind(path, found, kind, option)
+    if not entries:
+        return None
+    kinds = _unmarked_kinds(path, entries)
+    if kind in kinds:
+        return None
+    if kinds:
+        return _other_kind(path, sorted(kinds)[0], kind, option)
+    return (
+        f"{option} {path} already holds files that are not {FOLDER_KINDS[kind][0]}; "
+        "vaecollapse never writes over them. Choose a new or empty directory."
     )
+
+
+def _other_kind(path: Path, found: str, kind: str, option: str) -> str:
+    what, command = FOLDER_KINDS[found]
+    wanted, writer = FOLDER_KINDS[kind]
+    return (
+        f"{option} {path} holds {what} (the folder `{command}` writes); `{writer}` writes "
+        f"{wanted} and never into another kind of folder. Choose a new or empty directory."
+    )
+
+
+def _read_marker(marker: Path) -> str | None:
+    """The kind an ownership marker names; None for a link, a damaged file or an unknown kind."""
+    try:
+        stored = json.loads(read_regular_file(marker).decode("utf-8"))
+    except (InputError, OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(stored, dict) or stored.get("format") != OWNER_FORMAT:
+        return None
+    kind = stored.get("kind")
+    return kind if kind in FOLDER_KINDS else None
+
+
+def mark_directory(path: Path, kind: str) -> None:
+    """Write ``path``'s ownership marker (once; it never changes afterwards)."""
+    marker = path / OWNER_NAME
+    if not (marker.exists() or marker.is_symlink()):
+        record = {"format": OWNER_FORMAT, "kind": kind, "command": FOLDER_KINDS[kind][1]}
+        write_text_atomic(marker, json.dumps(record) + "\n")
 
 
 def usable_directory(
     out: str | os.PathLike | None, kind: str = "run", option: str = "--out"
 ) -> Path:
-    """``out`` as a path we may write into: empty, absent, or already ours. ``kind``: ``run`` (a
-    training run) or ``output`` (a demo or reproduction directory). Creates nothing."""
+    """``out`` as a path that may receive output of ``kind`` (a key of ``FOLDER_KINDS``): absent,
+    empty, or a folder of that kind. Creates nothing."""
+    if kind not in FOLDER_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; one of {', '.join(FOLDER_KINDS)}")
     path = output_path(out, option)
-    if path.is_dir() and not _belongs_to_us(path, kind):
-        what = "a vaecollapse run" if kind == "run" else "vaecollapse output"
-        raise InputError(
-            f"{option} {path} already holds files that are not {what}; vaecollapse never writes "
-            "over them. Choose a new or empty directory."
-        )
+    if path.is_dir():
+        refusal = owner_refusal(path, kind, option)
+        if refusal is not None:
+            raise InputError(refusal)
     return path
 
 
@@ -108,33 +197,45 @@ def usable_directory(
 def claimed_directory(
     out: str | os.PathLike, kind: str = "run", option: str = "--out"
 ) -> Iterator[Path]:
-    """Create ``out`` if needed and hold its exclusive lock for the ``with`` block; a directory
-    that already holds files not written by vaecollapse is refused before anything is written."""
+    """Create ``out`` if needed, hold its exclusive lock for the ``with`` block and mark it as a
+    folder of ``kind``; a folder holding someone else's files, or another kind of output, is
+    refused before anything is written."""
     path = usable_directory(out, kind, option)
     make_directory(path)
     with directory_lock(path):
+        refusal = owner_refusal(path, kind, option)  # again, now that no one else writes
+        if refusal is not None:
+            raise InputError(refusal)
+        mark_directory(path, kind)
         yield path
 
 
 @contextmanager
 def directory_lock(path: Path, shared: bool = False) -> Iterator[None]:
     """Hold ``path``'s lock: exclusive (to write) or ``shared`` (to read while no one writes).
-    Refused at once, naming the holder, when another process holds it. A shared lock on a
+    Refused at once, naming the holder, when another process holds it. The lock file is opened
+    without following a link (a link there could point at anyone's file). A shared lock on a
     directory we may not write to is skipped: nothing there can change through us."""
     lock_path = Path(path) / LOCK_NAME
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+        descriptor = os.open(lock_path, flags, 0o666)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(_not_regular(lock_path, "a symbolic link")) from None
         if shared and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             yield
             return
         raise WriteError(lock_path, os_reason(exc)) from None
+    handle = os.fdopen(descriptor, "r+", encoding="utf-8")
     try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise InputError(_not_regular(lock_path, "not a regular file"))
         try:
             fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = handle.read(500).strip() or "another process"
             raise RunDirectoryBusyError(
                 f"{path} is in use by {holder}. A directory belongs to one run at a time: wait "
                 "for that process to finish (or stop it), or use another directory."
@@ -155,6 +256,13 @@ def directory_lock(path: Path, shared: bool = False) -> Iterator[None]:
         handle.close()  # releases the lock
 
 
+def _not_regular(path: Path, what: str) -> str:
+    return (
+        f"{path} is {what}; vaecollapse writes its lock only as a plain file of its own, so it "
+        "changes nothing here. Remove it (it holds nothing of the run), or use another directory."
+    )
+
+
 def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
     """The JSON object in ``path``; a truncated, non-UTF-8 or non-object file is an InputError
     saying ``what`` it should have been and ``fix``."""
@@ -162,8 +270,9 @@ def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
         stored = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {os_reason(exc)}.") from None
-    except ValueError as exc:
-        raise InputError(f"{path} is damaged ({exc}); it should hold {what}. {fix}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
+        raise InputError(f"{path} is damaged ({reason}); it should hold {what}. {fix}") from None
     if not isinstance(stored, dict):
         raise InputError(f"{path} holds a JSON {type(stored).__name__}, not {what}. {fix}")
     return stored
@@ -231,7 +340,7 @@ def guard_definition(path: Path, definition: dict[str, Any], what: str) -> None:
     if path.exists():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             stored = None
         if stored != wanted:
             raise InputError(
@@ -253,7 +362,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if not isinstance(record, dict) or not isinstance(record.get("seconds"), (int, float)):
             raise InputError(

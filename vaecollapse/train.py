@@ -38,7 +38,7 @@ from .optimisers import (
     legacy_adam_state,
     step_scheduler,
 )
-from .options import POSITIVE, SCALAR_OR_LIST, check_fields, setting
+from .options import MAX_SEED, POSITIVE, SCALAR_OR_LIST, check_fields, setting
 from .remedies import (
     FREE_BITS_GROUPS,
     FREE_BITS_KINDS,
@@ -83,7 +83,9 @@ class TrainConfig:
     epochs: int = setting(100, int, "Epochs to train (a larger count continues a run)", low=1)
     batch_size: int = setting(128, int, "Minibatch size", low=1)
     lr: float = setting(1e-3, float, "Learning rate", low=0, low_open=True)
-    seed: int = setting(0, int, "Seed of the initial weights, batches and samples", low=0)
+    seed: int = setting(
+        0, int, "Seed of the initial weights, batches and samples", low=0, high=MAX_SEED
+    )
     samples: int = setting(1, int, "Reparameterisation samples per input", low=1)
     analytic: bool = setting(
         False, bool, "Exact expected reconstruction (linear backbone; Lucas et al.)"
@@ -155,15 +157,28 @@ class TrainConfig:
         check_fields(self)
 
 
+TRAINING_DEVICES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` (CUDA where present, else the CPU) or a device torch trains on that is here."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise InputError(f"unknown device '{device}'; use auto, cpu or cuda[:N].") from None
+    if resolved.type not in TRAINING_DEVICES:
+        raise InputError(f"device '{device}' cannot train models; use auto, cpu, cuda[:N] or mps.")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device cuda was asked for but no CUDA device is available.")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise InputError(
+            f"device {device} was asked for but this machine has {torch.cuda.device_count()} "
+            "CUDA devices (cuda:0 onwards)."
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device mps was asked for but no Apple GPU is available.")
     return resolved
 
 

@@ -82,7 +82,9 @@ def gathered_settings(
     """A command's settings: ``defaults``, then the ``--config`` file's, then the flags', each
     overriding the one before, every value checked against its declaration."""
     settings = dict(defaults or {})
-    if config_file:
+    if config_file is not None:
+        if not config_file.strip():
+            raise InputError("--config is empty; name a .toml or .yaml file, or leave it out.")
         settings |= read_settings_file(config_file, *sections)
     return settings | from_command_line(flags, *sections)
 

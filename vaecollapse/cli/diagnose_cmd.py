@@ -12,6 +12,7 @@ from ..data import DataSpec
 from ..diagnostics.report import CollapseCriteria
 from ..diagnostics.runs import diagnose_run, format_report, write_diagnosis
 from ..errors import InputError
+from ..fileio import check_name_lengths
 from ..options import command_options, from_command_line, split_settings
 from ..rundir import directory_lock, read_run_config, stored_data_spec
 from .common import print_json
@@ -37,6 +38,7 @@ def diagnose(run_dir: str, iwae_k: int, split: str, as_json: bool, **flags: Any)
     given = from_command_line(flags, CollapseCriteria, DataSpec)
     criteria = CollapseCriteria(**split_settings(given, CollapseCriteria))
     data_dir = given.get("data_dir")  # where the run's data set is now, if it has moved
+    check_name_lengths(run_dir, "RUN_DIR")
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(f"{run} is not a directory; give a run directory of vaecollapse train.")

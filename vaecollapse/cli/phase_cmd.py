@@ -29,7 +29,7 @@ SECTIONS = (PhaseOutput, PhaseSettings)
 
 @click.command("phase")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file.")
-@command_options(*SECTIONS, DataSpec, exclude=("dataset",))
+@command_options(*SECTIONS, DataSpec)  # --dataset is PhaseSettings' (its default is the model's)
 def phase_command(config_file: str | None, **flags: Any) -> None:
     """Draw a collapse phase diagram: a grid of (β, η_dec) points of a VAE, CVAE or MHVAE (β2,
     z2's count) trained as one batch, the active dimensions of each as a heat map with the linear
@@ -44,8 +44,8 @@ def phase_command(config_file: str | None, **flags: Any) -> None:
     if output.out is None:
         raise click.UsageError("--out is required (flag or config).")
     phase = PhaseSettings(**split_settings(settings, PhaseSettings))
-    usable_directory(output.out, "output")  # refuse someone else's directory before loading data
-    spec = DataSpec(dataset=phase.data_name, **split_settings(settings, DataSpec))
+    usable_directory(output.out, "phase")  # refuse someone else's directory before loading data
+    spec = DataSpec(**(split_settings(settings, DataSpec) | {"dataset": phase.data_name}))
     result = run_phase(phase, spec.load(), output.out, output.device)
     click.echo(Path(output.out, "summary.md").read_text().rstrip())
     click.echo(

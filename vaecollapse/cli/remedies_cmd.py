@@ -17,6 +17,7 @@ import click
 from ..data import DataSpec
 from ..options import (
     LIST,
+    MAX_SEED,
     check_fields,
     command_options,
     setting,
@@ -45,7 +46,9 @@ class BenchSettings:
         REMEDY_NAMES, str, "Remedies to compare (none is the baseline)", choices=REMEDY_NAMES,
         shape=LIST,
     )  # fmt: skip
-    seeds: tuple[int, ...] = setting((0, 1, 2), int, "Seeds of every remedy", low=0, shape=LIST)
+    seeds: tuple[int, ...] = setting(
+        (0, 1, 2), int, "Seeds of every remedy", low=0, high=MAX_SEED, shape=LIST
+    )
     iwae_k: int = setting(500, int, "Importance samples of the log-likelihood", low=1)
 
     def __post_init__(self) -> None:
@@ -74,7 +77,7 @@ def remedies_command(config_file: str | None, **flags: Any) -> None:
         raise click.UsageError("--out is required (flag or config).")
     strengths = {k: settings.pop(k) for k in STRENGTH_KEYS if k in settings}
     family, model_settings, training, spec = training_settings(settings)
-    usable_directory(bench.out, "output")  # refuse someone else's directory before loading data
+    usable_directory(bench.out, "bench")  # refuse someone else's directory before loading data
     dataset = spec.load()
     run_bench(
         bench.out, family, dataset, model_settings, training, remedies=bench.remedies,

@@ -18,7 +18,7 @@ from ..experiments.registry import (
     record_results,
 )
 from ..fileio import write_text_atomic
-from ..options import command_options, from_command_line
+from ..options import MAX_SEED, command_options, from_command_line
 from ..reports import write_report
 from ..rundir import claimed_directory
 
@@ -52,7 +52,7 @@ from ..rundir import claimed_directory
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     help="Start every run from this seed instead of the entry's own (use another --out for each "
     "seed), to see how much a result owes to the seed; entries that train several seeds a point "
     "(table2 to table5: 3) take this one and the next ones.",
@@ -102,9 +102,9 @@ def reproduce(
         if not Path(out).is_dir():
             raise InputError(f"--out {out} is not a directory of reproductions.")
         # claimed first: a run still writing into --out is never copied half-way
-        with claimed_directory(out, "output") as directory:
+        with claimed_directory(out, "reproduction") as directory:
             if record is not None:
-                with claimed_directory(record, "output", "--record") as records:
+                with claimed_directory(record, "records", "--record") as records:
                     folders = record_results(directory, records)
                 listed = ", ".join(folders) or "none"
                 click.echo(f"recorded {len(folders)} full entries in {record}: {listed}")
@@ -131,7 +131,7 @@ def reproduce(
         )
     if dataset is not None:
         entry_on(name, dataset)  # refused before --out is claimed
-    with claimed_directory(out, "output"):
+    with claimed_directory(out, "reproduction"):
         _run_entries(
             name, names, out, quick, data.get("data_dir"), data.get("verify", True), jobs, epochs,
             seed, batch, dataset,

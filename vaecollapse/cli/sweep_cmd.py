@@ -9,7 +9,8 @@ import click
 from ..batched import batch_groups
 from ..distributed import start_ray, train_on_ray
 from ..errors import InputError
-from ..rundir import claimed_directory, usable_directory
+from ..fileio import make_directory
+from ..rundir import claimed_directory, mark_directory, usable_directory
 from ..sweep import (
     collect,
     point_label,
@@ -81,20 +82,21 @@ def sweep_command(
         raise click.UsageError("--run and --collect are two different calls; give one.")
     if run_index is not None:
         # a job of an array: only its own run directory is locked, so the jobs run side by side
-        directory = usable_directory(out, "output")
+        directory = usable_directory(out, "sweep")
         dataset, runs = prepare_points(sweep, directory, [run_index])
-        directory.mkdir(parents=True, exist_ok=True)
+        make_directory(directory)
+        mark_directory(directory, "sweep")
         record_definition(directory, sweep)
         train_points(runs, dataset, device)
         label = point_label(sweep.points[run_index])
         click.echo(f"point {run_index} ({label}) trained into {directory}/runs")
         return
-    directory = usable_directory(out, "output")
+    directory = usable_directory(out, "sweep")
     if backend == "ray":  # Ray present and its cluster reachable, before anything is written
         start_ray(address)
     if not collect_only:  # every point built and checked before the directory is touched
         dataset, runs = prepare_points(sweep, directory, range(len(sweep.points)))
-    with claimed_directory(out, "output") as directory:
+    with claimed_directory(out, "sweep") as directory:
         record_definition(directory, sweep)
         if backend == "ray":
             groups = batch_groups(runs)

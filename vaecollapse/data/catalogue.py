@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..fileio import check_name_lengths
 from ..options import LIST, check_fields, declared, setting
 from .dataset import Dataset, Provenance, Split, file_records
 from .readers import CIFAR_IMAGE_SHAPE, read_cifar_batch, read_idx_gz
@@ -151,6 +152,7 @@ class DataSpec:
         check_fields(self)
         if not self.dataset.strip():
             raise InputError("dataset is empty; give a data set name or a .npy/.npz file.")
+        check_data_dir(self.data_dir)
 
     @classmethod
     def from_json(cls, stored: dict) -> DataSpec:
@@ -178,6 +180,20 @@ class DataSpec:
             data_dir=self.data_dir,
             verify=self.verify,
             device=device,
+        )
+
+
+def check_data_dir(data_dir: str | os.PathLike | None) -> None:
+    """Refuse a data folder that is named empty or is a file (neither could hold a data set)."""
+    if data_dir is None:
+        return
+    if not str(data_dir).strip():
+        raise InputError("data_dir is empty; name the folder holding the data set, or omit it.")
+    check_name_lengths(data_dir, "data_dir")
+    path = Path(data_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(
+            f"data_dir {path} is a file; name the folder that holds the data set's files."
         )
 
 
@@ -212,8 +228,10 @@ def load_dataset(
     ``verify``: check md5 checksums of official files (structure is always checked).
     """
     source = str(source)
+    check_data_dir(data_dir)
     base, chosen_view = _parse_source(source, view)
     if Path(base).suffix in (".npy", ".npz") or os.sep in base:
+        check_name_lengths(base, "the data file")
         source = base = str(Path(base).expanduser().resolve())  # reloadable from anywhere
     if base == "digits":
         dataset = _load_digits()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..limits import check_fits, readable_size
 from .dataset import Dataset, Provenance, Split
 
 NPZ_KEYS = ("x", "y", "labels", "x_test", "y_test", "labels_test")
@@ -68,6 +70,81 @@ def square_image_shape(width: int) -> tuple[int, int, int] | None:
     return (1, side, side) if side * side == width else None
 
 
+# A stored array that inflates past BOMB_BYTES and by more than BOMB_RATIO times its compressed
+# size is a decompression bomb, not data: real data sets compress a few times, not hundreds.
+BOMB_BYTES = 1 << 30
+BOMB_RATIO = 200
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What a stored array's header says: its name, shape and dtype, and its bytes on disk."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stored: int
+
+    @property
+    def size(self) -> int:
+        """Bytes the array takes once read (Python's integers: a forged shape cannot wrap)."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _read_header(handle) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(handle)
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = read(handle)
+    return tuple(shape), dtype
+
+
+def _array_headers(path: Path) -> list[ArrayHeader]:
+    """Every array's header in a ``.npy`` or ``.npz`` file, read without reading the arrays."""
+    if path.suffix == ".npy":
+        with open(path, "rb") as handle:
+            shape, dtype = _read_header(handle)
+        return [ArrayHeader("x", shape, dtype, path.stat().st_size)]
+    headers = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as handle:
+                    shape, dtype = _read_header(handle)
+                name = info.filename.removesuffix(".npy")
+                headers.append(ArrayHeader(name, shape, dtype, info.compress_size))
+    return headers
+
+
+def _check_sizes(path: Path, headers: list[ArrayHeader]) -> None:
+    """Refuse, by the headers alone, a decompression bomb and arrays that cannot fit in memory
+    (each is held twice while loading: as stored and as float32)."""
+    for header in headers:
+        if path.suffix == ".npy" and header.size > header.stored:
+            raise InputError(
+                f"{path}: its header promises an array of {header.shape} ({header.dtype}, "
+                f"{readable_size(header.size)}) but the file holds "
+                f"{readable_size(header.stored)}; it is truncated or forged. Save it again "
+                "with numpy.save."
+            )
+        if header.size > BOMB_BYTES and header.size > BOMB_RATIO * max(header.stored, 1):
+            raise InputError(
+                f"{path}: array '{header.name}' ({header.shape}, {header.dtype}) would inflate "
+                f"from {readable_size(header.stored)} to {readable_size(header.size)}, "
+                f"{header.size / max(header.stored, 1):.0f} times, as a decompression bomb does; "
+                "vaecollapse does not read it. Save the real data with numpy.savez."
+            )
+    needed = sum(h.size + math.prod(h.shape) * 4 for h in headers)
+    shapes = ", ".join(f"{h.name} {h.shape}" for h in headers)
+    check_fits(
+        needed, f"loading {path} ({shapes})", "Use a smaller sample of the data, or a machine "
+        "with more memory.",
+    )  # fmt: skip
+
+
 def load_user_file(path: str | Path) -> Dataset:
     """Load a ``.npy`` or ``.npz`` file as a Dataset (train split, plus test split if given)."""
     path = Path(path).expanduser()
@@ -76,6 +153,7 @@ def load_user_file(path: str | Path) -> Dataset:
     if not path.is_file():
         raise InputError(f"{path}: no such file.")
     try:
+        _check_sizes(path, _array_headers(path))
         with open(path, "rb") as handle:
             loaded = np.load(handle, allow_pickle=False)
             if path.suffix == ".npy":
@@ -83,6 +161,12 @@ def load_user_file(path: str | Path) -> Dataset:
             else:
                 with loaded:
                     arrays = {key: loaded[key] for key in loaded.files}
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError(
+            f"{path} could not be read: its arrays do not fit in the memory free now."
+        ) from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(
             f"{path} could not be read as a NumPy {path.suffix} file ({exc}). Save arrays with "
@@ -107,6 +191,11 @@ def load_user_file(path: str | Path) -> Dataset:
                     raise InputError(f"{path} has '{key}{suffix}' but no 'x{suffix}'.")
             return None
         x = validate_matrix(arrays["x" + suffix], f"{path}['x{suffix}']")
+        if len(x) < 2:
+            raise InputError(
+                f"{path}['x{suffix}'] holds one example; a data set needs at least two (the "
+                "diagnostics measure how the encoder's output varies across the data)."
+            )
         y = labels = None
         if "y" + suffix in arrays:
             y = validate_matrix(arrays["y" + suffix], f"{path}['y{suffix}']")

@@ -41,6 +41,7 @@ def diagnose_run(
         dataset = stored_data_spec(Path(run_dir), stored).load()
     if split not in ("train", "test"):
         raise InputError(f"split must be train or test; got '{split}'.")
+    _check_widths(Path(run_dir), model.config, dataset)
     part = dataset.test if split == "test" and dataset.test is not None else dataset.train
     report = diagnose_model(model, part.x, part.y, epsilon=epsilon, delta=delta)
     if iwae_k > 0:
@@ -52,6 +53,22 @@ def diagnose_run(
         except InputError as reason:  # e.g. an amortized variance: outside the theory
             report.theory = {"not_applicable": str(reason)}
     return report, dataset
+
+
+def _check_widths(run_dir: Path, config, dataset: Dataset) -> None:
+    """Refuse data whose rows are not as wide as those the run was trained on (a file replaced
+    since training, or another data set given)."""
+    trained = {"x": getattr(config, "data_dim", None) or getattr(config, "x_dim", None)}
+    trained["y"] = getattr(config, "y_dim", None)
+    now = {"x": dataset.x_dim, "y": dataset.y_dim}
+    for name in ("x", "y"):
+        if trained[name] != now[name]:
+            raise InputError(
+                f"the run in {run_dir} was trained on rows of {trained[name]} values ({name}) but "
+                f"its data set {dataset.name} now has {now[name]}: the data changed since "
+                "training. Give the data it was trained on (diagnose --data-dir, or restore the "
+                "file)."
+            )
 
 
 def train_run(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import write_text_atomic
+from ..fileio import read_regular_file, write_text_atomic
 from ..rundir import ENTRY_OUTCOME, read_json_object, read_metrics
 from ..train import TrainConfig
 
@@ -287,13 +287,30 @@ def found_results(out: Path) -> list[tuple[Entry, str]]:
     ]
 
 
+# What a report reads of each entry's result.json, and the types it must have.
+OUTCOME_FIELDS = {"mode": str, "claim_holds": bool, "seconds": (int, float),
+                  "train_seconds": (int, float)}  # fmt: skip
+
+
+def _typed(value: object, kind: type | tuple[type, ...]) -> bool:
+    """``isinstance``, with a bool taken only where a bool is meant (a bool is an int)."""
+    return isinstance(value, kind) and isinstance(value, bool) == (kind is bool)
+
+
 def read_outcome(out: Path, entry: Entry, folder: str) -> dict:
-    """The ``result.json`` of ``entry`` in ``out/folder``; a clear error if it is damaged."""
-    return read_json_object(
-        out / folder / ENTRY_OUTCOME,
-        "an entry's outcome",
-        f"Run `vaecollapse reproduce {entry.name} --out {out}` again to rewrite it.",
-    )
+    """The ``result.json`` of ``entry`` in ``out/folder``, checked to hold what a report reads
+    (with its ``comparison.md`` beside it); a clear error if it is damaged."""
+    path = out / folder / ENTRY_OUTCOME
+    fix = f"Run `vaecollapse reproduce {entry.name} --out {out}` again to rewrite it."
+    outcome = read_json_object(path, "an entry's outcome", fix)
+    wrong = [key for key, kind in OUTCOME_FIELDS.items() if not _typed(outcome.get(key), kind)]
+    if wrong or outcome["mode"] not in ("quick", "full"):
+        named = ", ".join(wrong or ["mode"])
+        raise InputError(f"{path} lacks a valid {named}, so it is not an entry's outcome. {fix}")
+    comparison = out / folder / "comparison.md"
+    if not (comparison.is_file() or comparison.is_symlink()):
+        raise InputError(f"{out / folder} has a {ENTRY_OUTCOME} but no comparison.md. {fix}")
+    return outcome
 
 
 def collect_report(out: str | Path) -> str:
@@ -320,7 +337,7 @@ def collect_report(out: str | Path) -> str:
             f"| {entry.paper} | {folder} | {mode} | {claim} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
         )
-        text = (out / folder / "comparison.md").read_text()
+        text = read_regular_file(out / folder / "comparison.md", out).decode("utf-8", "replace")
         sections.append(text.replace("\n# ", "\n### ").replace("# ", "### ", 1))
     ran = {entry.name for entry, _ in found}
     missing = [name for name in entry_names() if name not in ran]
@@ -350,8 +367,9 @@ def record_results(out: Path, records: Path) -> list[str]:
         (records / folder).mkdir(parents=True, exist_ok=True)
         for name in RECORDED_FILES:
             source = out / folder / name
-            if source.is_file():
-                write_text_atomic(records / folder / name, source.read_text(encoding="utf-8"))
+            if source.is_file() or source.is_symlink():
+                copied = read_regular_file(source, out).decode("utf-8", "replace")
+                write_text_atomic(records / folder / name, copied)
         recorded.append(folder)
     return recorded
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import InputError
+from ..limits import check_fits
+from ..options import quoted
 from ..rundir import load_checkpoint, load_state_into, load_tensors, read_run_config
 from .cvae import CVAE, CVAEConfig
 from .mhvae import MHVAE, MHVAEConfig
@@ -49,12 +52,61 @@ def model_config(family: str, dataset: Dataset, **settings: Any):
     return FAMILIES[family][1](**sizes, image_shape=dataset.image_shape, **settings)
 
 
+# Training holds four floats a weight: the weight, its gradient and Adam's two moments.
+TRAINING_COPIES = 4
+SIZE_SETTINGS = ("latent_dim", "latent_dims", "hidden", "data_dim", "x_dim", "y_dim")
+
+
 def build_model(config) -> nn.Module:
-    """The model for a VAE/CVAE/MHVAE config."""
+    """The model for a VAE/CVAE/MHVAE config; sizes whose weights could not be trained in the
+    memory free now are refused, naming them, before any weight is allocated."""
     for model_class, config_class in FAMILIES.values():
         if type(config) is config_class:
-            return model_class(config)
+            _check_fits(model_class, config)
+            try:
+                return model_class(config)
+            except (RuntimeError, OverflowError, MemoryError) as exc:
+                if isinstance(exc, RuntimeError) and not _TOO_LARGE.search(str(exc)):
+                    raise
+                raise _too_large(config, exc) from None
     raise InputError(f"no model family takes a {type(config).__name__}.")
+
+
+# How torch says a tensor is too large to allocate, or its size to compute.
+_TOO_LARGE = re.compile(r"overflow|allocate|out of memory", re.IGNORECASE)
+
+
+def _sizes(config) -> str:
+    return ", ".join(
+        f"{name} {quoted(getattr(config, name))}"
+        for name in SIZE_SETTINGS
+        if getattr(config, name, None) is not None
+    )
+
+
+def _too_large(config, exc: BaseException) -> InputError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(
+        f"a model of these sizes ({_sizes(config)}) cannot be built ({reason}). {SMALLER}"
+    )
+
+
+SMALLER = "Choose smaller sizes (latent_dim, hidden)."
+
+
+def _check_fits(model_class: type[nn.Module], config) -> None:
+    """Build the model on the meta device (shapes only: nothing is allocated) and refuse it
+    when training its weights would not fit. A model whose construction runs a forward pass
+    (the image backbones measure their trunk's width) cannot be probed so, and is built."""
+    try:
+        with torch.device("meta"):
+            probe = model_class(config)
+    except (RuntimeError, NotImplementedError, OverflowError) as exc:
+        if "meta" in str(exc):
+            return
+        raise _too_large(config, exc) from None
+    weights = sum(p.numel() * p.element_size() for p in probe.parameters())
+    check_fits(weights * TRAINING_COPIES, f"training a model of {_sizes(config)}", SMALLER)
 
 
 def family_of(config) -> str:

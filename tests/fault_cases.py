@@ -696,14 +696,14 @@ def read_only_output(tmp: Path) -> tuple[Result, str]:
       "Permission denied")  # fmt: skip
 def permission_denied(tmp: Path) -> tuple[Result, str]:
     (tmp / "run").mkdir()
-    real_open = open
+    real_open = os.open
 
     def guarded(file, *args, **kwargs):
         if str(file).startswith(str(tmp / "run")):
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_open(file, *args, **kwargs)
 
-    with mock.patch("builtins.open", guarded):
+    with mock.patch("os.open", guarded):
         result = train(tmp / "run")
     return result, ""
 
@@ -722,6 +722,424 @@ def diagnose_read_only(tmp: Path) -> tuple[Result, str]:
     assert snapshot(run) == before
     assert "verdict" in result.out, "the report was not printed"
     return result, "the report is printed before the refusal; the run is unchanged"
+
+
+# --- Links: nothing is written or embedded through a link ------------------------------------
+
+SWEEP_FILE = """dataset = "digits"
+latent_dim = 2
+epochs = 1
+batch_size = 512
+
+[grid]
+beta = [0.5, 1]
+"""
+PHASE_FLAGS = ("--grid", "2", "--epochs", "2", "--device", "cpu")
+LOCK = ".vaecollapse.lock"
+
+
+def sweep_file(tmp: Path) -> Path:
+    path = tmp / "sweep.toml"
+    path.write_text(SWEEP_FILE)
+    return path
+
+
+def swept(tmp: Path) -> Path:
+    out = tmp / "sweep"
+    result = invoke("sweep", sweep_file(tmp), "--out", out, "--device", "cpu")
+    assert result.code == 0, result.err
+    return out
+
+
+def phased(tmp: Path) -> Path:
+    out = tmp / "phase"
+    result = invoke("phase", *PHASE_FLAGS, "--out", out)
+    assert result.code == 0, result.err
+    return out
+
+
+def reproduced(tmp: Path, mode: str = "quick") -> Path:
+    """A reproduction folder as `reproduce fig2a` writes it (in ``mode``), without training: one
+    entry's outcome, comparison, rows and figure."""
+    from vaecollapse.rundir import mark_directory
+
+    out = tmp / "reproductions"
+    entry = out / "fig2a"
+    entry.mkdir(parents=True)
+    mark_directory(out, "reproduction")
+    outcome = {"mode": mode, "claim_holds": True, "seconds": 1.0, "train_seconds": 0.5}
+    (entry / "result.json").write_text(json.dumps(outcome))
+    (entry / "comparison.md").write_text("# fig2a: the entry\n\nClaim: holds.\n")
+    (entry / "results.csv").write_text("beta,active\n1,2\n")
+    (entry / "fig2a.png").write_bytes(_png())
+    return out
+
+
+def _png() -> bytes:
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(1, 1))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def outside_file(tmp: Path, name: str = "thesis.txt") -> Path:
+    path = tmp / name
+    path.write_text("the user's own file\n")
+    return path
+
+
+def _linked_lock(make: Callable[[Path], Path], command: Callable[[Path], Result], dangling: bool):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        folder = make(tmp)
+        target = tmp / "nowhere.txt" if dangling else outside_file(tmp)
+        (folder / LOCK).unlink(missing_ok=True)
+        (folder / LOCK).symlink_to(target)
+        before = snapshot(folder)
+        result = command(folder)
+        assert snapshot(folder) == before, "the folder changed"
+        if dangling:
+            assert not target.exists(), "the link's target was created"
+            return result, "the link's target was not created; the folder is unchanged"
+        assert target.read_text() == "the user's own file\n", "the linked file changed"
+        return result, "the linked file and the folder are unchanged"
+
+    return run_case
+
+
+for _name, _what, _make, _command, _dangling in (
+    ("train_lock_links_to_a_file", "train a run whose lock is a link to the user's file",
+     trained, lambda run: train(run, epochs=2), False),
+    ("sweep_collect_lock_links_to_a_file",
+     "sweep --collect a sweep whose lock is a link to the user's file", swept,
+     lambda out: invoke("sweep", out.parent / "sweep.toml", "--collect", "--out", out), False),
+    ("diagnose_lock_is_a_dangling_link", "diagnose a run whose lock is a link to no file",
+     trained, lambda run: invoke("diagnose", run), True),
+    ("phase_lock_is_a_dangling_link", "phase over a diagram whose lock is a link to no file",
+     phased, lambda out: invoke("phase", *PHASE_FLAGS, "--out", out), True),
+):  # fmt: skip
+    _fn = _linked_lock(_make, _command, _dangling)
+    _fn.__name__ = _name
+    case("links", _what, 2, "is a symbolic link")(_fn)
+
+
+def _linked_input(name: str, record: bool):
+    """``reproduce --collect`` (with ``--record``) over an entry whose ``name`` is a link to a
+    file outside the folder: it must be neither embedded nor copied."""
+
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        out = reproduced(tmp)
+        secret = outside_file(tmp, "secret.png")
+        (out / "fig2a" / name).unlink(missing_ok=True)
+        (out / "fig2a" / name).symlink_to(secret)
+        records = tmp / "records"
+        extra = ("--record", records) if record else ()
+        result = invoke("reproduce", "--collect", "--out", out, *extra)
+        assert not (out / "report.html").exists(), "a report was written"
+        copied = [p for p in records.rglob("*") if p.is_file()] if records.exists() else []
+        assert not any(b"the user's own file" in p.read_bytes() for p in copied), "copied"
+        return result, "no report was written and nothing was copied"
+
+    return run_case
+
+
+case("links", "reproduce --collect where an entry's figure is a link to a file outside --out", 2,
+     "is a symbolic link")(_linked_input("fig2a.png", record=False))  # fmt: skip
+case("links", "reproduce --collect --record where comparison.md is a link to a file outside", 2,
+     "is a symbolic link")(_linked_input("comparison.md", record=True))  # fmt: skip
+
+
+# --- Ownership: a folder takes only the kind of output that made it --------------------------
+
+
+@case("ownership", "train --out a user's folder holding a stray empty lock and their "
+      "metrics.jsonl", 2, "not a training run")  # fmt: skip
+def stray_lock(tmp: Path) -> tuple[Result, str]:
+    folder = tmp / "mine"
+    folder.mkdir()
+    (folder / LOCK).write_text("")
+    (folder / "metrics.jsonl").write_text('{"my": "numbers"}\n')
+    before = snapshot(folder)
+    result = train(folder)
+    assert snapshot(folder) == before, "the user's files changed"
+    return result, "the user's metrics.jsonl is unchanged"
+
+
+def _other_kind(make: Callable[[Path], Path], command: Callable[[Path], Result]):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        folder = make(tmp)
+        before = snapshot(folder)
+        result = command(folder)
+        assert snapshot(folder) == before, "the folder changed"
+        return result, "the folder is unchanged"
+
+    return run_case
+
+
+def _sweep_into(out: Path) -> Result:
+    return invoke("sweep", sweep_file(out.parent), "--out", out, "--device", "cpu")
+
+
+def _remedies_into(out: Path) -> Result:
+    return invoke("remedies", "--remedies", "none", "--seeds", "0", "--epochs", "1", "--out", out)
+
+
+for _what, _text, _make, _command in (
+    ("sweep --out a finished phase diagram", "holds a phase diagram", phased, _sweep_into),
+    ("phase --out a finished sweep", "holds a sweep", swept,
+     lambda out: invoke("phase", *PHASE_FLAGS, "--out", out)),
+    ("remedies --out a finished sweep", "holds a sweep", swept, _remedies_into),
+    ("train --out a finished sweep", "holds a sweep", swept, lambda out: train(out)),
+    ("phase --out a run directory", "holds a training run", trained,
+     lambda run: invoke("phase", *PHASE_FLAGS, "--out", run)),
+    ("demo --out a run directory", "holds a training run", trained,
+     lambda run: invoke("demo", "--out", run)),
+    ("reproduce --out a finished sweep", "holds a sweep", swept,
+     lambda out: invoke("reproduce", "fig2a", "--quick", "--out", out)),
+    ("reproduce --collect --record into a run directory", "holds a training run",
+     lambda tmp: (reproduced(tmp), trained(tmp / "run"))[1],
+     lambda run: invoke("reproduce", "--collect", "--out", run.parent / "reproductions",
+                        "--record", run)),
+    ("sweep --run 0 --out a run directory", "holds a training run", trained,
+     lambda run: invoke("sweep", sweep_file(run.parent), "--run", "0", "--out", run)),
+):  # fmt: skip
+    _fn = _other_kind(_make, _command)
+    _fn.__name__ = _what.replace(" ", "_").replace("--", "")
+    case("ownership", _what, 2, _text)(_fn)
+
+
+@case("ownership", "train a run whose ownership marker is damaged", 2,
+      "not a vaecollapse ownership marker")  # fmt: skip
+def damaged_marker(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    (run / ".vaecollapse-folder.json").write_text("{not json")
+    return refused_resume(run)
+
+
+@case("ownership", "resume a run written before folders were marked (no marker)", 0,
+      "trained 2 epochs")  # fmt: skip
+def unmarked_run(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    (run / ".vaecollapse-folder.json").unlink()
+    result = train(run, epochs=2)
+    marker = json.loads((run / ".vaecollapse-folder.json").read_text())
+    assert marker["kind"] == "run", marker
+    return Result(result.code, result.out, result.out), "the run resumed and is now marked"
+
+
+# --- Settings files that would not fit in memory, or are not what they say ------------------
+
+
+def _yaml_bomb(key: str) -> str:
+    """Nine levels of nine aliases under ``key``: 9**9 values once expanded."""
+    value = "&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"
+    for level in range(1, 9):
+        value = f"&a{level} [{', '.join([value] + [f'*a{level - 1}'] * 8)}]"
+    value = f"[{', '.join([value] + ['*a8'] * 8)}]"
+    if key == "optimizer_args":
+        value = "{momentum: " + value + "}"
+    return f"dataset: digits\nlatent_dim: 2\n{key}: {value}\n"
+
+
+def _never_built(*args, **kwargs):
+    raise AssertionError("the YAML document was built")
+
+
+def _bounded_config(suffix: str, content: str):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        import yaml
+
+        config = tmp / f"settings{suffix}"
+        config.write_text(content)
+        with mock.patch.object(yaml.SafeLoader, "construct_document", _never_built):
+            result = invoke("train", "--config", config, "--out", tmp / "run")
+        assert len(result.err) < 1000, "the error quotes too much"
+        assert "YAML" not in result.err or suffix != ".toml", "a TOML file reported as YAML"
+        assert not (tmp / "run").exists(), "the run directory was created"
+        return result, "refused before the document was built, quoting little; nothing created"
+
+    return run_case
+
+
+for _label, _suffix, _content, _text in (
+    ("a YAML alias bomb under beta", ".yaml", _yaml_bomb("beta"), "expand it past"),
+    ("a YAML alias bomb under optimizer_args", ".yaml", _yaml_bomb("optimizer_args"),
+     "expand it past"),
+    ("a YAML alias inside its own anchor", ".yaml",
+     "dataset: digits\nlatent_dim: 2\nbeta: &loop [1, *loop]\n", "expand it past"),
+    ("TOML arrays nested 100,000 deep", ".toml",
+     'dataset = "digits"\nbeta = ' + "[" * 100_000 + "]" * 100_000 + "\n", "not valid TOML"),
+):  # fmt: skip
+    _fn = _bounded_config(_suffix, _content)
+    _fn.__name__ = f"config {_label}"
+    case("settings", f"train --config a {_suffix} file with {_label}", 2, _text)(_fn)
+
+
+@case("damaged runs", "resume a run whose config.json is nested 200,000 deep", 2,
+      "nested too deeply")  # fmt: skip
+def deep_config(tmp: Path) -> tuple[Result, str]:
+    run = trained(tmp / "run")
+    (run / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    result, checked = refused_resume(run)
+    assert "config.json" in result.err, "the file is not named"
+    return result, checked + "; the file is named"
+
+
+# --- Data files that are not what their size says --------------------------------------------
+
+
+@case("data", "train on a 4 MB .npz whose array inflates to 4 GB", 2, "decompression bomb")
+def npz_bomb(tmp: Path) -> tuple[Result, str]:
+    path = tmp / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((1000, 500_000)))
+    assert path.stat().st_size < 5_000_000
+    with mock.patch("numpy.load", _never_built):
+        result = invoke("train", "--dataset", path, "--latent-dim", "2", "--out", tmp / "r")
+    return result, "refused by the header's shape, before numpy read the array"
+
+
+@case("data", "train on a .npy whose header claims 4 TB", 2, "truncated or forged")
+def forged_npy(tmp: Path) -> tuple[Result, str]:
+    path = tmp / "forged.npy"
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)}
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+    with mock.patch("numpy.load", _never_built):
+        result = invoke("train", "--dataset", path, "--latent-dim", "2", "--out", tmp / "r")
+    return result, "refused by the header's shape, before numpy read the array"
+
+
+_user_data("one.npy", np.zeros((1, 4)), "at least two", "one row")
+
+
+@case("data", "diagnose a run whose .npy was replaced by a wider one after training", 2,
+      "the data changed since training")  # fmt: skip
+def wider_data(tmp: Path) -> tuple[Result, str]:
+    path = tmp / "rows.npy"
+    np.save(path, np.random.default_rng(0).random((40, 4)))
+    run = tmp / "run"
+    assert invoke("train", "--dataset", path, "--latent-dim", "2", "--out", run).code == 0
+    np.save(path, np.random.default_rng(0).random((40, 6)))
+    before = snapshot(run)
+    result = invoke("diagnose", run)
+    assert snapshot(run) == before, "the run directory changed"
+    return result, "the run directory is unchanged"
+
+
+# --- Sizes and values beyond what the machine or the generators take -------------------------
+
+for _flags, _text in (
+    (("--latent-dim", "1000000000"), "latent_dim 1000000000"),
+    (("--backbone", "mlp", "--hidden", "1000000000"), "hidden 1000000000"),
+    (("--seed", str(10**20)), "--seed must be an integer ≥ 0 and ≤ 4294967295"),
+    (("--device", "meta"), "device 'meta' cannot train"),
+    (("--lr-scheduler", "StepLR", "--lr-scheduler-args", "step_size=-1"),
+     "step_size must be an integer ≥ 1"),
+    (("--data-dir", ""), "data_dir is empty"),
+    (("--config", ""), "--config is empty"),
+):  # fmt: skip
+    _fn = _bad_flag(*_flags)
+    _fn.__name__ = "train " + " ".join(_flags)
+    _shown = " ".join(flag or "''" for flag in _flags)
+    case("settings", f"train {_shown}", 2, _text)(_fn)
+
+
+@case("settings", "train with latent_dim = 2**63 - 1 in a config file", 2, "cannot be built")
+def huge_latent_config(tmp: Path) -> tuple[Result, str]:
+    config = tmp / "settings.toml"
+    config.write_text(f'dataset = "digits"\nlatent_dim = {2**63 - 1}\n')
+    result = invoke("train", "--config", config, "--out", tmp / "run")
+    assert not (tmp / "run").exists(), "the run directory was created"
+    return result, "no directory was created"
+
+
+@case("data", "train with --data-dir naming a file", 2, "is a file")
+def data_dir_file(tmp: Path) -> tuple[Result, str]:
+    target = outside_file(tmp)
+    result = invoke("train", *TINY, "--data-dir", target, "--out", tmp / "run")
+    assert not (tmp / "run").exists(), "the run directory was created"
+    return result, "no directory was created"
+
+
+LONG_NAME = "n" * 300
+
+
+for _what, _args in (
+    ("train --out", lambda tmp: ("train", *TINY, "--out", tmp / LONG_NAME)),
+    ("train --dataset", lambda tmp: ("train", "--dataset", tmp / f"{LONG_NAME}.npy",
+                                     "--latent-dim", "2", "--out", tmp / "run")),
+    ("diagnose", lambda tmp: ("diagnose", tmp / LONG_NAME)),
+    ("demo --out", lambda tmp: ("demo", "--out", tmp / LONG_NAME)),
+):  # fmt: skip
+
+    def _long(tmp: Path, args=_args) -> tuple[Result, str]:
+        result = invoke(*args(tmp))
+        assert not (tmp / "run").exists(), "a run directory was created"
+        return result, "names the option or argument"
+
+    _long.__name__ = f"{_what} long name"
+    case(
+        "operating system",
+        f"{_what} with a path component of 300 bytes",
+        2,
+        "the file system allows at most",
+    )(_long)
+
+
+# --- Reproductions whose files are not what they should be -----------------------------------
+
+
+def _damaged_outcome(change: Callable[[Path], None]):
+    def run_case(tmp: Path) -> tuple[Result, str]:
+        out = reproduced(tmp)
+        change(out / "fig2a")
+        before = snapshot(out)
+        result = invoke("reproduce", "--collect", "--out", out)
+        assert snapshot(out) == before, "the folder changed"
+        return result, "nothing was written"
+
+    return run_case
+
+
+for _what, _change, _text in (
+    ("a result.json that is {}", lambda e: (e / "result.json").write_text("{}"),
+     "lacks a valid mode"),
+    ("an entry without its comparison.md", lambda e: (e / "comparison.md").unlink(),
+     "no comparison.md"),
+    ("a result.json whose seconds is a string",
+     lambda e: (e / "result.json").write_text(json.dumps(
+         {"mode": "quick", "claim_holds": True, "seconds": "fast", "train_seconds": 1})),
+     "lacks a valid seconds"),
+):  # fmt: skip
+    _fn = _damaged_outcome(_change)
+    _fn.__name__ = f"collect {_what}"
+    case("damaged runs", f"reproduce --collect over {_what}", 2, _text)(_fn)
+
+
+# --- Phase diagrams on any data set -----------------------------------------------------------
+
+
+@case("settings", 'phase with dataset = "digits" in a config file', 0, "wrote")
+def phase_config_dataset(tmp: Path) -> tuple[Result, str]:
+    config = tmp / "phase.toml"
+    config.write_text('dataset = "digits"\ngrid = 2\nepochs = 2\n')
+    result = invoke("phase", "--config", config, "--out", tmp / "phase", "--device", "cpu")
+    stored = json.loads((tmp / "phase" / "phase.json").read_text())
+    assert stored["dataset"] == "digits", stored
+    return Result(result.code, result.out, result.out), "phase.json stores dataset digits"
+
+
+@case("settings", "phase --dataset a user's .npy file", 0, "wrote")
+def phase_user_dataset(tmp: Path) -> tuple[Result, str]:
+    path = tmp / "rows.npy"
+    np.save(path, np.random.default_rng(0).random((60, 6)))
+    result = invoke("phase", "--dataset", path, *PHASE_FLAGS, "--latent-dim", "2", "--out",
+                    tmp / "phase")  # fmt: skip
+    summary = json.loads((tmp / "phase" / "summary.json").read_text())
+    assert len(summary["points"]) == 4, summary.keys()
+    return Result(result.code, result.out, result.out), "four points on the user's rows"
 
 
 # --- Running the cases -----------------------------------------------------------------------
@@ -766,6 +1184,35 @@ def markdown(outcomes: list[Outcome]) -> str:
         "or a refusal (one paragraph on stderr, never a traceback), 130 interrupted.",
         "",
         f"{held} of {len(outcomes)} cases behave as expected.",
+        "",
+        "## Output folders: whose they are, and links",
+        "",
+        "Every folder a command writes holds `.vaecollapse-folder.json`, which names its kind "
+        "and the command that makes it: a training run (`vaecollapse train`; also the run of "
+        "each point of a sweep, a phase diagram, a bench, the demo and a reproduction), a sweep "
+        "(`vaecollapse sweep`), a phase diagram (`vaecollapse phase`), a remedy bench "
+        "(`vaecollapse remedies`), the demo's output (`vaecollapse demo`), reproductions "
+        "(`vaecollapse reproduce`) and records of full reproductions (`vaecollapse reproduce "
+        "--collect --record`). A command writes only into an absent or empty folder, or one "
+        "of its own kind: a folder of another kind is refused with exit code 2, naming the "
+        "kind and the command that writes it; a folder of files vaecollapse did not write, or "
+        "whose marker is damaged or a link, is refused the same way, and a stray lock file "
+        "does not make a folder vaecollapse's. A folder written before the marker existed is "
+        "known by the file its kind writes first (a run's `config.json`, `sweep.json`, "
+        "`phase.json`, `remedies.md`, the demo's `summary.json`, a reproduction's entries) "
+        "and marked when it is next written. While a command writes, it holds the folder's "
+        "`.vaecollapse.lock` (`flock`): one process at a time.",
+        "",
+        "No file is written through a link: the lock and the marker are opened without "
+        "following one (a link there is refused), every other file is written beside its "
+        "place and renamed over it, so a link planted there is replaced, never followed, and "
+        "what a report embeds or a record copies (figures, `comparison.md`, `result.json`) is "
+        "read only as a plain file inside the folder. `tests/test_links.py` plants a link in "
+        "place of every file each command writes, to a file outside the folder and to no "
+        "file, and checks that nothing outside the folder changes. Links to folders are "
+        "followed (a run area may live on another disk).",
+        "",
+        "## The cases",
         "",
         "| # | group | case | exit | message (the error, else the last line of output) | also "
         "checked | as expected | s |",

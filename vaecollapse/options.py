@@ -313,7 +313,9 @@ def _parse_settings_text(file: Path, text: str) -> dict:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{file} is not valid TOML: {exc}") from None
         except RecursionError:
-            raise InputError(f"{file} nests its arrays or tables too deeply to read.") from None
+            raise InputError(
+                f"{file} is not valid TOML here: its arrays or tables nest too deeply to read."
+            ) from None
     elif file.suffix in (".yaml", ".yml"):
         raw = _parse_yaml(file, text)
     else:
@@ -346,7 +348,7 @@ def _parse_yaml(file: Path, text: str) -> Any:
     except yaml.YAMLError as exc:
         raise InputError(f"{file} could not be parsed as YAML: {_bounded(str(exc))}") from None
     except RecursionError:
-        raise InputError(f"{file} nests its lists or tables too deeply to read.") from None
+        raise InputError(f"{file}: its YAML lists or tables nest too deeply to read.") from None
     finally:
         loader.dispose()
 

@@ -126,5 +126,5 @@ def test_an_embedded_figure_is_the_file_itself(tmp_path):
 
     figure = tmp_path / "f.png"
     figure.write_bytes(b"\x89PNG\r\n\x1a\nrest")
-    tag = image_html(figure, alt='a "quoted" name')
+    tag = image_html(figure, figure.parent, alt='a "quoted" name')
     assert base64.b64encode(figure.read_bytes()).decode() in tag and "&quot;quoted&quot;" in tag

@@ -36,6 +36,7 @@ def test_run_directory_and_learning(tmp_path: Path, digits) -> None:
     history = _run(tmp_path, digits, epochs=3)
     assert {p.name for p in tmp_path.iterdir()} == {
         ".vaecollapse.lock",
+        ".vaecollapse-folder.json",
         "config.json",
         "metrics.jsonl",
         "checkpoint.pt",

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name when it has none), for
+    quoting inside one of our one-paragraph errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class InputError(ValueError):
     """Bad input from the user: wrong shapes, NaN, bad scales, unknown keys, unusable files."""
 

@@ -129,13 +129,14 @@ def check_name_lengths(path: str | os.PathLike, what: str) -> None:
         size = len(os.fsencode(part))
         if size > longest:
             raise InputError(
-                f"{what} {quoted_path(path)} has a name of "
+                f"{what} {shortened(path)} has a name of "
                 f"{size} bytes ({part[:24]}…); the file system allows at most {longest}. "
                 "Choose a shorter name."
             )
 
 
-def quoted_path(path: str | os.PathLike, most: int = 120) -> str:
-    """``path`` for a message: whole, or its start and end around an ellipsis when long."""
-    text = str(path)
+def shortened(text: object, most: int = 120) -> str:
+    """``text`` (a path, a message) for quoting: whole, or its start and end around an ellipsis
+    when longer than ``most`` characters."""
+    text = str(text)
     return text if len(text) <= most else f"{text[: most // 2]}…{text[-most // 3 :]}"

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from .errors import InputError
+from .fileio import shortened
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -346,7 +347,7 @@ def _parse_yaml(file: Path, text: str) -> Any:
             )
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise InputError(f"{file} could not be parsed as YAML: {_bounded(str(exc))}") from None
+        raise InputError(f"{file} could not be parsed as YAML: {shortened(exc, 300)}") from None
     except RecursionError:
         raise InputError(f"{file}: its YAML lists or tables nest too deeply to read.") from None
     finally:
@@ -383,10 +384,6 @@ def _expanded_size(root: Any) -> int:
             stack.append((node, True))
             stack.extend((child, False) for child in children(node))
     return sizes[id(root)]
-
-
-def _bounded(text: str, most: int = 300) -> str:
-    return text if len(text) <= most else text[:most] + " …"
 
 
 def split_settings(settings: dict[str, Any], cls: type) -> dict[str, Any]:

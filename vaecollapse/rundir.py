@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .data import Dataset, DataSpec
-from .errors import InputError
+from .errors import InputError, first_line
 from .fileio import (
     WriteError,
     check_name_lengths,
@@ -117,15 +117,21 @@ def _unmarked_kinds(path: Path, entries: list[Path]) -> set[str]:
     return kinds
 
 
-def owner_refusal(path: Path, kind: str, option: str) -> str | None:
-    """Why ``path`` may not receive output of ``kind`` (None: it may): it holds someone else's
-    files, or output another command made."""
+def check_owner(path: Path, kind: str, option: str) -> None:
+    """Refuse (InputError) a folder ``path`` that may not receive output of ``kind``: it holds
+    someone else's files, or output another command made."""
+    refusal = _owner_refusal(path, kind, option)
+    if refusal is not None:
+        raise InputError(refusal)
+
+
+def _owner_refusal(path: Path, kind: str, option: str) -> str | None:
     try:
         entries = [p for p in path.iterdir() if p.name not in (LOCK_NAME, OWNER_NAME)]
     except OSError as exc:
         return f"cannot read {option} {path}: {os_reason(exc)}."
     marker = path / OWNER_NAME
-    if marker.exists() or marker.is_symlink():
+    if os.path.lexists(marker):
         found = _read_marker(marker)
         if found is None:
             return (
@@ -173,7 +179,7 @@ def _read_marker(marker: Path) -> str | None:
 def mark_directory(path: Path, kind: str) -> None:
     """Write ``path``'s ownership marker (once; it never changes afterwards)."""
     marker = path / OWNER_NAME
-    if not (marker.exists() or marker.is_symlink()):
+    if not os.path.lexists(marker):
         record = {"format": OWNER_FORMAT, "kind": kind, "command": FOLDER_KINDS[kind][1]}
         write_text_atomic(marker, json.dumps(record) + "\n")
 
@@ -187,9 +193,7 @@ def usable_directory(
         raise ValueError(f"unknown output kind {kind!r}; one of {', '.join(FOLDER_KINDS)}")
     path = output_path(out, option)
     if path.is_dir():
-        refusal = owner_refusal(path, kind, option)
-        if refusal is not None:
-            raise InputError(refusal)
+        check_owner(path, kind, option)
     return path
 
 
@@ -203,9 +207,7 @@ def claimed_directory(
     path = usable_directory(out, kind, option)
     make_directory(path)
     with directory_lock(path):
-        refusal = owner_refusal(path, kind, option)  # again, now that no one else writes
-        if refusal is not None:
-            raise InputError(refusal)
+        check_owner(path, kind, option)  # again, now that no one else writes
         mark_directory(path, kind)
         yield path
 
@@ -392,7 +394,7 @@ def load_tensors(path: Path, what: str) -> Any:
             "unpickling them could run code"
         )
     else:
-        detail = text.splitlines()[0] if text else type(failure).__name__
+        detail = first_line(failure)
         reason = f"it is truncated or not a PyTorch file ({detail})"
     raise InputError(
         f"{path} is not a usable {what}: {reason}. Delete it and run the training command again "
@@ -435,7 +437,7 @@ def load_state_into(module: torch.nn.Module, state: Any, path: Path) -> None:
     try:
         module.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise InputError(
             f"{path} holds the weights of another model ({detail}); it does not belong to this "
             "run's configuration. Remove it or use another directory."

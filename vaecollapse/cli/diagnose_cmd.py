@@ -14,7 +14,7 @@ from ..diagnostics.runs import diagnose_run, format_report, write_diagnosis
 from ..errors import InputError
 from ..fileio import check_name_lengths
 from ..options import command_options, from_command_line, split_settings
-from ..rundir import directory_lock, owner_refusal, read_run_config, stored_data_spec
+from ..rundir import check_owner, directory_lock, read_run_config, stored_data_spec
 from .common import print_json
 
 
@@ -43,9 +43,7 @@ def diagnose(run_dir: str, iwae_k: int, split: str, as_json: bool, **flags: Any)
     if not run.is_dir():
         raise InputError(f"{run} is not a directory; give a run directory of vaecollapse train.")
     stored = read_run_config(run)  # before the lock: a folder that is not a run gets no file
-    refusal = owner_refusal(run, "run", "RUN_DIR")
-    if refusal is not None:
-        raise InputError(refusal)
+    check_owner(run, "run", "RUN_DIR")
     with directory_lock(run, shared=True):  # not while a trainer writes into it
         dataset = None
         if data_dir is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -308,7 +309,7 @@ def read_outcome(out: Path, entry: Entry, folder: str) -> dict:
         named = ", ".join(wrong or ["mode"])
         raise InputError(f"{path} lacks a valid {named}, so it is not an entry's outcome. {fix}")
     comparison = out / folder / "comparison.md"
-    if not (comparison.is_file() or comparison.is_symlink()):
+    if not os.path.lexists(comparison):
         raise InputError(f"{out / folder} has a {ENTRY_OUTCOME} but no comparison.md. {fix}")
     return outcome
 
@@ -367,7 +368,7 @@ def record_results(out: Path, records: Path) -> list[str]:
         (records / folder).mkdir(parents=True, exist_ok=True)
         for name in RECORDED_FILES:
             source = out / folder / name
-            if source.is_file() or source.is_symlink():
+            if os.path.lexists(source):
                 copied = read_regular_file(source, out).decode("utf-8", "replace")
                 write_text_atomic(records / folder / name, copied)
         recorded.append(folder)

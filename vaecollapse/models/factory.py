@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..limits import check_fits
 from ..options import quoted
 from ..rundir import load_checkpoint, load_state_into, load_tensors, read_run_config
@@ -85,9 +85,8 @@ def _sizes(config) -> str:
 
 
 def _too_large(config, exc: BaseException) -> InputError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return InputError(
-        f"a model of these sizes ({_sizes(config)}) cannot be built ({reason}). {SMALLER}"
+        f"a model of these sizes ({_sizes(config)}) cannot be built ({first_line(exc)}). {SMALLER}"
     )
 
 

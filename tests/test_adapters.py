@@ -141,7 +141,8 @@ def test_a_users_model_gets_a_verdict_naming_the_dimensions_at_the_prior() -> No
 
     verdict = diagnose(encode, x).verdict
     (finding,) = verdict["findings"]
-    assert finding["dims"] == [1] and finding["cause"] == "collapsed to the prior"
+    # without a decoder nothing probes the cause: the dimension is named, the cause is not
+    assert finding["dims"] == [1] and finding["code"] == "undetermined"
     assert verdict["summary"] == "z: 1 of 2 dimensions collapsed"
 
 

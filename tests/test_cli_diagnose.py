@@ -21,7 +21,8 @@ def test_diagnose_a_trained_run(run_cli, tmp_path: Path) -> None:
     assert trained.code == 0, trained.err
     result = run_cli("diagnose", str(out), "--iwae-k", "20")
     assert result.code == 0, result.err
-    assert "level z: 6 dimensions" in result.out and "over-regularisation" in result.out
+    assert "level z: 6 dimensions" in result.out and "cause [over-regularised]" in result.out
+    assert result.out.index("cause [over-regularised]") < result.out.index("level z:")
     for name in ("diagnosis.json", "collapse_curve.png", "kl_per_dim.png", "encoder_std.png"):
         assert (out / name).stat().st_size > 0
     report = json.loads((out / "diagnosis.json").read_text())
@@ -57,7 +58,7 @@ def test_hierarchical_terms_are_kls_and_a_silenced_level_is_named() -> None:
     report = diagnose_model(model, x)
     assert report.levels["z1"].collapsed_dims == [0, 1, 2]
     verdict = explain(report, model, synthetic_dataset("noise", x.numpy()))
-    silenced = [f for f in verdict["findings"] if f["cause"] == "silenced by a collapsed level"]
+    silenced = [f for f in verdict["findings"] if f["code"] == "silenced-level"]
     assert silenced and silenced[0]["level"] == "z2"
 
 

@@ -158,7 +158,7 @@ def test_generic_api_on_a_plain_module() -> None:
         model.encode, torch.randn(100, 4), decoder_log_likelihood=log_likelihood, iwae_k=5
     )
     assert report.kl_per_dim.shape == (3,) and report.iwae.values.shape == (100,)
-    assert math.isfinite(report.iwae.mean) and report.to_json()["iwae"]["k"] == 5
+    assert math.isfinite(report.iwae.mean) and report.to_dict()["iwae"]["k"] == 5
     with pytest.raises(InputError, match=r"outputs must both be \(B, d\)"):
         diagnose(lambda b: (b, b[:, :1]), torch.randn(10, 4))
     with pytest.raises(InputError, match="NaN"):
@@ -183,9 +183,9 @@ def test_verdict_names_over_regularised_dimensions_and_theory_matches() -> None:
     # θ = √eig A = 3, 2, 0.71: with β = 2, η_dec = 1 only θ > √2 survives, so 2 active, 1 collapsed
     assert len(report.collapsed_dims) == 1 and report.active_units == 2
     verdict = explain(report, model, data)
-    causes = {f["cause"]: f for f in verdict["findings"]}
-    assert causes["over-regularisation"]["dims"] == 1
-    assert "β <" in causes["over-regularisation"]["suggestion"]
+    causes = {f["code"]: f for f in verdict["findings"]}
+    assert causes["over-regularised"]["dims"] == 1
+    assert "β <" in causes["over-regularised"]["suggestion"]
     comparison = theory_comparison(model, data)
     assert comparison["maps"]["U"]["d_ma"] < 0.02 and comparison["maps"]["V"]["d_ma"] < 0.02
     assert comparison["predicted_active"]["z"] == 2
@@ -252,4 +252,4 @@ def test_a_reports_mutual_information_stays_below_its_average_kl(tmp_path) -> No
     information, error = level.mutual_information
     # I(x; z) ≤ E_x KL(q(z|x) ‖ p(z)) for any prior p; the KL here is exact, the MI sampled
     assert 0.0 < information <= level.kl_total + 4 * error
-    assert level.to_json()["mutual_information"]["nats"] == information
+    assert level.to_dict()["mutual_information"]["nats"] == information

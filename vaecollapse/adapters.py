@@ -3,9 +3,10 @@
 :func:`as_latent_model` turns a VAE written without this toolkit into a :class:`LatentModel`:
 an encoder (a function, an ``nn.Module``, or a module with an ``encode`` method or an ``encoder``
 attribute) returning ``(mean, logvar)``, ``(loc, scale)`` or a ``torch.distributions.Normal``,
-and, for the likelihood, a decoder (Gaussian with η_dec or Bernoulli logits) or any function
-log p(x | z). :func:`as_tensor_data` takes a tensor, a ``TensorDataset`` or any ``DataLoader``.
-Whatever is not recognised is a clear error naming what was found and what is accepted.
+and, for the likelihood, a decoder (Gaussian with η_dec, or Bernoulli logits or probabilities) or
+any function log p(x | z). :func:`as_tensor_data` takes a tensor, a ``TensorDataset`` or any
+``DataLoader``. Whatever is not recognised is a clear error naming what was found and what is
+accepted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .protocol import LatentLevel, LatentModel
 
 ENCODER_OUTPUTS = ("logvar", "scale")
 LIKELIHOODS = ("gaussian", "bernoulli")
+DECODER_OUTPUTS = ("logits", "probabilities")  # what a Bernoulli decoder returns
 DATA_KEYS = ("x", "data", "image", "images", "input", "inputs", "pixel_values")
 ACCEPTED_ENCODER = (
     "a tuple (mean, logvar) (or (loc, scale) with encoder_output='scale') of (B, d) tensors, or a "
@@ -59,8 +61,18 @@ class EncoderModel(nn.Module):
         likelihood: str = "gaussian",
         eta_dec: float = 1.0,
         decoder_log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        decoder_output: str = "logits",
     ) -> None:
         super().__init__()
+        if decoder_output not in DECODER_OUTPUTS:
+            raise InputError(
+                f"decoder_output must be one of {DECODER_OUTPUTS}; got {decoder_output!r}."
+            )
+        if decoder_output != "logits" and likelihood != "bernoulli":
+            raise InputError(
+                "decoder_output says what a Bernoulli decoder returns; a Gaussian decoder "
+                "returns the mean."
+            )
         if encoder_output not in ENCODER_OUTPUTS:
             raise InputError(
                 f"encoder_output must be one of {ENCODER_OUTPUTS}; got {encoder_output!r}."
@@ -78,6 +90,7 @@ class EncoderModel(nn.Module):
         self.owners = nn.ModuleList(dict.fromkeys(o for o in owners if isinstance(o, nn.Module)))
         self.eta_enc, self.eta_dec = eta_enc, eta_dec
         self.encoder_output, self.likelihood = encoder_output, likelihood
+        self.decoder_output = decoder_output
         self._log_likelihood = decoder_log_likelihood
         self._head: Any = None
 
@@ -131,7 +144,8 @@ class EncoderModel(nn.Module):
         if self.decoder is None:
             raise InputError(
                 "the likelihood needs the decoder: pass decoder=... (its output the mean of a "
-                "Gaussian with eta_dec, or Bernoulli logits with likelihood='bernoulli'), or "
+                "Gaussian with eta_dec, or Bernoulli logits with likelihood='bernoulli' — "
+                "probabilities with decoder_output='probabilities'), or "
                 "decoder_log_likelihood=f with f(x, z) -> log p(x | z) of shape (K, B)."
             )
         k, batch = z.shape[:2]
@@ -146,7 +160,9 @@ class EncoderModel(nn.Module):
             return decoder_log_likelihood(self.decoder, x, z, eta)
         output = self.decoder(z.reshape(k * batch, -1)).reshape(k, batch, *x.shape[1:])
         target = x.expand(k, *x.shape)
-        if self.likelihood == "bernoulli":
+        if self.likelihood == "bernoulli" and self.decoder_output == "probabilities":
+            log_p = -nn.functional.binary_cross_entropy(output, target, reduction="none")
+        elif self.likelihood == "bernoulli":
             log_p = -nn.functional.binary_cross_entropy_with_logits(
                 output, target, reduction="none"
             )

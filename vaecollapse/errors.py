@@ -29,3 +29,8 @@ class Interrupted(InputError):
     reports a process stopped by SIGINT."""
 
     exit_code = 130
+
+
+class MisreadingWarning(UserWarning):
+    """A user's model whose outputs say they are read wrongly (a scale taken for a log-variance,
+    probabilities for logits, an η_dec far from the residuals): the numbers would be wrong."""

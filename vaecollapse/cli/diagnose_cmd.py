@@ -58,7 +58,7 @@ def diagnose(run_dir: str, iwae_k: int, split: str, as_json: bool, **flags: Any)
         )
         # shown before the files are written, so a read-only run directory still gets it
         if as_json:
-            print_json(report.to_json())
+            print_json(report.to_dict())
         else:
             click.echo(format_report(report))
         written = write_diagnosis(report, run)

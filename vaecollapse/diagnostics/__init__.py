@@ -1,8 +1,10 @@
 """Collapse diagnostics: per-dimension KL, (ε,δ)-collapse, active units, IWAE, theory vs learned,
 plots and a verdict. Pure functions of tensors where possible."""
 
+from .entry import diagnose
 from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .linear import learned_spectra, theory_comparison
+from .loss_scale import LossScale, loss_scale
 from .metrics import (
     RunningMoments,
     active_units,
@@ -13,17 +15,23 @@ from .metrics import (
     mutual_information,
     sorted_mean_abs_difference,
 )
-from .report import DiagnosisReport, LevelReport, diagnose, diagnose_model, level_statistics
+from .probes import AmortisationGap, DecoderUsage, amortisation_gap, decoder_usage
+from .report import DiagnosisReport, LevelReport, diagnose_model, level_statistics
 from .verdict import explain
 
 __all__ = [
+    "AmortisationGap",
+    "DecoderUsage",
     "DiagnosisReport",
     "LevelReport",
     "LikelihoodEstimate",
+    "LossScale",
     "RunningMoments",
     "active_units",
+    "amortisation_gap",
     "collapse_curve",
     "collapsed_dimensions",
+    "decoder_usage",
     "default_epsilons",
     "diagnose",
     "diagnose_model",
@@ -32,6 +40,7 @@ __all__ = [
     "kl_active_fraction",
     "learned_spectra",
     "level_statistics",
+    "loss_scale",
     "model_log_weights",
     "mutual_information",
     "sorted_mean_abs_difference",

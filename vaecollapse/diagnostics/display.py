@@ -26,17 +26,91 @@ def _level_line(name: str, level) -> str:
     return line
 
 
+def _information(name: str, level) -> str:
+    text = f"{level.kl_total:.3g} nats of KL"
+    if level.mutual_information is not None:
+        text += f", I(x;{name}) {level.mutual_information[0]:.3g} nats"
+    return text
+
+
+def headlines(report: DiagnosisReport) -> list[tuple[str, list[str]]]:
+    """Per level the headline — how much of the latent carries information, what collapsed —
+    and under it each finding's cause (with its code) and fix, the counts' disagreement and the
+    misreading warnings: what a reader needs first."""
+    verdict = report.verdict or {"levels": {}, "findings": []}
+    out = []
+    for name, level in report.levels.items():
+        facts = verdict["levels"].get(name, {})
+        d = level.latent_dim
+        if facts.get("collapsed_as_a_whole"):
+            head = f"{name}: collapsed as a whole — {_information(name, level)} over {d} dimensions"
+        else:
+            collapsed = len(level.collapsed_dims)
+            state = f"{collapsed} of {d} dimensions collapsed" if collapsed else "none collapsed"
+            carried = facts.get("carrying_dims")
+            share = "" if carried is None else f", 90% of it in {carried} of {d} dimensions"
+            head = f"{name}: {state} — {_information(name, level)}{share}"
+        lines = []
+        for finding in verdict["findings"]:
+            if finding["level"] != name:
+                continue
+            dims = finding["dims"]
+            which = f"{dims} dimension(s)" if isinstance(dims, int) else f"dimensions {dims}"
+            lines.append(f"cause [{finding['code']}], {which}: {finding['explanation']}")
+            if finding["suggestion"]:
+                lines.append(f"fix: {finding['suggestion']}")
+        if facts.get("counts_note"):
+            lines.append(f"counts: {facts['counts_note']}.")
+        out.append((head, lines))
+    return out
+
+
+def warning_lines(report: DiagnosisReport) -> list[str]:
+    return [f"warning [{w['code']}]: {w['message']}" for w in report.warnings]
+
+
+def probe_lines(report: DiagnosisReport) -> list[str]:
+    """One line per probe that ran."""
+    lines = []
+    usage = report.probes.get("decoder_usage")
+    if usage is not None:
+        used = usage.used_dims(report.epsilon)
+        lines.append(
+            f"decoder use of {usage.level}: log p(x|z) {usage.posterior:.4g} with its own code, "
+            f"{usage.shuffled:.4g} with another row's, {usage.prior:.4g} from the prior "
+            f"(reads {usage.information_used:.3g} ± {usage.used_error:.2g} nats per row; "
+            f"dimensions it reads: {used})"
+        )
+    gap = report.probes.get("amortisation_gap")
+    if gap is not None:
+        lines.append(
+            f"amortisation gap of {gap.level} (β = {gap.beta:.3g}, {gap.steps} steps per row): "
+            f"{gap.gain:+.3g} ± {gap.gain_error:.2g} nats per row, KL {gap.kl_before.sum():.3g} → "
+            f"{gap.kl_after.sum():.3g} nats, revived {gap.revived}"
+        )
+    scale = report.probes.get("loss_scale")
+    if scale is not None:
+        lines.append(
+            f"loss_fn's KL weight: β_eff = {scale.kl_weight:.4g} in the summed-ELBO convention "
+            f"(gradient misfit {scale.misfit:.1%})"
+        )
+    return lines
+
+
 def report_text(report: DiagnosisReport) -> str:
-    """A few lines: the criteria, each level, the likelihood and the verdict."""
+    """The headlines and warnings first, then each level, the probes and the likelihood."""
     lines = [f"DiagnosisReport(ε={report.epsilon:g}, δ={report.delta:g})"]
+    for head, details in headlines(report):
+        lines.append("  " + head)
+        lines += ["    " + line for line in details]
+    lines += ["  " + line for line in warning_lines(report)]
     lines += ["  " + _level_line(name, level) for name, level in report.levels.items()]
+    lines += ["  " + line for line in probe_lines(report)]
     if report.iwae is not None:
         lines.append(
             f"  IWAE log-likelihood (K={report.iwae.samples}) {report.iwae.mean:.4g} "
             f"± {report.iwae.standard_error:.2g} nats"
         )
-    if report.verdict:
-        lines.append(f"  verdict: {report.verdict['summary']}")
     return "\n".join(lines)
 
 
@@ -49,8 +123,17 @@ def _png(figure) -> str:
 
 
 def report_html(report: DiagnosisReport) -> str:
-    """Per level a table of its dimensions, then the likelihood, the verdict and two plots."""
-    parts = [f"<h4>Diagnosis (ε = {report.epsilon:g}, δ = {report.delta:g})</h4>"]
+    """The headlines, causes, fixes and warnings first; then per level a table of its
+    dimensions, the probes, the likelihood and two plots."""
+    parts = [
+        '<div style="max-width:60em;overflow-wrap:anywhere">',
+        f"<h4>Diagnosis (ε = {report.epsilon:g}, δ = {report.delta:g})</h4>",
+    ]
+    for head, details in headlines(report):
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in details)
+        parts.append(f"<p><b>{html.escape(head)}</b></p><ul>{items}</ul>")
+    for line in warning_lines(report):
+        parts.append(f'<p style="color:#a40">{html.escape(line)}</p>')
     for name, level in report.levels.items():
         collapsed = set(level.collapsed_dims)
         stds = level.encoder_std.double().mean(0)
@@ -61,23 +144,18 @@ def report_html(report: DiagnosisReport) -> str:
             for i, (kl, var) in enumerate(zip(level.kl_per_dim, level.mean_variance, strict=True))
         )
         parts.append(
-            f"<p><b>{html.escape(_level_line(name, level))}</b></p><table><tr><th>dim</th>"
+            f"<p>{html.escape(_level_line(name, level))}</p><table><tr><th>dim</th>"
             "<th>mean KL</th><th>Var E[z|x]</th><th>mean σ</th><th>state</th></tr>"
             f"{rows}</table>"
         )
+    parts += [f"<p>{html.escape(line)}</p>" for line in probe_lines(report)]
     if report.iwae is not None:
         parts.append(
             f"<p>IWAE log-likelihood (K = {report.iwae.samples}): {report.iwae.mean:.4g} ± "
             f"{report.iwae.standard_error:.2g} nats</p>"
         )
-    if report.verdict:
-        findings = "".join(
-            f"<li>{html.escape(f['level'])}, {f['dims']} dim(s): {html.escape(f['cause'])}: "
-            f"{html.escape(f['explanation'])}</li>"
-            for f in report.verdict["findings"]
-        )
-        parts.append(f"<p>Verdict: {html.escape(report.verdict['summary'])}</p><ul>{findings}</ul>")
     parts.append(_png(plot_collapse_curves({"model": report})) + _png(plot_kl_bars(report)))
+    parts.append("</div>")
     return "".join(parts)
 
 

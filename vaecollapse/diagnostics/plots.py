@@ -55,23 +55,39 @@ def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], *, ax=None):
 
 
 def plot_kl_bars(report: DiagnosisReport, *, ax=None):
-    """Mean KL of every latent dimension, one panel per level (or every level side by side in
-    ``ax``), collapsed dimensions in grey. Returns the Figure."""
+    """Mean KL of every latent dimension on a log axis, one panel per level (or every level side
+    by side in ``ax``), with the threshold ε drawn and the (ε,δ)-collapsed dimensions in grey and
+    named in the legend. Returns the Figure."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
     if ax is None:
         figure, axes = new_figure((4.5 * len(report.levels), 3.4), 1, len(report.levels), False)
         axes = list(axes[0])
     else:
         figure, axes = ax.figure, [ax] * len(report.levels)
+    every = np.concatenate([level.kl_per_dim for level in report.levels.values()])
+    positive = every[every > 0]
+    floor = min(report.epsilon, float(positive.min()) if positive.size else report.epsilon) / 10
     offset = 0
     for axis, (name, level) in zip(axes, report.levels.items(), strict=True):
-        values = level.kl_per_dim
+        values = np.maximum(level.kl_per_dim, floor)
         collapsed = set(level.collapsed_dims)
         colours = ["0.7" if i in collapsed else "C0" for i in range(values.size)]
-        axis.bar(offset + np.arange(values.size), values, color=colours)
+        positions = offset + np.arange(values.size)
+        axis.bar(positions, values - floor, bottom=floor, color=colours)
+        axis.set_yscale("log")
+        axis.axhline(report.epsilon, color="C3", linestyle="--", linewidth=1)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel(f"{name} dimension" if ax is None else "dimension (levels in turn)")
         axis.set_ylabel("mean KL (nats)")
         axis.set_title(f"{name}: {len(collapsed)} of {values.size} collapsed")
         offset += values.size if ax is not None else 0
+    collapsed_label = f"collapsed (KL < ε for ≥ {1 - report.delta:.0%} of rows)"
+    handles = [Patch(color="C0", label="active"), Patch(color="0.7", label=collapsed_label)]
+    threshold = axes[0].lines[0]
+    threshold.set_label(f"ε = {report.epsilon:g}")
+    axes[0].legend(handles=[*handles, threshold], fontsize=7)
     return figure
 
 

@@ -1,8 +1,9 @@
 """Diagnosis reports: per-level KL, (ε,δ)-collapse, active units, encoder stds and (optionally)
-the importance-weighted log-likelihood, for any encoder callable or for this toolkit's models."""
+the importance-weighted log-likelihood, for any model of the latent-model protocol."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..adapters import as_latent_model, as_tensor_data
 from ..models.latent import GaussianModelSettings
 from ..objectives import kl_diag_gaussians
 from ..options import check_fields, declared, setting
@@ -90,7 +90,7 @@ class LevelReport:
     def collapse_curve(self) -> np.ndarray:
         return collapse_curve(self.kl, self.epsilons, self.delta)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         d = self.latent_dim
         return {
             "latent_dim": d,
@@ -116,10 +116,13 @@ class LevelReport:
 class DiagnosisReport:
     """What ``diagnose`` returns. Fields (attribute or key access): ``levels`` (name ->
     LevelReport), ``epsilon``, ``delta``, ``iwae`` (LikelihoodEstimate or None), ``verdict`` (or
-    None), ``theory`` (theory vs learned, linear models, or None); for the first level
-    ``kl_per_dim``, ``kl_total``, ``active_units``, ``collapsed_dims``, ``kl_active_fraction``.
-    In a notebook it shows as tables and plots; ``to_dict()`` and ``to_dataframe()`` (pandas)
-    give the numbers."""
+    None: per level a summary, and ``findings`` each with a ``code``), ``theory`` (theory vs
+    learned, linear models, or None), ``probes`` (decoder usage, amortisation gap, the loss
+    function's KL weight: what was measured), ``warnings`` (misreadings, each with a ``code``)
+    and ``settings`` (what the diagnosis was told); for the first level ``kl_per_dim``,
+    ``kl_total``, ``active_units``, ``collapsed_dims``, ``kl_active_fraction``. In a notebook it
+    shows as the verdict, tables and plots; ``to_dict()``, ``to_json()`` and ``to_dataframe()``
+    (pandas) give the numbers."""
 
     levels: dict[str, LevelReport]
     epsilon: float
@@ -127,6 +130,9 @@ class DiagnosisReport:
     iwae: LikelihoodEstimate | None = None
     verdict: dict | None = None
     theory: dict | None = None
+    probes: dict = field(default_factory=dict)
+    warnings: list[dict] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         from .display import report_text
@@ -140,7 +146,22 @@ class DiagnosisReport:
 
     def to_dict(self) -> dict:
         """Everything, JSON-ready (what ``diagnosis.json`` holds)."""
-        return self.to_json()
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "au_threshold": AU_THRESHOLD,
+            "settings": self.settings,
+            "levels": {name: level.to_dict() for name, level in self.levels.items()},
+            "iwae": None if self.iwae is None else self.iwae.to_json(),
+            "theory": self.theory,
+            "verdict": self.verdict,
+            "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
+            "warnings": self.warnings,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_dataframe(self):
         """One row per (level, dimension): KL, Var E[z|x], mean σ, collapsed, active (pandas)."""
@@ -177,17 +198,6 @@ class DiagnosisReport:
         except AttributeError:
             raise KeyError(key) from None
 
-    def to_json(self) -> dict:
-        return {
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "au_threshold": AU_THRESHOLD,
-            "levels": {name: level.to_json() for name, level in self.levels.items()},
-            "iwae": None if self.iwae is None else self.iwae.to_json(),
-            "theory": self.theory,
-            "verdict": self.verdict,
-        }
-
 
 @dataclass(frozen=True)
 class CollapseCriteria:
@@ -206,42 +216,6 @@ class CollapseCriteria:
 def _check_settings(epsilon: float, delta: float, eta_enc: float) -> None:
     CollapseCriteria(epsilon, delta)
     declared(GaussianModelSettings)["eta_enc"][0].check("eta_enc", eta_enc)
-
-
-def diagnose(
-    model: Any,
-    data: Any,
-    y: Any = None,
-    *,
-    eta_enc: float = 1.0,
-    epsilon: float = 0.01,
-    delta: float = 0.05,
-    batch_size: int = 1024,
-    iwae_k: int = 0,
-    **adapter: Any,
-) -> DiagnosisReport:
-    """Diagnose ANY VAE on ``data`` (a tensor ``(N, ...)``, a TensorDataset or a DataLoader):
-    every latent level's KL per dimension, (ε,δ)-collapse, active units and mutual information,
-    and with ``iwae_k`` > 0 the importance-weighted log-likelihood.
-
-    ``model``: one of this toolkit's models, anything following the latent-model protocol, or a
-    user's encoder (a function or module, or a module with ``encode``/``encoder``) returning
-    ``(mean, logvar)``, ``(loc, scale)`` (``encoder_output="scale"``) or a ``Normal``, compared
-    with the prior N(0, eta_enc² I). ``adapter``: how to read a user's model
-    (``vaecollapse.adapters.EncoderModel``): ``encoder_output``, ``decoder`` with ``likelihood``
-    ("gaussian" with ``eta_dec``, or "bernoulli") or ``decoder_log_likelihood(x, z)`` ->
-    log p(x | z) ``(K, B)`` for ``z`` ``(K, B, d)``, needed for the likelihood."""
-    _check_settings(epsilon, delta, eta_enc)
-    latent = as_latent_model(model, eta_enc=eta_enc, **adapter)
-    x = as_tensor_data(data)
-    report = diagnose_model(
-        latent, x, None if y is None else as_tensor_data(y), epsilon=epsilon, delta=delta,
-        iwae_k=iwae_k, batch_size=batch_size,
-    )  # fmt: skip
-    from .verdict import explain
-
-    report.verdict = explain(report, latent, None)
-    return report
 
 
 def level_statistics(

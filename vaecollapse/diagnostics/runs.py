@@ -4,7 +4,6 @@ theory comparison for linear models, and the files it leaves in the run director
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ..models.factory import build_model, config_to_json, load_run_model, model_
 from ..reports import write_report
 from ..rundir import stored_data_spec
 from ..train import TrainConfig, train
+from .display import headlines, probe_lines, warning_lines
 from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .linear import theory_comparison
 from .plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms, save_figure
@@ -47,6 +47,7 @@ def diagnose_run(
     if iwae_k > 0:
         report.iwae = _stored_iwae(Path(run_dir), model, part, split, iwae_k)
     report.verdict = explain(report, model, dataset)
+    report.settings = config_to_json(model.config)
     if getattr(model.config, "backbone", None) == "linear":
         try:
             report.theory = theory_comparison(model, dataset)
@@ -168,7 +169,7 @@ def write_diagnosis(
     in ``run_dir``, each written atomically."""
     run_dir = Path(run_dir)
     path = run_dir / "diagnosis.json"
-    text = json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
+    text = report.to_json() + "\n"
     write_text_atomic(path, text)
     figures = [
         save_figure(plot_collapse_curves({label: report}), run_dir / "collapse_curve.png"),
@@ -183,8 +184,15 @@ def write_diagnosis(
 
 
 def format_report(report: DiagnosisReport) -> str:
-    """A plain-text table per level, then the likelihood, theory comparison and verdict."""
+    """The verdict first — per level its headline, causes and fixes — and the warnings; then a
+    plain-text table per level, the probes, the likelihood and the theory comparison."""
     lines = []
+    if report.verdict:
+        lines.append(f"verdict: {report.verdict['summary']}")
+        for head, details in headlines(report):
+            lines.append(f"  {head}")
+            lines += [f"    {line}" for line in details]
+    lines += warning_lines(report)
     for name, level in report.levels.items():
         collapsed = set(level.collapsed_dims)
         lines.append(f"level {name}: {level.latent_dim} dimensions")
@@ -208,6 +216,7 @@ def format_report(report: DiagnosisReport) -> str:
                 f"  mutual information I(x; {name}) {mi:.3f} ± {error:.3f} nats (at most "
                 f"log N = {math.log(level.kl.shape[0]):.2f} over these {level.kl.shape[0]} rows)"
             )
+    lines += probe_lines(report)
     if report.iwae is not None:
         lines.append(
             f"IWAE log-likelihood (K={report.iwae.samples}): {report.iwae.mean:.3f} "
@@ -218,13 +227,4 @@ def format_report(report: DiagnosisReport) -> str:
         parts += [f"σ_{k} {v['d_ma']:.4f}" for k, v in report.theory["encoder_std"].items()]
         lines.append("theory vs learned, D_MA: " + ", ".join(parts))
         lines.append(f"theory predicts active: {report.theory['predicted_active']}")
-    if report.verdict:
-        lines.append(f"verdict: {report.verdict['summary']}")
-        for finding in report.verdict["findings"]:
-            lines.append(
-                f"  - {finding['level']}, {finding['dims']} dim(s): {finding['cause']}: "
-                f"{finding['explanation']}"
-            )
-            if finding["suggestion"]:
-                lines.append(f"    suggestion: {finding['suggestion']}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from vaecollapse.objectives import kl_to_prior
 from vaecollapse.remedies import (
     committed_variance_ratio,
     cyclical_weight,
-    free_bits_kl,
+    free_bits,
     kl_weights,
     linear_weight,
 )
@@ -54,18 +54,18 @@ def test_free_bits_objective_and_gradients() -> None:
     # dimension 0: batch mean 1.0 (> λ, charged); dimension 1: mean 0.2 (< λ, free);
     # dimension 2's samples straddle λ: 0.1 and 0.7 (mean 0.4, free as a whole)
     kl = torch.tensor([[0.8, 0.1, 0.1], [1.2, 0.3, 0.7]], dtype=torch.float64, requires_grad=True)
-    batch = free_bits_kl(kl, target, "dimension", "batch")
+    batch = free_bits(kl, target, "dimension", "batch")
     assert float(batch.detach().mean()) == pytest.approx(1.0 + 0.5 + 0.5)
     (gradient,) = torch.autograd.grad(batch.mean(), kl)
     assert gradient.tolist() == [[0.5, 0, 0], [0.5, 0, 0]]  # only the charged dimension, 1/B
-    sample = free_bits_kl(kl, target, "dimension", "sample")
+    sample = free_bits(kl, target, "dimension", "sample")
     assert sample.tolist() == pytest.approx([0.8 + 0.5 + 0.5, 1.2 + 0.5 + 0.7])
     (gradient,) = torch.autograd.grad(sample.mean(), kl)
     assert gradient.tolist() == [[0.5, 0, 0], [0.5, 0, 0.5]]  # each sample over λ on its own
     # one target for the level's sum: sums 1.0 and 2.2 against λ = 2 -> batch mean 1.6 is free
-    level = free_bits_kl(kl, 2.0, "level", "batch")
+    level = free_bits(kl, 2.0, "level", "batch")
     assert level.tolist() == [2.0, 2.0]
-    assert free_bits_kl(kl, 1.0, "level", "batch").tolist() == pytest.approx([1.0, 2.2])
+    assert free_bits(kl, 1.0, "level", "batch").tolist() == pytest.approx([1.0, 2.2])
 
 
 @pytest.mark.parametrize("rate", [0.01, 0.1, 1.0, 5.0])

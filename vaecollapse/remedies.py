@@ -1,8 +1,9 @@
-"""Remedies for posterior collapse applied during training: KL weight schedules, free bits and
-the checks that refuse combinations that make no sense. The remedies that change the model (BN-VAE
-means, δ-VAE's committed rate) live on the Gaussian head (``models.latent``); aggressive encoder
-training is a mode of the training loop (``train``). docs/remedies.md gives each one's paper and
-formula.
+"""Remedies for posterior collapse applied during training, as pieces any training loop can use
+— a KL-weight schedule (:class:`KLSchedule`), free bits over per-dimension KL (:func:`free_bits`),
+He et al.'s aggressive encoder steps (:func:`aggressive_steps`) — and the checks that refuse
+combinations that make no sense in ``vaecollapse train``. The remedies that change the model
+(BN-VAE means, δ-VAE's committed rate) live on the Gaussian head (``models.latent``).
+docs/remedies.md gives each one's paper and formula.
 
 Schedules are functions of the training progress in epochs, fractional within an epoch, so the
 weight changes at every step and a run resumed with a larger ``epochs`` keeps its schedule.
@@ -11,6 +12,8 @@ weight changes at every step and a run resumed with a larger ``epochs`` keeps it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,6 +24,7 @@ SCHEDULES = ("constant", "linear", "cyclical")
 FREE_BITS_GROUPS = ("dimension", "level")
 # batch: Kingma et al. (2016), the hinge on the batch mean; sample: the hinge on each sample
 FREE_BITS_KINDS = ("batch", "sample")
+AGGRESSIVE_WINDOW = 15  # encoder steps per loss comparison in He et al.'s inner loop
 
 
 def linear_weight(progress: float, warmup_epochs: float) -> float:
@@ -40,6 +44,32 @@ def cyclical_weight(progress: float, cycle_epochs: float, ratio: float) -> float
     return min(1.0, position / ratio)
 
 
+@dataclass(frozen=True)
+class KLSchedule:
+    """The multiplier of the KL weight β as a function of training progress in epochs
+    (fractional within an epoch): ``constant`` (1), ``linear`` (0 → 1 over ``warmup_epochs``)
+    or ``cyclical`` (Fu et al.: every ``cycle_epochs``, 0 → 1 over the first ``ratio`` of the
+    cycle, then 1). In a loop: ``loss = recon + beta * schedule(epoch + step / steps) * kl``."""
+
+    kind: str = "linear"
+    warmup_epochs: float = 0.0
+    cycle_epochs: float | None = None
+    ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULES:
+            raise InputError(f"a KL schedule is one of {SCHEDULES}; got {self.kind!r}.")
+        if self.kind == "cyclical" and self.cycle_epochs is None:
+            raise InputError("a cyclical KL schedule needs cycle_epochs, one cycle's length.")
+
+    def __call__(self, progress: float) -> float:
+        if self.kind == "linear":
+            return linear_weight(progress, self.warmup_epochs)
+        if self.kind == "cyclical":
+            return cyclical_weight(progress, self.cycle_epochs, self.ratio)
+        return 1.0
+
+
 def level_schedules(schedule: str | tuple[str, ...], levels: tuple[str, ...]) -> dict[str, str]:
     """One schedule per latent level: a single name applies to every level; a list gives them in
     the model's level order (level 1 first)."""
@@ -55,20 +85,17 @@ def level_schedules(schedule: str | tuple[str, ...], levels: tuple[str, ...]) ->
 def kl_weights(config: Any, levels: tuple[str, ...], progress: float) -> dict[str, float]:
     """The multiplier of each level's KL weight β at ``progress`` epochs, from a TrainConfig's
     ``kl_schedule``, ``kl_warmup_epochs``, ``kl_cycle_epochs`` and ``kl_cycle_ratio``."""
-    weights = {}
-    for level, name in level_schedules(config.kl_schedule, levels).items():
-        if name == "linear":
-            weights[level] = linear_weight(progress, config.kl_warmup_epochs)
-        elif name == "cyclical":
-            weights[level] = cyclical_weight(
-                progress, config.kl_cycle_epochs, config.kl_cycle_ratio
-            )
-        else:
-            weights[level] = 1.0
-    return weights
+    return {
+        level: KLSchedule(
+            name, config.kl_warmup_epochs, config.kl_cycle_epochs, config.kl_cycle_ratio
+        )(progress)
+        for level, name in level_schedules(config.kl_schedule, levels).items()
+    }
 
 
-def free_bits_kl(kl: torch.Tensor, target: float, group: str, kind: str) -> torch.Tensor:
+def free_bits(
+    kl: torch.Tensor, target: float, group: str = "dimension", kind: str = "batch"
+) -> torch.Tensor:
     """A level's KL term under free bits with ``target`` nats per group, as ``(B,)`` per-sample
     values whose batch mean is the objective and whose gradients are the objective's.
 
@@ -77,12 +104,43 @@ def free_bits_kl(kl: torch.Tensor, target: float, group: str, kind: str) -> torc
     Kingma et al. (2016)'s max(λ, mean over the batch of the group's KL): a group whose batch mean
     is above λ is charged in full and every sample keeps its gradient, one below λ costs λ and
     gives no gradient; ``sample`` — max(λ, KL) for each sample separately, so a sample under λ
-    loses its gradient even where the batch mean is above."""
+    loses its gradient even where the batch mean is above. In a loop:
+    ``loss = (recon + beta * free_bits(kl_per_dim, 0.25)).mean()``."""
+    if group not in FREE_BITS_GROUPS or kind not in FREE_BITS_KINDS:
+        raise InputError(
+            f"free bits group must be one of {FREE_BITS_GROUPS} and kind one of "
+            f"{FREE_BITS_KINDS}; got {group!r} and {kind!r}."
+        )
+    if kl.ndim != 2:
+        raise InputError(f"free bits take a KL of shape (B, d); got {tuple(kl.shape)}.")
     grouped = kl if group == "dimension" else kl.sum(1, keepdim=True)  # (B, g)
     if kind == "sample":
         return grouped.clamp_min(target).sum(1)
     charged = (grouped.detach().mean(0) > target).to(kl.dtype)  # (g,)
     return (grouped * charged + target * (1 - charged)).sum(1)
+
+
+def aggressive_steps(
+    encoder_step: Callable[[], float | torch.Tensor],
+    max_steps: int = 100,
+    window: int = AGGRESSIVE_WINDOW,
+) -> int:
+    """He et al. (2019)'s inner loop: call ``encoder_step()`` — one encoder-only update on a
+    fresh minibatch, returning its loss — until the mean loss over a window of ``window`` steps
+    is no lower than the previous window's, at most ``max_steps`` times; returns the steps taken.
+    Run it before each decoder step while the mutual information I(x; z) still rises between
+    epochs (``vaecollapse.diagnostics.mutual_information``), then train normally."""
+    if max_steps < 1 or window < 1:
+        raise InputError(f"max_steps and window must be at least 1; got {max_steps}, {window}.")
+    previous, total, taken = math.inf, 0.0, 0
+    for taken in range(1, max_steps + 1):
+        total = total + encoder_step()  # a tensor stays on its device until a window closes
+        if taken % window == 0:
+            current = float(total) / window
+            if not current < previous:
+                break
+            previous, total = current, 0.0
+    return taken
 
 
 def committed_variance_ratio(rate: float) -> float:

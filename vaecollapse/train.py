@@ -43,8 +43,9 @@ from .remedies import (
     FREE_BITS_GROUPS,
     FREE_BITS_KINDS,
     SCHEDULES,
+    aggressive_steps,
     check_remedies,
-    free_bits_kl,
+    free_bits,
     kl_weights,
 )
 from .rundir import (
@@ -58,7 +59,6 @@ from .rundir import (
     read_run_config,
 )
 
-AGGRESSIVE_WINDOW = 15  # encoder steps per loss comparison in He et al.'s inner loop
 # Training settings that do not change the trained model: they may change on resume.
 UNDEFINING_SETTINGS = ("epochs", "checkpoint_every", "record_every")
 # Metrics of an epoch that a sparse record sums over the epochs since the record before.
@@ -215,7 +215,7 @@ def objective(
     charged = kl_levels
     if config is not None and config.free_bits is not None:
         charged = {
-            k: free_bits_kl(v, config.free_bits, config.free_bits_group, config.free_bits_kind)
+            k: free_bits(v, config.free_bits, config.free_bits_group, config.free_bits_kind)
             for k, v in terms.kl.items()
         }
     weights = weights or {}
@@ -462,21 +462,17 @@ class _Loop:
         loss over a window of steps stops falling, at most ``aggressive_max_steps``; returns the
         steps taken."""
         config, split = self.config, self.data.train
-        previous, window, taken = math.inf, 0.0, 0
-        for taken in range(1, config.aggressive_max_steps + 1):
+
+        def encoder_step() -> torch.Tensor:
             index = torch.randint(
                 len(split), (min(config.batch_size, len(split)),), generator=self.generator
             ).to(split.x.device)
             loss = _accumulate(None, _terms(self.model, split, index, config), weights, config)
             self.check_finite(loss, epoch, step)
             self.step(loss, keep="encoder")
-            window = window + loss.detach()
-            if taken % AGGRESSIVE_WINDOW == 0:
-                current = float(window) / AGGRESSIVE_WINDOW
-                if not current < previous:
-                    break
-                previous, window = current, 0.0
-        return taken
+            return loss.detach()
+
+        return aggressive_steps(encoder_step, config.aggressive_max_steps)
 
     def mutual_information(self, epoch: int) -> float:
         """I(x; z) of the first latent level over the test split (else the training split), the

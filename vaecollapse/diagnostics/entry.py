@@ -108,7 +108,8 @@ def diagnose(
             latent, rows_x, rows_y, beta=trained_beta or 1.0, epsilon=epsilon, delta=delta
         )
     usage = measured.get("decoder_usage")
-    report.warnings = misreadings(latent, rows_x, None if usage is None else usage.residual_std)
+    residual = None if usage is None else usage.residual_std
+    report.warnings = misreadings(latent, rows_x, residual, eta_stated="eta_dec" in adapter)
     warn(report.warnings)
     report.probes = measured
     stated = {k: v for k, v in adapter.items() if isinstance(v, (str, int, float))}

@@ -16,10 +16,13 @@ from ..protocol import LatentModel
 RESIDUAL_FACTOR = 2.0  # an assumed η_dec this many times off the residuals' rms is a misreading
 
 
-def misreadings(latent: LatentModel, x: torch.Tensor, residual_std: float | None) -> list[dict]:
+def misreadings(
+    latent: LatentModel, x: torch.Tensor, residual_std: float | None, eta_stated: bool
+) -> list[dict]:
     """``[{"code", "message"}]`` for the rows ``x`` (a probe subset): an encoder scale read as a
-    log-variance, Bernoulli probabilities read as logits, an η_dec far from the residuals'
-    rms (``residual_std``, from the decoder-usage probe)."""
+    log-variance, Bernoulli probabilities read as logits, an η_dec assumed (not stated:
+    ``eta_stated``) far from the residuals' rms (``residual_std``, from the decoder-usage
+    probe)."""
     if not isinstance(latent, EncoderModel):
         return []
     found = []
@@ -56,13 +59,14 @@ def misreadings(latent: LatentModel, x: torch.Tensor, residual_std: float | None
                         "decoder_output='probabilities'."
                     ),
                 })  # fmt: skip
-    if residual_std is not None and residual_std > 0:
+    if residual_std is not None and residual_std > 0 and not eta_stated:
         ratio = latent.eta_dec / residual_std
         if abs(math.log(ratio)) > math.log(RESIDUAL_FACTOR):
             found.append({
                 "code": "eta-dec-far-from-residuals",
                 "message": (
-                    f"the Gaussian likelihood assumes η_dec = {latent.eta_dec:g}, but the "
+                    f"the Gaussian likelihood assumes η_dec = {latent.eta_dec:g} (the default), "
+                    "but the "
                     f"decoder's residuals have an rms of {residual_std:.3g} per value, "
                     f"{ratio:.3g}× off: the likelihood (and IWAE) figures hold for η_dec = "
                     f"{latent.eta_dec:g} only; if the model was trained with another or a "

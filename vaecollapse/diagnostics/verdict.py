@@ -31,8 +31,8 @@ CAUSES = {
     "over-regularised": (
         "the KL weight outweighs what the dimension gives the decoder: β·η_dec² exceeds θ_i² "
         "(the linear threshold), or per-row posteriors stay at the prior",
-        "lower β or η_dec (the stated numbers), or keep a floor of KL per dimension: "
-        "vaecollapse.remedies.free_bits",
+        "lower the KL weight β (or the decoder's noise η_dec), or keep a floor of KL per "
+        "dimension: vaecollapse.remedies.free_bits",
     ),
     "decoder-ignores-latent": (
         "the encoder sends information the decoder does not read (redrawing those dimensions "

@@ -37,7 +37,7 @@ class Switchable(nn.Module):
 def test_events_name_the_dimension_and_the_epoch(tmp_path: Path) -> None:
     x = torch.randn(400, 5, generator=torch.Generator().manual_seed(0))
     encoder = Switchable()
-    monitor = CollapseMonitor(encoder, x, out=tmp_path / "monitor.jsonl")
+    monitor = CollapseMonitor(encoder, x, out=tmp_path / "monitor.jsonl", patience=1)
     assert monitor.update(1) == []
     encoder.alive[2] = False
     assert monitor.update(2) == [
@@ -51,9 +51,65 @@ def test_events_name_the_dimension_and_the_epoch(tmp_path: Path) -> None:
     assert lines[1]["levels"]["z"]["collapsed"] == [2] and lines[1]["events"]
     assert lines[2]["trend"].startswith("KL of z +")
     # a monitor made again over the same file continues it; epochs at or past an update redo
-    again = CollapseMonitor(encoder, x, out=tmp_path / "monitor.jsonl")
+    again = CollapseMonitor(encoder, x, out=tmp_path / "monitor.jsonl", patience=1)
     again.update(3)
     assert len((tmp_path / "monitor.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_dimension_collapsed_at_the_first_check_is_reported() -> None:
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    encoder = Switchable()
+    encoder.alive[1] = False
+    (event,) = CollapseMonitor(encoder, x).update(1)
+    assert event.startswith("dimension 1 of z is collapsed at the first check, epoch 1 (KL < ε")
+
+
+def test_hysteresis_keeps_an_oscillating_dimension_quiet_and_dates_a_real_change() -> None:
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    encoder = Switchable()
+    quiet, eager = CollapseMonitor(encoder, x), CollapseMonitor(encoder, x, patience=1)
+    heard: list = []
+    dated = CollapseMonitor(encoder, x, on_event=heard.append)
+    events = {"quiet": [], "eager": [], "dated": []}
+    for epoch in range(1, 31):
+        encoder.alive[2] = epoch % 2 == 1  # dimension 2 flips at every epoch
+        encoder.alive[0] = epoch < 20  # dimension 0 dies at epoch 20 for good
+        events["quiet"] += quiet.update(epoch)
+        events["eager"] += eager.update(epoch)
+        events["dated"] += dated.update(epoch)
+    assert len(events["eager"]) == 30  # 29 flips of dimension 2 and dimension 0's collapse
+    assert events["quiet"] == events["dated"] and len(events["quiet"]) <= 2
+    (death,) = [e for e in heard if e.dim == 0]
+    assert (death.kind, death.epoch, death.confirmed_at) == ("collapsed", 20, 21)
+    assert death.message.startswith("dimension 0 of z collapsed at epoch 20 (KL < ε = 0.01")
+    assert death.message.endswith("held through epoch 21)")
+    summary = quiet.summary()["z"]
+    assert summary[0] == {"dim": 0, "state": "collapsed", "since": 20, "collapses": 1,
+                          "revivals": 0}  # fmt: skip
+    assert summary[2]["collapses"] == 0 and summary[1]["state"] == "active"
+
+
+def test_stop_when_a_level_stays_collapsed(tmp_path: Path) -> None:
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    encoder = Switchable()
+    monitor = CollapseMonitor(encoder, x, stop_when="level-collapsed", out=tmp_path / "m.jsonl")
+    for epoch in range(1, 11):
+        encoder.alive = [epoch < 4] * 3  # every dimension dies at epoch 4
+        monitor.update(epoch)
+        if monitor.should_stop:
+            break
+    assert epoch == 5 and "every dimension of z has been collapsed for 2 checks" in (
+        monitor.stop_reason
+    )
+    # the rule's count is part of the record: a monitor made again over the file stops alike
+    again = CollapseMonitor(encoder, x, stop_when="level-collapsed", out=tmp_path / "m.jsonl")
+    again.update(5)
+    assert again.should_stop
+    asked = CollapseMonitor(encoder, x, stop_when=lambda record: record["epoch"] >= 2)
+    asked.update(1)
+    assert not asked.should_stop
+    asked.update(2)
+    assert asked.stop_reason == "stop_when returned True"
 
 
 def test_the_training_loops_state_is_left_alone(tmp_path: Path) -> None:
@@ -83,8 +139,10 @@ def test_tensorboard_gets_a_scalar_per_dimension_and_a_histogram(tmp_path: Path)
 
 def test_bad_monitor_settings_are_clear_errors(tmp_path: Path) -> None:
     x = torch.randn(10, 5)
-    with pytest.raises(InputError, match="every and rows"):
+    with pytest.raises(InputError, match="every, rows and patience"):
         CollapseMonitor(Switchable(), x, every=0)
+    with pytest.raises(InputError, match="stop_when must be one of"):
+        CollapseMonitor(Switchable(), x, stop_when="whenever")
     (tmp_path / "garbage.jsonl").write_text("not json\n")
     with pytest.raises(InputError, match="is not a monitor record"):
         CollapseMonitor(Switchable(), x, out=tmp_path / "garbage.jsonl")

@@ -1,5 +1,6 @@
 """The README's "Diagnose your own VAE" examples run as written: a plain PyTorch loop with the
-monitor, a pythae model and a Lightning module."""
+monitor and the verdict, a pythae model, a Lightning module stopped when it collapses, and the
+remedy pieces in a hand-written loop."""
 
 from __future__ import annotations
 
@@ -22,15 +23,20 @@ def readme_examples() -> list[str]:
 
 def test_the_section_has_the_three_examples() -> None:
     examples = readme_examples()
-    assert len(examples) == 3
+    assert len(examples) == 4
     assert "CollapseMonitor" in examples[0] and "pythae" in examples[1]
-    assert "CollapseCallback" in examples[2]
+    assert "CollapseCallback" in examples[2] and "free_bits" in examples[3]
 
 
 @pytest.mark.parametrize(
     ("index", "expected"),
-    [(0, r"collapsed at epoch \d+"), (1, r"^\[.*\] -\d+\.\d+"), (2, r"tensor\(\d")],
-    ids=["plain-pytorch-monitor", "pythae", "lightning"],
+    [
+        (0, r"collapsed at epoch \d+(.|\n)*\n  z: collapsed as a whole(.|\n)*cause \[over-regularised\]"),
+        (1, r"^\[.*\] -\d+\.\d+"),
+        (2, r"^every dimension of z has been collapsed for 2 checks .* - weights of epoch \d+$"),
+        (3, r"^collapsed with warm-up and free bits: \[\]$"),
+    ],
+    ids=["plain-pytorch-monitor", "pythae", "lightning", "remedy-pieces"],
 )
 def test_example_runs_as_written(tmp_path: Path, index: int, expected: str) -> None:
     script = tmp_path / "example.py"

@@ -18,10 +18,15 @@ def __getattr__(name: str):
         from .diagnostics import diagnose
 
         return diagnose
+    if name == "CollapseMonitor":
+        from .monitor import CollapseMonitor
+
+        return CollapseMonitor
     raise AttributeError(f"module 'vaecollapse' has no attribute {name!r}")
 
 
 __all__ = [
+    "CollapseMonitor",
     "CorruptDataError",
     "DataNotFoundError",
     "DataSpec",

@@ -1,9 +1,11 @@
 """A PyTorch Lightning callback that watches collapse: at the end of every validation epoch it
-diagnoses the module's VAE on a fixed set of rows and logs, through the module's logger, the KL
-of every latent dimension, the active units, the (ε,δ)-collapsed count and the mutual
-information of each level (the ``lightning`` extra).
+diagnoses the module's VAE on a fixed set of rows and logs, through the trainer's loggers by
+epoch, the KL of every latent dimension, the active units, the (ε,δ)-collapsed count and the
+mutual information of each level; optionally it stops a run whose level has collapsed and puts
+back its last healthy weights (the ``lightning`` extra).
 
-    trainer = lightning.Trainer(callbacks=[CollapseCallback(x_val)], ...)
+    trainer = lightning.Trainer(callbacks=[CollapseCallback(x_val, stop_when="level-collapsed",
+                                                            restore_healthy=True)], ...)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InputError
+from .logs import LOGGER
 from .monitor import CollapseMonitor
 
 LIGHTNING_EXTRA = "pip install 'vaecollapse[lightning]'  (or: pip install lightning)"
@@ -31,18 +34,36 @@ class CollapseCallback(Callback):
     """``data`` (and ``y``): the rows to diagnose; ``model``: the VAE inside the LightningModule
     when it is not the module itself (an attribute name such as ``"vae"``, or a function of the
     module); ``every``: validation epochs between two diagnoses; ``out``: an optional JSONL
-    record; the other options are those of :class:`vaecollapse.monitor.CollapseMonitor` (the
-    adapter's for a user's encoder). Logged keys: ``collapse/kl/<level>/dim_<j>``,
-    ``collapse/active_units/<level>``, ``collapse/collapsed/<level>`` and
-    ``collapse/mutual_information/<level>``."""
+    record; the other options are those of :class:`vaecollapse.monitor.CollapseMonitor` (its
+    ``patience``, ``on_event``, ``stop_when``; the adapter's for a user's encoder).
+
+    Logged through every logger of the trainer with the epoch (1 for the first) as the step:
+    ``collapse/kl/<level>/dim_<j>``, ``collapse/active_units/<level>``,
+    ``collapse/collapsed/<level>`` and ``collapse/mutual_information/<level>``. With
+    ``stop_when`` the trainer stops once the rule holds (``"level-collapsed"``: a level fully
+    collapsed for ``patience`` checks); ``restore_healthy``: the module's weights are then put
+    back as they were at the last check where no level was fully collapsed."""
 
     def __init__(
-        self, data: Any, y: Any = None, *, model: Any = None, every: int = 1, **options: Any
+        self,
+        data: Any,
+        y: Any = None,
+        *,
+        model: Any = None,
+        every: int = 1,
+        restore_healthy: bool = False,
+        **options: Any,
     ) -> None:
         super().__init__()
+        if restore_healthy and options.get("stop_when") is None:
+            raise InputError("restore_healthy acts when the run is stopped: give stop_when too.")
         self.data, self.y, self.model, self.every, self.options = data, y, model, every, options
+        self.restore_healthy = restore_healthy
         self.monitor: CollapseMonitor | None = None
         self.events: list[str] = []
+        self.healthy: dict | None = None  # the weights at the last healthy check
+        self.healthy_epoch: int | None = None
+        self.stopped_epoch: int | None = None
 
     def _vae(self, module: Any) -> Any:
         if self.model is None:
@@ -70,4 +91,16 @@ class CollapseCallback(Callback):
             metrics[f"collapse/collapsed/{name}"] = float(len(level["collapsed"]))
             if level["mutual_information"] is not None:
                 metrics[f"collapse/mutual_information/{name}"] = level["mutual_information"]
-        pl_module.log_dict(metrics)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=epoch)
+        fully = any(run > 0 for run in self.monitor.collapsed_run.values())
+        if self.restore_healthy and not fully:
+            self.healthy = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+            self.healthy_epoch = epoch
+        if self.monitor.should_stop:
+            trainer.should_stop = True
+            self.stopped_epoch = epoch
+            LOGGER.info(f"stopping: {self.monitor.stop_reason}")
+            if self.restore_healthy and self.healthy is not None:
+                pl_module.load_state_dict(self.healthy)
+                LOGGER.info(f"restored the weights of epoch {self.healthy_epoch}")

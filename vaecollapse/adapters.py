@@ -2,9 +2,11 @@
 
 :func:`as_latent_model` turns a VAE written without this toolkit into a :class:`LatentModel`:
 an encoder (a function, an ``nn.Module``, or a module with an ``encode`` method or an ``encoder``
-attribute) returning ``(mean, logvar)``, ``(loc, scale)`` or a ``torch.distributions.Normal``,
-and, for the likelihood, a decoder (Gaussian with η_dec, or Bernoulli logits or probabilities) or
-any function log p(x | z). :func:`as_tensor_data` takes a tensor, a ``TensorDataset`` or any
+attribute) returning ``(mean, logvar)``, ``(loc, scale)`` or a ``torch.distributions.Normal``
+— of a vector ``(B, d)`` or a grid ``(B, C, H, W)``, ``(B, T, d)`` — and, for the likelihood, a
+decoder (Gaussian with η_dec, or Bernoulli logits or probabilities) or any function
+log p(x | z); a diffusers ``AutoencoderKL`` (or any diffusers autoencoder with a
+``latent_dist``) is read as it is. :func:`as_tensor_data` takes a tensor, a ``TensorDataset`` or any
 ``DataLoader``. Whatever is not recognised is a clear error naming what was found and what is
 accepted.
 """
@@ -29,9 +31,33 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 DECODER_OUTPUTS = ("logits", "probabilities")  # what a Bernoulli decoder returns
 DATA_KEYS = ("x", "data", "image", "images", "input", "inputs", "pixel_values")
 ACCEPTED_ENCODER = (
-    "a tuple (mean, logvar) (or (loc, scale) with encoder_output='scale') of (B, d) tensors, or a "
-    "torch.distributions.Normal of batch shape (B, d)"
+    "a tuple (mean, logvar) (or (loc, scale) with encoder_output='scale') of (B, ...) tensors, a "
+    "torch.distributions.Normal of batch shape (B, ...), or a diagonal Gaussian with `mean` and "
+    "`logvar` tensors (diffusers' latent_dist)"
 )
+DIFFUSERS_EXTRA = "pip install 'vaecollapse[diffusers]'  (or: pip install diffusers)"
+
+
+def default_channel_axis(shape: tuple[int, ...]) -> int:
+    """The channel axis of one row's latent shape: the features of a sequence (T, d), the first
+    axis of an image or video grid (C, H, W), (C, T, H, W); a vector's dimensions are its own."""
+    return 1 if len(shape) == 2 else 0
+
+
+def _mean_and_second(out: Any) -> tuple[torch.Tensor, torch.Tensor, bool] | None:
+    """(mean, second output, whether it is a log-variance) of an encoder's output, or None."""
+    if isinstance(out, Normal):
+        return out.loc, out.scale, False
+    if (
+        isinstance(out, (tuple, list))
+        and len(out) == 2
+        and all(isinstance(t, torch.Tensor) for t in out)
+    ):
+        return out[0], out[1], None
+    mean, logvar = getattr(out, "mean", None), getattr(out, "logvar", None)
+    if isinstance(mean, torch.Tensor) and isinstance(logvar, torch.Tensor):
+        return mean, logvar, True
+    return None
 
 
 def _find_encoder(model: Any) -> Callable[[torch.Tensor], Any]:
@@ -62,6 +88,7 @@ class EncoderModel(nn.Module):
         eta_dec: float = 1.0,
         decoder_log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         decoder_output: str = "logits",
+        channel_axis: int | None = None,
     ) -> None:
         super().__init__()
         if decoder_output not in DECODER_OUTPUTS:
@@ -93,37 +120,51 @@ class EncoderModel(nn.Module):
         self.decoder_output = decoder_output
         self._log_likelihood = decoder_log_likelihood
         self._head: Any = None
+        self.latent_shape: tuple[int, ...] | None = None  # one row's, learnt from the encoder
+        self._channel_axis = channel_axis
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q's mean and log-variance ``(B, d)`` from whatever the encoder returns."""
+        """q's mean and log-variance ``(B, d)`` from whatever the encoder returns, a grid
+        ``(B, *shape)`` flattened (its ``shape`` kept in ``latent_shape``)."""
         out = self.encoder(x)
-        if isinstance(out, Normal):
-            mean, logvar = out.loc, 2 * torch.log(out.scale)
-        elif (
-            isinstance(out, (tuple, list))
-            and len(out) == 2
-            and all(isinstance(t, torch.Tensor) for t in out)
-        ):
-            mean, second = out
-            logvar = second if self.encoder_output == "logvar" else 2 * torch.log(second)
-        else:
+        read = _mean_and_second(out)
+        if read is None:
             found = (
                 f"a tensor of shape {tuple(out.shape)}"
                 if isinstance(out, torch.Tensor)
                 else f"a {type(out).__name__}"
             )
             raise InputError(f"the encoder returned {found}; accepted: {ACCEPTED_ENCODER}.")
-        if mean.shape != logvar.shape or mean.ndim != 2 or mean.shape[0] != x.shape[0]:
+        mean, second, is_logvar = read
+        if is_logvar is None:
+            is_logvar = self.encoder_output == "logvar"
+        logvar = second if is_logvar else 2 * torch.log(second)
+        if mean.shape != logvar.shape or mean.ndim < 2 or mean.shape[0] != x.shape[0]:
             raise InputError(
-                f"the encoder's outputs must both be (B, d) for a batch of {x.shape[0]}; got "
-                f"{tuple(mean.shape)} and {tuple(logvar.shape)}."
+                f"the encoder's outputs must both be (B, d) — or a grid (B, C, H, W), (B, T, d) "
+                f"— for a batch of {x.shape[0]}; got {tuple(mean.shape)} and "
+                f"{tuple(logvar.shape)}."
             )
         if not bool(torch.isfinite(logvar).all()):
             raise InputError(
                 "the encoder returned non-finite log-variances (a zero or negative scale?); with "
                 "(loc, scale) outputs pass encoder_output='scale'."
             )
-        return mean, logvar
+        shape = tuple(mean.shape[1:])
+        if self._channel_axis is not None and not -len(shape) <= self._channel_axis < len(shape):
+            raise InputError(
+                f"channel_axis {self._channel_axis} is not an axis of one row's latent of shape "
+                f"{shape} (count from 0 after the batch axis)."
+            )
+        self.latent_shape = shape
+        return mean.reshape(x.shape[0], -1), logvar.reshape(x.shape[0], -1)
+
+    @property
+    def channel_axis(self) -> int:
+        shape = self.latent_shape or (0,)
+        if self._channel_axis is None:
+            return default_channel_axis(shape)
+        return self._channel_axis % len(shape)
 
     def latent_levels(
         self,
@@ -134,13 +175,26 @@ class EncoderModel(nn.Module):
     ) -> list[LatentLevel]:
         mean, logvar = self.posterior(x)
         z = reparameterise(mean, logvar, n_samples, generator)
-        return [LatentLevel("z", mean, logvar, z, 0.0, 2 * math.log(self.eta_enc))]
+        prior_logvar = 2 * math.log(self.eta_enc)
+        return [
+            LatentLevel("z", mean, logvar, z, 0.0, prior_logvar, self.latent_shape,
+                        self.channel_axis)
+        ]  # fmt: skip
+
+    def _grid(self, z: torch.Tensor) -> tuple[int, ...]:
+        """One row's latent shape for codes ``z`` ``(K, B, d)``: the encoder's grid, if any."""
+        shape = self.latent_shape
+        return shape if shape is not None and math.prod(shape) == z.shape[-1] else (z.shape[-1],)
 
     def log_likelihood(
         self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
     ) -> torch.Tensor:
+        """log p(x | z) ``(K, B)`` for codes ``(K, B, d)``; the decoder (or
+        ``decoder_log_likelihood``) receives them in the encoder's shape."""
+        k, batch = z.shape[:2]
+        grid = self._grid(z)
         if self._log_likelihood is not None:
-            return self._log_likelihood(x, z)
+            return self._log_likelihood(x, z.reshape(k, batch, *grid))
         if self.decoder is None:
             raise InputError(
                 "the likelihood needs the decoder: pass decoder=... (its output the mean of a "
@@ -148,8 +202,11 @@ class EncoderModel(nn.Module):
                 "probabilities with decoder_output='probabilities'), or "
                 "decoder_log_likelihood=f with f(x, z) -> log p(x | z) of shape (K, B)."
             )
-        k, batch = z.shape[:2]
-        if self.likelihood == "gaussian" and x.ndim == 2 and isinstance(self.decoder, nn.Module):
+        flat = len(grid) == 1
+        if (
+            self.likelihood == "gaussian" and x.ndim == 2 and flat
+            and isinstance(self.decoder, nn.Module)
+        ):  # fmt: skip
             eta = torch.tensor(self.eta_dec, dtype=x.dtype, device=x.device)
             if self._head is None:  # probed once: does the decoder end in a Linear layer?
                 self._head = linear_head(self.decoder, z[0, :2]) or False
@@ -158,7 +215,7 @@ class EncoderModel(nn.Module):
                 squared = linear_head_squared_error(features(z), head, x)
                 return -squared / (2 * eta**2) - x.shape[1] * (torch.log(eta) + LOG_2PI / 2)
             return decoder_log_likelihood(self.decoder, x, z, eta)
-        output = self.decoder(z.reshape(k * batch, -1)).reshape(k, batch, *x.shape[1:])
+        output = self.decoder(z.reshape(k * batch, *grid)).reshape(k, batch, *x.shape[1:])
         target = x.expand(k, *x.shape)
         if self.likelihood == "bernoulli" and self.decoder_output == "probabilities":
             log_p = -nn.functional.binary_cross_entropy(output, target, reduction="none")
@@ -226,6 +283,48 @@ def _is_pythae(model: Any) -> bool:
     return type(model).__module__.startswith("pythae.")
 
 
+class DiffusersAutoencoder(nn.Module):
+    """A diffusers autoencoder (``AutoencoderKL`` and its video and audio kin) as an encoder
+    and a decoder: ``encode(x).latent_dist`` is q(z | x) over the unscaled latent grid, and
+    ``decode(z).sample`` the mean of the Gaussian likelihood (η_dec as stated)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        for method in ("encode", "decode"):
+            if not callable(getattr(model, method, None)):
+                raise InputError(
+                    f"diffusers' {type(model).__name__} has no `{method}` method; vaecollapse "
+                    "reads diffusers autoencoders whose encode(x).latent_dist is a diagonal "
+                    "Gaussian (AutoencoderKL and its kin)."
+                )
+        self.model = model
+
+    def encode(self, x: torch.Tensor) -> Any:
+        out = self.model.encode(x)
+        dist = getattr(out, "latent_dist", None)
+        if dist is None:
+            raise InputError(
+                f"diffusers' {type(self.model).__name__}.encode returned no latent_dist: it is "
+                "not a Gaussian autoencoder (a VQ model's codes are discrete)."
+            )
+        return dist
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z).sample
+
+    @property
+    def scaling_factor(self) -> float | None:
+        """The latent scaling factor the model's config states (what its pipelines multiply
+        the latents by), if any."""
+        config = getattr(self.model, "config", None)
+        value = getattr(config, "scaling_factor", None)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+def _is_diffusers(model: Any) -> bool:
+    return type(model).__module__.startswith("diffusers.")
+
+
 def linear_head(
     decoder: nn.Module, probe: torch.Tensor
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear] | None:
@@ -265,8 +364,9 @@ def linear_head(
 
 def as_latent_model(model: Any, **options: Any) -> LatentModel:
     """``model`` as a :class:`LatentModel`: returned as it is when it already is one (this
-    toolkit's models), a pythae model through :class:`PythaeModel`, anything else wrapped as an
-    :class:`EncoderModel` (``options``: its arguments)."""
+    toolkit's models), a pythae model through :class:`PythaeModel`, a diffusers autoencoder
+    through :class:`DiffusersAutoencoder`, anything else wrapped as an :class:`EncoderModel`
+    (``options``: its arguments)."""
     if _is_pythae(model) or (isinstance(model, LatentModel) and not isinstance(model, type)):
         given = sorted(
             k for k, v in options.items() if v is not None and (k, v) != ("eta_enc", 1.0)
@@ -277,6 +377,11 @@ def as_latent_model(model: Any, **options: Any) -> LatentModel:
                 f"{', '.join(given)}."
             )
         return PythaeModel(model) if _is_pythae(model) else model
+    if _is_diffusers(model):
+        wrapped = DiffusersAutoencoder(model)
+        if options.get("decoder_log_likelihood") is None:
+            options.setdefault("decoder", wrapped.decode)
+        return EncoderModel(wrapped.encode, **options)
     return EncoderModel(_find_encoder(model), **options)
 
 

@@ -24,7 +24,10 @@ class LatentLevel:
 
     ``mean``/``logvar``: q's parameters, ``(B, d)`` (or ``(K, B, d)`` when they depend on the draws
     below); ``prior_mean``/``prior_logvar``: the prior's, broadcastable to ``(K, B, d)`` (a
-    scalar for N(0, η² I)); ``sample``: the draws ``(K, B, d)``."""
+    scalar for N(0, η² I)); ``sample``: the draws ``(K, B, d)``. A latent that is a grid — a
+    latent-diffusion autoencoder's (C, H, W), a sequence model's (T, d) — is flattened to its
+    d = C·H·W values; ``shape`` is one row's shape before flattening (None: a vector) and
+    ``channel_axis`` the axis of ``shape`` that holds the channels."""
 
     name: str
     mean: torch.Tensor
@@ -32,6 +35,8 @@ class LatentLevel:
     sample: torch.Tensor
     prior_mean: torch.Tensor | float
     prior_logvar: torch.Tensor | float
+    shape: tuple[int, ...] | None = None
+    channel_axis: int = 0
 
     @property
     def posterior(self) -> Normal:

@@ -7,23 +7,100 @@ import base64
 import html
 import io
 
+import numpy as np
+import torch
+
 from ..errors import InputError
 from .metrics import AU_THRESHOLD
-from .plots import plot_collapse_curves, plot_kl_bars
+from .plots import plot_collapse_curves, plot_kl_bars, plot_kl_map
 from .report import DiagnosisReport
 
 NOTEBOOK_EXTRA = "pip install 'vaecollapse[notebook]'  (or: pip install pandas)"
 
 
+HOLE_KL = 0.1  # nats per value of the aggregate posterior's KL to the prior worth a sentence
+
+
+def _shape(level) -> str:
+    return "×".join(str(n) for n in level.latent_shape)
+
+
+def _numbers(values) -> str:
+    return "[" + ", ".join(f"{float(v):.3g}" for v in values) + "]"
+
+
+def grid_lines(name: str, level, configured_scale: float | None = None) -> list[str]:
+    """For a latent grid: KL and collapse per channel, and the aggregate posterior per channel
+    against the prior with the scaling factor a diffusion model on these latents needs."""
+    if not level.is_grid:
+        return []
+    per_position = int(np.prod(level.position_shape))
+    lines = [
+        f"channels of {name} ({_shape(level)}, channel axis {level.channel_axis}): KL per "
+        f"channel {_numbers(level.kl_per_channel)} nats; collapsed positions per channel "
+        f"{level.collapsed_per_channel.tolist()} of {per_position}; collapsed channels "
+        f"{level.collapsed_channels}"
+    ]
+    aggregate = level.aggregate_posterior()
+    text = (
+        f"aggregate posterior of {name} per channel: mean {_numbers(aggregate['mean'])}, std "
+        f"{_numbers(aggregate['std'])}"
+    )
+    if aggregate["kl_to_prior"] is not None:
+        text += f", KL to the prior ≥ {_numbers(aggregate['kl_to_prior'])} nats per value"
+    if aggregate["scaling_factor"] is not None:
+        text += (
+            f"; scaling factor 1/std = {aggregate['scaling_factor']:.4g} "
+            f"(shift {aggregate['shift']:.3g})"
+        )
+        if configured_scale is not None:
+            text += f" against the configured {configured_scale:.4g}"
+    lines.append(text)
+    holes = [c for c, kl in enumerate(aggregate["kl_to_prior"] or []) if kl > HOLE_KL]
+    if holes:
+        lines.append(
+            f"channel(s) {holes} sit away from the prior (KL ≥ {HOLE_KL:g} nats per value): "
+            "prior draws land where the encoder never puts codes and decode to what the decoder "
+            "never saw; a diffusion model should see the latents shifted and scaled as above, "
+            "and samples should come from the aggregate posterior, not the prior."
+        )
+    return lines
+
+
 def _level_line(name: str, level) -> str:
     d = level.latent_dim
+    d_text = f"{d} values ({_shape(level)})" if level.is_grid else f"{d} dims"
     line = (
-        f"{name}: {d} dims, KL {level.kl_total:.4g} nats, {len(level.collapsed_dims)} "
-        f"(ε,δ)-collapsed {level.collapsed_dims}, AU {level.active_units}/{d}"
+        f"{name}: {d_text}, KL {level.kl_total:.4g} nats, {len(level.collapsed_dims)} "
+        f"(ε,δ)-collapsed {_listed(level.collapsed_dims)}, AU {level.active_units}/{d}"
     )
     if level.mutual_information is not None:
         line += f", I(x;{name}) {level.mutual_information[0]:.3g} nats"
     return line
+
+
+def _listed(indices: list[int], limit: int = 32) -> str:
+    """A list of indices, shortened past ``limit`` (a grid has thousands)."""
+    if len(indices) <= limit:
+        return str(indices)
+    return f"[{', '.join(map(str, indices[:limit]))}, … {len(indices) - limit} more]"
+
+
+def _which(level, dims: int | list[int]) -> str:
+    """What a finding is about: a count, dimensions, or a grid's whole channels (and values)."""
+    if isinstance(dims, int):
+        return f"{dims} dimension(s)"
+    if not level.is_grid:
+        return f"dimensions {_listed(dims)}"
+    chosen = np.zeros(level.latent_dim, dtype=bool)
+    chosen[dims] = True
+    per_channel = level.by_channel(torch.as_tensor(chosen)[None])[0]  # (C, P)
+    whole = [int(c) for c in np.flatnonzero(per_channel.all(1).numpy())]
+    rest = int(per_channel.sum()) - len(whole) * per_channel.shape[1]
+    parts = [f"channels {whole}"] if whole else []
+    if rest:
+        parts.append(f"{rest} value(s) of other channels")
+    return " and ".join(parts)
 
 
 def _information(name: str, level) -> str:
@@ -42,20 +119,21 @@ def headlines(report: DiagnosisReport) -> list[tuple[str, list[str]]]:
     for name, level in report.levels.items():
         facts = verdict["levels"].get(name, {})
         d = level.latent_dim
+        unit = f"values of the {_shape(level)} grid" if level.is_grid else "dimensions"
         if facts.get("collapsed_as_a_whole"):
-            head = f"{name}: collapsed as a whole — {_information(name, level)} over {d} dimensions"
+            head = f"{name}: collapsed as a whole — {_information(name, level)} over {d} {unit}"
         else:
             collapsed = len(level.collapsed_dims)
-            state = f"{collapsed} of {d} dimensions collapsed" if collapsed else "none collapsed"
+            state = f"{collapsed} of {d} {unit} collapsed" if collapsed else "none collapsed"
             carried = facts.get("carrying_dims")
-            share = "" if carried is None else f", 90% of it in {carried} of {d} dimensions"
+            share = "" if carried is None else f", 90% of it in {carried} of {d} {unit}"
             head = f"{name}: {state} — {_information(name, level)}{share}"
-        lines = []
+        lines = grid_lines(name, level, report.settings.get("scaling_factor"))
         for finding in verdict["findings"]:
             if finding["level"] != name:
                 continue
             dims = finding["dims"]
-            which = f"{dims} dimension(s)" if isinstance(dims, int) else f"dimensions {dims}"
+            which = _which(level, dims)
             lines.append(f"cause [{finding['code']}], {which}: {finding['explanation']}")
             if finding["suggestion"]:
                 lines.append(f"fix: {finding['suggestion']}")
@@ -79,7 +157,7 @@ def probe_lines(report: DiagnosisReport) -> list[str]:
             f"decoder use of {usage.level}: log p(x|z) {usage.posterior:.4g} with its own code, "
             f"{usage.shuffled:.4g} with another row's, {usage.prior:.4g} from the prior "
             f"(reads {usage.information_used:.3g} ± {usage.used_error:.2g} nats per row; "
-            f"dimensions it reads: {used})"
+            f"{'dimensions' if usage.per_value else 'channels'} it reads: {used})"
         )
     gap = report.probes.get("amortisation_gap")
     if gap is not None:
@@ -122,6 +200,27 @@ def _png(figure) -> str:
     return f'<img src="data:image/png;base64,{encoded}" style="max-width:48%">'
 
 
+def _channel_table(level) -> str:
+    """A grid level's table: per channel its KL, collapsed positions and aggregate posterior."""
+    aggregate = level.aggregate_posterior()
+    kl_prior = aggregate["kl_to_prior"] or [None] * len(aggregate["mean"])
+    per_position = int(np.prod(level.position_shape))
+    rows = "".join(
+        f"<tr><td>{c}</td><td>{kl:.4g}</td><td>{collapsed} of {per_position}</td>"
+        f"<td>{mean:.3g}</td><td>{std:.3g}</td>"
+        f"<td>{'' if prior is None else f'{prior:.3g}'}</td></tr>"
+        for c, (kl, collapsed, mean, std, prior) in enumerate(
+            zip(level.kl_per_channel, level.collapsed_per_channel, aggregate["mean"],
+                aggregate["std"], kl_prior, strict=True)
+        )
+    )  # fmt: skip
+    return (
+        "<table><tr><th>channel</th><th>mean KL</th><th>collapsed positions</th>"
+        "<th>aggregate mean</th><th>aggregate std</th><th>KL to prior ≥</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def report_html(report: DiagnosisReport) -> str:
     """The headlines, causes, fixes and warnings first; then per level a table of its
     dimensions, the probes, the likelihood and two plots."""
@@ -135,6 +234,9 @@ def report_html(report: DiagnosisReport) -> str:
     for line in warning_lines(report):
         parts.append(f'<p style="color:#a40">{html.escape(line)}</p>')
     for name, level in report.levels.items():
+        if level.is_grid:
+            parts.append(f"<p>{html.escape(_level_line(name, level))}</p>{_channel_table(level)}")
+            continue
         collapsed = set(level.collapsed_dims)
         stds = level.encoder_std.double().mean(0)
         rows = "".join(
@@ -155,6 +257,10 @@ def report_html(report: DiagnosisReport) -> str:
             f"{report.iwae.standard_error:.2g} nats</p>"
         )
     parts.append(_png(plot_collapse_curves({"model": report})) + _png(plot_kl_bars(report)))
+    if any(
+        len(level.position_shape) in (1, 2) for level in report.levels.values() if level.is_grid
+    ):
+        parts.append(_png(plot_kl_map(report)))
     parts.append("</div>")
     return "".join(parts)
 

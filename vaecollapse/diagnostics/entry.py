@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..adapters import EncoderModel, as_latent_model, as_tensor_data
+from ..adapters import DiffusersAutoencoder, EncoderModel, as_latent_model, as_tensor_data
 from ..errors import InputError
 from ..protocol import LatentModel
 from ..theory import vae_spectrum
@@ -114,6 +114,9 @@ def diagnose(
     report.probes = measured
     stated = {k: v for k, v in adapter.items() if isinstance(v, (str, int, float))}
     report.settings = {"beta": beta, "eta_enc": eta_enc, "loss_fn": loss_fn is not None, **stated}
+    owner = getattr(getattr(latent, "encoder", None), "__self__", None)
+    if isinstance(owner, DiffusersAutoencoder) and owner.scaling_factor is not None:
+        report.settings["scaling_factor"] = owner.scaling_factor
     if hasattr(latent, "config"):
         report.verdict = explain(report, latent, data=x, targets=targets, probes=measured)
         return report

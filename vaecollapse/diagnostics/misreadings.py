@@ -46,7 +46,7 @@ def misreadings(
             and (latent.decoder is not None)
         ):
             mean, _ = latent.posterior(x)
-            output = latent.decoder(mean)
+            output = latent.decoder(mean.reshape(x.shape[0], *latent.latent_shape))
             low, high = float(output.min()), float(output.max())
             if low >= 0 and high <= 1:
                 found.append({

@@ -55,9 +55,10 @@ def plot_collapse_curves(reports: Mapping[str, DiagnosisReport], *, ax=None):
 
 
 def plot_kl_bars(report: DiagnosisReport, *, ax=None):
-    """Mean KL of every latent dimension on a log axis, one panel per level (or every level side
-    by side in ``ax``), with the threshold ε drawn and the (ε,δ)-collapsed dimensions in grey and
-    named in the legend. Returns the Figure."""
+    """Mean KL of every latent dimension (a grid's: every channel, summed over its positions) on
+    a log axis, one panel per level (or every level side by side in ``ax``), with the threshold
+    ε drawn and the (ε,δ)-collapsed dimensions (channels collapsed at every position) in grey
+    and named in the legend. Returns the Figure."""
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
@@ -66,20 +67,20 @@ def plot_kl_bars(report: DiagnosisReport, *, ax=None):
         axes = list(axes[0])
     else:
         figure, axes = ax.figure, [ax] * len(report.levels)
-    every = np.concatenate([level.kl_per_dim for level in report.levels.values()])
+    every = np.concatenate([_bars(level)[0] for level in report.levels.values()])
     positive = every[every > 0]
     floor = min(report.epsilon, float(positive.min()) if positive.size else report.epsilon) / 10
     offset = 0
     for axis, (name, level) in zip(axes, report.levels.items(), strict=True):
-        values = np.maximum(level.kl_per_dim, floor)
-        collapsed = set(level.collapsed_dims)
+        kl, collapsed, unit = _bars(level)
+        values = np.maximum(kl, floor)
         colours = ["0.7" if i in collapsed else "C0" for i in range(values.size)]
         positions = offset + np.arange(values.size)
         axis.bar(positions, values - floor, bottom=floor, color=colours)
         axis.set_yscale("log")
         axis.axhline(report.epsilon, color="C3", linestyle="--", linewidth=1)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel(f"{name} dimension" if ax is None else "dimension (levels in turn)")
+        axis.set_xlabel(f"{name} {unit}" if ax is None else f"{unit} (levels in turn)")
         axis.set_ylabel("mean KL (nats)")
         axis.set_title(f"{name}: {len(collapsed)} of {values.size} collapsed")
         offset += values.size if ax is not None else 0
@@ -88,6 +89,40 @@ def plot_kl_bars(report: DiagnosisReport, *, ax=None):
     threshold = axes[0].lines[0]
     threshold.set_label(f"ε = {report.epsilon:g}")
     axes[0].legend(handles=[*handles, threshold], fontsize=7)
+    return figure
+
+
+def _bars(level) -> tuple[np.ndarray, set[int], str]:
+    """A level's bars: KL per dimension, or per channel for a grid; which are collapsed."""
+    if level.is_grid:
+        return level.kl_per_channel, set(level.collapsed_channels), "channel"
+    return level.kl_per_dim, set(level.collapsed_dims), "dimension"
+
+
+def has_kl_map(level) -> bool:
+    """Whether a level is a grid whose positions form a line or an image."""
+    return level.is_grid and len(level.position_shape) <= 2
+
+
+def plot_kl_map(report: DiagnosisReport):
+    """Mean KL at each position of every grid level, summed over its channels: a heat map for
+    an image grid (H, W), a line for a sequence (T,). Returns the Figure."""
+    grids = [
+        (n, lv) for n, lv in report.levels.items() if lv.is_grid and len(lv.position_shape) <= 2
+    ]
+    figure, axes = new_figure((4.5 * len(grids), 3.4), 1, len(grids), False)
+    for axis, (name, level) in zip(axes[0], grids, strict=True):
+        kl = level.kl_per_position
+        if kl.ndim == 2:
+            image = axis.imshow(kl, cmap="viridis", interpolation="nearest")
+            figure.colorbar(image, ax=axis, label="KL (nats, summed over channels)")
+            axis.set_xlabel("width")
+            axis.set_ylabel("height")
+        else:
+            axis.plot(np.arange(kl.size), kl)
+            axis.set_xlabel("position")
+            axis.set_ylabel("KL (nats, summed over channels)")
+        axis.set_title(f"{name}: KL per position")
     return figure
 
 

@@ -47,14 +47,28 @@ def _mean_and_error(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), error
 
 
+def channel_of(level: LatentLevel) -> np.ndarray:
+    """The channel of each of a level's d flattened values ``(d,)`` (a vector's dimensions are
+    their own channels)."""
+    shape = level.shape or (level.mean.shape[-1],)
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    channels = np.moveaxis(index, level.channel_axis, 0).reshape(shape[level.channel_axis], -1)
+    owner = np.empty(index.size, dtype=np.int64)
+    for channel, values in enumerate(channels):
+        owner[values] = channel
+    return owner
+
+
 @dataclass
 class DecoderUsage:
     """How much the decoder reads the first level's code, in nats per row (means over the probe
     rows of log p(x | z)). ``posterior``: z from q(z | x); ``shuffled``: z from q(z | x′) of
-    another row; ``prior``: z from the prior; ``ablation[i]``: how much log p(x | z) falls when
-    dimension i alone is redrawn from the prior ``(d,)``; ``used_error``: the standard error of
-    posterior − shuffled; ``residual_std``: for a Gaussian decoder with a known η_dec, the rms
-    residual per value that a learned η_dec would reach (None otherwise)."""
+    another row; ``prior``: z from the prior; ``ablation[c]``: how much log p(x | z) falls when
+    channel c alone is redrawn from the prior ``(C,)`` (a vector's channels are its dimensions;
+    a grid's, all positions of one channel); ``channel``: each value's channel ``(d,)``;
+    ``used_error``: the standard error of posterior − shuffled; ``residual_std``: for a
+    Gaussian decoder with a known η_dec, the rms residual per value that a learned η_dec would
+    reach (None otherwise)."""
 
     level: str
     posterior: float
@@ -64,6 +78,7 @@ class DecoderUsage:
     ablation: np.ndarray = field(repr=False)
     rows: int
     residual_std: float | None = None
+    channel: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def information_used(self) -> float:
@@ -71,8 +86,18 @@ class DecoderUsage:
         tells the decoder about that row."""
         return self.posterior - self.shuffled
 
+    @property
+    def per_value(self) -> bool:
+        """Whether the ablations are of single values (a vector latent) or whole channels."""
+        return self.channel is None or self.channel.size == self.ablation.size
+
+    def ablation_of_values(self) -> np.ndarray:
+        """Each value's ablation ``(d,)``: its own, or its channel's."""
+        return self.ablation if self.channel is None else self.ablation[self.channel]
+
     def used_dims(self, threshold: float) -> list[int]:
-        """Dimensions whose ablation costs more than ``threshold`` nats per row."""
+        """Dimensions (a grid's: channels) whose ablation costs more than ``threshold`` nats
+        per row."""
         return [int(i) for i in np.flatnonzero(self.ablation > threshold)]
 
     def to_dict(self) -> dict:
@@ -84,7 +109,8 @@ class DecoderUsage:
             },
             "information_used": self.information_used,
             "information_used_error": self.used_error,
-            "ablation_per_dim": self.ablation.tolist(),
+            "ablation_of": "dimension" if self.per_value else "channel",
+            "ablation": self.ablation.tolist(),
             "residual_std": self.residual_std,
         }  # fmt: skip
 
@@ -98,9 +124,10 @@ def decoder_usage(
     batch_size: int = 256,
 ) -> DecoderUsage:
     """Does the decoder use z? log p(x | z) with z from q(z | x), from q(z | x′) of another row
-    and from the prior, and the fall when each dimension of the first level is redrawn from its
-    prior on its own (all d ablations in one decoder call per batch). A decoder that ignores z
-    gives the same figure for all three and zero ablations, whatever the encoder's KL."""
+    and from the prior, and the fall when each dimension of the first level (each channel of a
+    grid) is redrawn from its prior on its own (ABLATION_ROWS codes per decoder call). A decoder
+    that ignores z gives the same figure for all three and zero ablations, whatever the
+    encoder's KL."""
     generator = generator or torch.Generator().manual_seed(0)
     partner = _other_rows(x.shape[0], generator)
     sums = {"posterior": [], "shuffled": [], "prior": [], "used": [], "ablation": []}
@@ -110,7 +137,7 @@ def decoder_usage(
             xb, yb = x[rows], None if y is None else y[rows]
             level = model.latent_levels(xb, yb, n_samples=1, generator=generator)[0]
             z = level.sample  # (1, B, d)
-            d = z.shape[-1]
+            channel = torch.as_tensor(channel_of(level), device=z.device)
             others = model.latent_levels(x[partner[rows]], None if y is None else y[partner[rows]],
                                          n_samples=1, generator=generator)[0].sample  # fmt: skip
             from_prior = _prior_draws(level, z.shape, generator)
@@ -121,11 +148,12 @@ def decoder_usage(
             sums["used"].append(own - other)
             sums["prior"].append(model.log_likelihood(xb, yb, from_prior)[0])
             drops = []
-            for dims in torch.arange(d, device=z.device).split(max(1, ABLATION_ROWS // z.shape[1])):
-                ablated = z.expand(len(dims), *z.shape[1:]).clone()  # row j redraws dims[j]
-                ablated[torch.arange(len(dims)), :, dims] = from_prior[0][:, dims].T
+            channels = torch.arange(int(channel.max()) + 1, device=z.device)
+            for chosen in channels.split(max(1, ABLATION_ROWS // z.shape[1])):
+                redrawn = (channel[None, :] == chosen[:, None])[:, None, :]  # (c, 1, d)
+                ablated = torch.where(redrawn, from_prior, z)  # code j redraws channel chosen[j]
                 drops.append(own - model.log_likelihood(xb, yb, ablated))
-            sums["ablation"].append(torch.cat(drops))  # (d, B)
+            sums["ablation"].append(torch.cat(drops))  # (C, B)
     own = torch.cat(sums["posterior"])
     _, error = _mean_and_error(torch.cat(sums["used"]))
     return DecoderUsage(
@@ -137,6 +165,7 @@ def decoder_usage(
         ablation=torch.cat(sums["ablation"], dim=1).double().mean(1).cpu().numpy(),
         rows=int(x.shape[0]),
         residual_std=_residual_std(model, own, x),
+        channel=channel.cpu().numpy(),
     )
 
 

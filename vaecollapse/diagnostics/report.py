@@ -4,6 +4,7 @@ the importance-weighted log-likelihood, for any model of the latent-model protoc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from torch import nn
 from ..models.latent import GaussianModelSettings
 from ..objectives import kl_diag_gaussians
 from ..options import check_fields, declared, setting
-from ..protocol import LatentModel
+from ..protocol import LatentLevel, LatentModel
 from .iwae import LikelihoodEstimate, importance_log_likelihood, model_log_weights
 from .metrics import (
     AU_THRESHOLD,
@@ -32,7 +33,10 @@ from .metrics import (
 class LevelReport:
     """One latent level. ``kl``: the ``(N, d)`` KL matrix; ``kl_per_dim``: its column means;
     ``mean_variance``: Var_x E_q[z_i | x] per dimension; ``encoder_std``: q's stds ``(N, d)``;
-    ``encoder_mean``: q's means ``(N, d)`` (for the mutual information)."""
+    ``encoder_mean``: q's means ``(N, d)`` (for the mutual information); ``latent_shape``: one
+    row's latent before flattening (``(d,)`` for a vector, ``(C, H, W)`` for a grid) with its
+    ``channel_axis``; ``prior``: the prior's (mean, std) where it is one fixed N(m, s²) for every
+    value, else None."""
 
     kl: torch.Tensor = field(repr=False)
     mean_variance: torch.Tensor = field(repr=False)
@@ -42,6 +46,12 @@ class LevelReport:
     epsilons: np.ndarray = field(default_factory=default_epsilons, repr=False)
     encoder_mean: torch.Tensor | None = field(default=None, repr=False)
     _mutual_information: tuple[float, float] | None = field(default=None, repr=False)
+    latent_shape: tuple[int, ...] = ()
+    channel_axis: int = 0
+    prior: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.latent_shape = tuple(self.latent_shape) or (self.latent_dim,)
 
     def __repr__(self) -> str:
         return (
@@ -90,10 +100,87 @@ class LevelReport:
     def collapse_curve(self) -> np.ndarray:
         return collapse_curve(self.kl, self.epsilons, self.delta)
 
+    @property
+    def is_grid(self) -> bool:
+        """Whether one row's latent has positions as well as channels."""
+        return len(self.latent_shape) > 1
+
+    @property
+    def position_shape(self) -> tuple[int, ...]:
+        """One channel's shape: (H, W) of a (C, H, W) grid, (T,) of a (T, d) sequence."""
+        shape = list(self.latent_shape)
+        del shape[self.channel_axis]
+        return tuple(shape)
+
+    def by_channel(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-value figures ``(N, d)`` as ``(N, C, P)``: channels, then their positions."""
+        grid = values.reshape(values.shape[0], *self.latent_shape)
+        channels = self.latent_shape[self.channel_axis]
+        return grid.movedim(1 + self.channel_axis, 1).reshape(values.shape[0], channels, -1)
+
+    @property
+    def kl_per_channel(self) -> np.ndarray:
+        """Mean KL per row of each channel, summed over its positions ``(C,)`` (a vector's
+        channels are its dimensions)."""
+        return self.by_channel(self.kl.double()).mean(0).sum(1).numpy()
+
+    @property
+    def kl_per_position(self) -> np.ndarray:
+        """Mean KL per row at each position, summed over channels: ``position_shape``."""
+        return self.by_channel(self.kl.double()).mean(0).sum(0).reshape(self.position_shape).numpy()
+
+    @property
+    def collapsed_per_channel(self) -> np.ndarray:
+        """How many of each channel's positions are (ε,δ)-collapsed ``(C,)``."""
+        mask = torch.zeros(1, self.latent_dim)
+        mask[0, self.collapsed_dims] = 1
+        return self.by_channel(mask)[0].sum(1).long().numpy()
+
+    @property
+    def collapsed_channels(self) -> list[int]:
+        """Channels every position of which is (ε,δ)-collapsed."""
+        per_position = int(np.prod(self.position_shape))
+        return [int(c) for c in np.flatnonzero(self.collapsed_per_channel == per_position)]
+
+    def aggregate_posterior(self) -> dict:
+        """The aggregate posterior q(z) = E_x q(z | x) of each channel's values (pooled over
+        rows and positions) against the prior: its ``mean`` and ``std`` ``(C,)``, the KL of
+        the moment-matched Gaussian to the prior per value (a lower bound on the marginal's
+        KL; large where prior draws land in "holes" the decoder never saw; None without a
+        fixed prior), and ``scaling_factor`` = 1 / std of every latent value and ``shift`` =
+        their mean: what a diffusion model on these latents multiplies (and shifts) them by."""
+        means = self.by_channel(self.encoder_mean.double())
+        variances = self.by_channel(self.encoder_std.double()).square()
+        mean = means.mean((0, 2))
+        variance = variances.mean((0, 2)) + (means - mean[None, :, None]).square().mean((0, 2))
+        shift = float(mean.mean())
+        pooled = float((variance + (mean - shift).square()).mean())
+        kl = None
+        if self.prior is not None:
+            prior_mean, prior_std = self.prior
+            kl = (
+                math.log(prior_std) - 0.5 * torch.log(variance)
+                + (variance + (mean - prior_mean).square()) / (2 * prior_std**2) - 0.5
+            ).tolist()  # fmt: skip
+        return {
+            "mean": mean.tolist(),
+            "std": variance.sqrt().tolist(),
+            "kl_to_prior": kl,
+            "scaling_factor": 1 / math.sqrt(pooled) if pooled > 0 else None,
+            "shift": shift,
+        }
+
     def to_dict(self) -> dict:
         d = self.latent_dim
         return {
             "latent_dim": d,
+            "latent_shape": list(self.latent_shape),
+            "channel_axis": self.channel_axis,
+            "kl_per_channel": self.kl_per_channel.tolist(),
+            "collapsed_per_channel": self.collapsed_per_channel.tolist(),
+            "collapsed_channels": self.collapsed_channels,
+            "kl_per_position": self.kl_per_position.tolist() if self.is_grid else None,
+            "aggregate_posterior": self.aggregate_posterior(),
             "kl_per_dim": self.kl_per_dim.tolist(),
             "kl_total": self.kl_total,
             "collapsed_dims": self.collapsed_dims,
@@ -228,8 +315,14 @@ def level_statistics(
     """Per level of any latent model: (KL ``(B, d)``, E_q[z | x] ``(B, d)``, q's std ``(B, d)``).
     A level whose prior depends on the draws above (KL(q(z_l | z_{l-1}) ‖ p(z_l | z_{l+1})) of a
     hierarchy) or whose posterior depends on the draws below is averaged over ``n_samples``."""
+    return _statistics(model.latent_levels(x, y, n_samples=n_samples, generator=generator))
+
+
+def _statistics(
+    levels: list[LatentLevel],
+) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     out = {}
-    for level in model.latent_levels(x, y, n_samples=n_samples, generator=generator):
+    for level in levels:
         kl = kl_diag_gaussians(level.mean, level.logvar, level.prior_mean, level.prior_logvar)
         mean, logvar = level.mean, level.logvar
         if kl.ndim == 3:
@@ -238,6 +331,16 @@ def level_statistics(
             mean, logvar = mean.mean(0), logvar.mean(0)
         out[level.name] = (kl, mean, torch.exp(0.5 * logvar))
     return out
+
+
+def _layout(level: LatentLevel) -> dict:
+    """A level's shape, channel axis and fixed prior (mean, std) for its LevelReport."""
+    prior = None
+    if all(torch.as_tensor(v).numel() == 1 for v in (level.prior_mean, level.prior_logvar)):
+        mean, logvar = (float(torch.as_tensor(v)) for v in (level.prior_mean, level.prior_logvar))
+        prior = (mean, math.exp(0.5 * logvar))
+    shape = level.shape or (level.mean.shape[-1],)
+    return {"latent_shape": shape, "channel_axis": level.channel_axis, "prior": prior}
 
 
 def diagnose_model(
@@ -260,13 +363,16 @@ def diagnose_model(
         model.eval()
     collected: dict[str, list[list[torch.Tensor]]] = {}
     moments: dict[str, RunningMoments] = {}
+    layout: dict[str, dict] = {}
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
-            stats = level_statistics(
-                model, x[rows], None if y is None else y[rows], n_samples, generator
+            levels = model.latent_levels(
+                x[rows], None if y is None else y[rows], n_samples=n_samples, generator=generator
             )
-            for name, (kl, mean, std) in stats.items():
+            for level in levels:
+                layout.setdefault(level.name, _layout(level))
+            for name, (kl, mean, std) in _statistics(levels).items():
                 collected.setdefault(name, [[], [], []])
                 collected[name][0].append(kl.cpu())
                 collected[name][1].append(std.cpu())
@@ -280,6 +386,7 @@ def diagnose_model(
             epsilon,
             delta,
             encoder_mean=torch.cat(means),
+            **layout[name],
         )
         for name, (kls, stds, means) in collected.items()
     }

@@ -310,14 +310,16 @@ def user_findings(
         findings += _scale_findings(name, collapsed, scale, intended_beta, widths)
     if usage is not None:
         sent = [i for i in range(level.latent_dim) if i not in collapsed]
-        unread = [i for i in sent if usage.ablation[i] <= report.epsilon]
+        ablation = usage.ablation_of_values()
+        unread = [i for i in sent if ablation[i] <= report.epsilon]
         if unread:
             kl = float(level.kl_per_dim[unread].sum())
             findings.append(finding(
                 name, unread, "decoder-ignores-latent",
                 f"the encoder puts {kl:.3g} nats of KL into {len(unread)} dimension(s) that the "
-                f"decoder does not read: redrawing each from the prior changes log p(x|z) by at "
-                f"most {float(np.max(usage.ablation[unread])):.2g} nats (whole code: "
+                f"decoder does not read: redrawing each {'' if usage.per_value else 'channel '}"
+                f"from the prior changes log p(x|z) by at most "
+                f"{float(np.max(ablation[unread])):.2g} nats (whole code: "
                 f"{usage.information_used:.3g} ± {usage.used_error:.2g} nats per row against "
                 "another row's).",
                 CAUSES["decoder-ignores-latent"][1],

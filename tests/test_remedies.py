@@ -17,6 +17,8 @@ from vaecollapse.models import MHVAE, VAE, CVAEConfig, MHVAEConfig, VAEConfig
 from vaecollapse.models.latent import GaussianHead
 from vaecollapse.objectives import kl_to_prior
 from vaecollapse.remedies import (
+    KLSchedule,
+    aggressive_steps,
     committed_variance_ratio,
     cyclical_weight,
     free_bits,
@@ -47,6 +49,37 @@ def test_linear_and_cyclical_schedules_at_given_steps() -> None:
     assert kl_weights(config, ("z1", "z2", "z3"), 5.0) == {"z1": 1, "z2": 0.625, "z3": 0.5}
     with pytest.raises(InputError, match="one per latent level"):
         kl_weights(config, ("z1", "z2"), 1.0)
+
+
+def test_the_schedule_object_gives_the_trainers_weights() -> None:
+    warmup = KLSchedule("linear", warmup_epochs=4)
+    assert [warmup(p) for p in (0, 1, 2.5, 4, 7)] == [0, 0.25, 0.625, 1, 1]
+    cycles = KLSchedule("cyclical", cycle_epochs=4, ratio=0.5)
+    assert [cycles(p) for p in (0, 1, 2, 4.5)] == [0, 0.5, 1, 0.25]
+    assert KLSchedule("constant")(0.0) == 1
+    config = TrainConfig(epochs=10, kl_schedule="cyclical", kl_cycle_epochs=4, kl_cycle_ratio=0.5)
+    assert kl_weights(config, ("z",), 4.5) == {"z": cycles(4.5)}
+    with pytest.raises(InputError, match="one of"):
+        KLSchedule("exponential")
+    with pytest.raises(InputError, match="cycle_epochs"):
+        KLSchedule("cyclical")
+
+
+def test_aggressive_steps_stop_when_a_window_no_longer_improves() -> None:
+    # losses fall for 2 windows of 3, then rise: the third window's mean (4) is not below the
+    # second's (2.5), so the loop stops after 9 calls
+    losses = iter([9, 8, 7, 3, 2, 2.5, 4, 4, 4, 1, 1, 1])
+    calls = []
+
+    def step() -> float:
+        calls.append(1)
+        return next(losses)
+
+    assert aggressive_steps(step, max_steps=100, window=3) == 9 and len(calls) == 9
+    falling = iter(range(100, 0, -1))
+    assert aggressive_steps(lambda: next(falling), max_steps=10, window=3) == 10  # the cap
+    with pytest.raises(InputError, match="at least 1"):
+        aggressive_steps(lambda: 0.0, max_steps=0)
 
 
 def test_free_bits_objective_and_gradients() -> None:

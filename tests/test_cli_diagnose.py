@@ -31,6 +31,13 @@ def test_diagnose_a_trained_run(run_cli, tmp_path: Path) -> None:
     assert report["theory"]["predicted_active"] == {"z": 1}
     assert len(level["collapsed_dims"]) == 5 and report["iwae"]["k"] == 20
     assert report["theory"]["maps"]["U"]["d_ma"] < 0.02
+    # the page: the verdict first, then the run's settings, then the table; text that wraps
+    page = (out / "report.html").read_text(encoding="utf-8")
+    order = [page.index(s) for s in (
+        "<h1>Diagnosis: run</h1>", "<h2>Verdict</h2>", "cause [over-regularised]",
+        "<h2>Settings</h2>", "<td><code>beta</code></td><td>4.0</td>", "<h2>Level z: 6 dimensions",
+    )]  # fmt: skip
+    assert order == sorted(order) and "<pre>" not in page
     as_json = run_cli("diagnose", str(out), "--json", "--epsilon", "1e-6")
     assert as_json.code == 0 and json.loads(as_json.out)["epsilon"] == 1e-6
 

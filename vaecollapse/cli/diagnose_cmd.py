@@ -61,6 +61,6 @@ def diagnose(run_dir: str, iwae_k: int, split: str, as_json: bool, **flags: Any)
             print_json(report.to_dict())
         else:
             click.echo(format_report(report))
-        written = write_diagnosis(report, run)
+        written = write_diagnosis(report, run, label=run.name)
     if not as_json:
         click.echo("wrote " + ", ".join(str(p) for p in written))

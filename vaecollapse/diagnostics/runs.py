@@ -4,6 +4,7 @@ theory comparison for linear models, and the files it leaves in the run director
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -177,10 +178,78 @@ def write_diagnosis(
         save_figure(plot_std_histograms({label: report}), run_dir / "encoder_std.png"),
     ]
     page = write_report(
-        run_dir / "report.html", f"Diagnosis: {label}",
-        f"# Diagnosis: {label}\n\n```\n{format_report(report)}\n```\n", figures,
-    )  # fmt: skip
+        run_dir / "report.html", f"Diagnosis: {label}", diagnosis_markdown(report, label), figures
+    )
     return [path, *figures, page]
+
+
+def _cell(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("|", "∣")  # the page's tables split cells at every "|"
+
+
+def diagnosis_markdown(report: DiagnosisReport, label: str) -> str:
+    """The diagnosis as the page ``report.html`` shows it: the verdict (each level's headline,
+    its causes and fixes), the warnings, the settings the model was built with, a table per
+    level, the probes, the likelihood and the theory comparison."""
+    out = [f"# Diagnosis: {label}", ""]
+    if report.verdict:
+        out += ["## Verdict", ""]
+        for head, details in headlines(report):
+            out += [f"**{head}**", "", *(f"- {line}" for line in details), ""]
+    if report.warnings:
+        out += ["## Warnings", "", *(f"- {line}" for line in warning_lines(report)), ""]
+    if report.settings:
+        out += ["## Settings", "", "| setting | value |", "|---|---|"]
+        out += [f"| `{key}` | {_cell(value)} |" for key, value in report.settings.items()]
+        out.append("")
+    for name, level in report.levels.items():
+        collapsed = set(level.collapsed_dims)
+        stds = level.encoder_std.double().mean(0)
+        d = level.latent_dim
+        out += [f"## Level {name}: {d} dimensions", ""]
+        out.append(
+            f"KL {level.kl_total:.3f} nats; (ε = {report.epsilon:g}, δ = {report.delta:g})-"
+            f"collapsed {len(collapsed)} of {d}; active units (Burda: Var E[z|x] > 0.01) "
+            f"{level.active_units} of {d}; (row, dimension) pairs with KL ≥ 0.01: "
+            f"{100 * level.kl_active_fraction:.1f}%."
+        )
+        if level.mutual_information is not None:
+            mi, error = level.mutual_information
+            out[-1] += (
+                f" Mutual information I(x; {name}) {mi:.3f} ± {error:.3f} nats (at most log N = "
+                f"{math.log(level.kl.shape[0]):.2f} over these {level.kl.shape[0]} rows)."
+            )
+        out += [
+            "",
+            "| dimension | mean KL | Var E[z∣x] | mean σ | state |",
+            "|---|---|---|---|---|",
+        ]
+        for i, (kl, var) in enumerate(zip(level.kl_per_dim, level.mean_variance, strict=True)):
+            state = "collapsed" if i in collapsed else "active"
+            out.append(f"| {i} | {kl:.4f} | {float(var):.4f} | {float(stds[i]):.4f} | {state} |")
+        out.append("")
+    extra = probe_lines(report)
+    if report.iwae is not None:
+        extra.append(
+            f"IWAE log-likelihood (K = {report.iwae.samples}): {report.iwae.mean:.3f} "
+            f"± {report.iwae.standard_error:.3f} nats"
+        )
+    extra += _theory_lines(report)
+    if extra:
+        out += ["## Probes, likelihood and theory", "", *(f"- {line}" for line in extra), ""]
+    return "\n".join(out)
+
+
+def _theory_lines(report: DiagnosisReport) -> list[str]:
+    if not report.theory or "maps" not in report.theory:
+        return []
+    parts = [f"{k} {v['d_ma']:.4f}" for k, v in report.theory["maps"].items()]
+    parts += [f"σ_{k} {v['d_ma']:.4f}" for k, v in report.theory["encoder_std"].items()]
+    return [
+        "theory vs learned, D_MA: " + ", ".join(parts),
+        f"theory predicts active: {report.theory['predicted_active']}",
+    ]
 
 
 def format_report(report: DiagnosisReport) -> str:
@@ -222,9 +291,5 @@ def format_report(report: DiagnosisReport) -> str:
             f"IWAE log-likelihood (K={report.iwae.samples}): {report.iwae.mean:.3f} "
             f"± {report.iwae.standard_error:.3f} nats"
         )
-    if report.theory and "maps" in report.theory:
-        parts = [f"{k} {v['d_ma']:.4f}" for k, v in report.theory["maps"].items()]
-        parts += [f"σ_{k} {v['d_ma']:.4f}" for k, v in report.theory["encoder_std"].items()]
-        lines.append("theory vs learned, D_MA: " + ", ".join(parts))
-        lines.append(f"theory predicts active: {report.theory['predicted_active']}")
+    lines += _theory_lines(report)
     return "\n".join(lines)

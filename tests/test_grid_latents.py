@@ -188,3 +188,18 @@ def test_a_small_diffusers_autoencoder_is_read_as_it_is() -> None:
     latent.latent_levels(x[:1])  # learns the grid shape
     got = latent.log_likelihood(x, None, z.reshape(1, x.shape[0], -1))[0]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_the_monitor_records_a_grids_channels(x, tmp_path) -> None:
+    events = []
+    monitor = vaecollapse.CollapseMonitor(
+        _grid_encoder, x[:500], out=tmp_path / "m.jsonl", on_event=events.append
+    )
+    messages = monitor.update(1)
+    level = monitor.records[-1]["levels"]["z"]
+    assert level["latent_shape"] == [C, H, W] and level["collapsed_channels"] == [1, 3]
+    expected = vaecollapse.diagnose(_grid_encoder, x[:500], probes=False).levels["z"]
+    np.testing.assert_allclose(level["kl_per_channel"], expected.kl_per_channel, rtol=1e-6)
+    # channels 1 and 3 and 12 positions of channel 0: collapsed from the first check
+    assert len(events) == len(messages) == 16 + 16 + 12
+    assert all(e.kind == "collapsed-at-start" for e in events)

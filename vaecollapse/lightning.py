@@ -38,7 +38,8 @@ class CollapseCallback(Callback):
     ``patience``, ``on_event``, ``stop_when``; the adapter's for a user's encoder).
 
     Logged through every logger of the trainer with the epoch (1 for the first) as the step:
-    ``collapse/kl/<level>/dim_<j>``, ``collapse/active_units/<level>``,
+    ``collapse/kl/<level>/dim_<j>`` (a latent grid's: ``channel_<c>``),
+    ``collapse/active_units/<level>``,
     ``collapse/collapsed/<level>`` and ``collapse/mutual_information/<level>``. With
     ``stop_when`` the trainer stops once the rule holds (``"level-collapsed"``: a level fully
     collapsed for ``patience`` checks); ``restore_healthy``: the module's weights are then put
@@ -85,8 +86,10 @@ class CollapseCallback(Callback):
             return
         metrics = {}
         for name, level in self.monitor.records[-1]["levels"].items():
-            for j, kl in enumerate(level["kl_per_dim"]):
-                metrics[f"collapse/kl/{name}/dim_{j}"] = kl
+            unit, values = ("channel", level["kl_per_channel"]) if "kl_per_channel" in level else (
+                "dim", level["kl_per_dim"])  # fmt: skip
+            for j, kl in enumerate(values):
+                metrics[f"collapse/kl/{name}/{unit}_{j}"] = kl
             metrics[f"collapse/active_units/{name}"] = float(level["active_units"])
             metrics[f"collapse/collapsed/{name}"] = float(len(level["collapsed"]))
             if level["mutual_information"] is not None:

@@ -202,6 +202,10 @@ class CollapseMonitor:
                 "encoder_std_mean": level.encoder_std.double().mean(0).tolist(),
                 "share_below_epsilon": below.tolist(),
             }
+            if level.is_grid:
+                levels[name]["latent_shape"] = list(level.latent_shape)
+                levels[name]["kl_per_channel"] = level.kl_per_channel.tolist()
+                levels[name]["collapsed_channels"] = level.collapsed_channels
         events = self._advance(levels, epoch)
         record = {"epoch": epoch, "levels": levels, "events": [e.message for e in events]}
         if previous is not None:
@@ -290,8 +294,11 @@ class CollapseMonitor:
 
     def _to_tensorboard(self, report, epoch: int) -> None:
         for name, level in report.levels.items():
-            for j, kl in enumerate(level.kl_per_dim):
-                self.writer.add_scalar(f"kl/{name}/dim_{j}", float(kl), epoch)
+            # a grid's thousands of values as one scalar per channel
+            unit, values = ("channel", level.kl_per_channel) if level.is_grid else (
+                "dim", level.kl_per_dim)  # fmt: skip
+            for j, kl in enumerate(values):
+                self.writer.add_scalar(f"kl/{name}/{unit}_{j}", float(kl), epoch)
             self.writer.add_scalar(f"active_units/{name}", level.active_units, epoch)
             if level.mutual_information is not None:
                 self.writer.add_scalar(

@@ -255,7 +255,9 @@ def _markdown(sweep: Sweep, results: list[PointResult], missing: list[int]) -> s
         f"{len(results)} of {total} points finished"
         + (f"; not yet: {', '.join(map(str, missing))}." if missing else "."),
         "",
-        "| point | " + " | ".join(sweep.grid) + " | KL | active | AU | test loss | theory active |",
+        "| point | "
+        + " | ".join(sweep.grid)
+        + " | KL | (ε,δ)-active | AU (Burda) | test loss | theory active |",
         "|---|" + "---|" * (len(sweep.grid) + 5),
     ]
     for r in results:
@@ -268,7 +270,11 @@ def _markdown(sweep: Sweep, results: list[PointResult], missing: list[int]) -> s
         )  # fmt: skip
     lines += [
         "",
-        "Active: (ε,δ)-active dimensions (ε = 0.01, δ = 0.05) over every level. Figure: sweep.png.",
+        "(ε,δ)-active: dimensions over every level whose KL is at least ε = 0.01 for more than "
+        "δ = 5% of the rows. AU (Burda): dimensions whose mean E[z|x] varies with x (variance "
+        "over the rows > 0.01). A dimension can be (ε,δ)-active but not an AU when q leaves the "
+        "prior alike for every row: it costs KL and carries little information. Figure: "
+        "sweep.png.",
     ]
     return "\n".join(lines) + "\n"
 

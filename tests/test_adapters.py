@@ -173,3 +173,63 @@ def test_a_custom_decoders_gaussian_likelihood_is_exact_with_or_without_the_fast
         assert torch.allclose(model.log_likelihood(x, None, z), direct, rtol=1e-5, atol=1e-3)
     assert (linear_head(decoder, z[0]) is None) == squash
     assert "forward" not in vars(decoder.fc2)  # the probe put the layer back as it was
+
+
+class _TutorialVAE(nn.Module):
+    """A VAE as tutorials write one: encode -> (mu, logvar), decode -> sigmoid probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.mu, self.logvar = nn.Linear(6, 8), nn.Linear(8, 2), nn.Linear(8, 2)
+        self.out = nn.Linear(2, 6)
+
+    def encode(self, x):
+        h = torch.relu(self.hidden(x))
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z):
+        return torch.sigmoid(self.out(z))
+
+
+class _SequenceDecoderVAE(nn.Module):
+    """An encoder attribute and a decoder that needs the input as well as z (teacher forcing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(6, 4)
+        self.decoder = nn.Bilinear(2, 6, 6)
+
+    def encode(self, x):
+        return self.encoder(x).chunk(2, dim=1)
+
+
+def test_a_models_own_decoder_is_found_and_its_likelihood_read() -> None:
+    torch.manual_seed(0)
+    model = _TutorialVAE()
+    x = torch.rand(300, 6, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(1)  # the same IWAE draws for both
+    found = diagnose(model, x, iwae_k=10)
+    torch.manual_seed(1)
+    given = diagnose(
+        model, x, iwae_k=10, decoder=model.decode, likelihood="bernoulli",
+        decoder_output="probabilities",
+    )  # fmt: skip
+    assert (
+        "_TutorialVAE.decode (found on the model), read as Bernoulli probabilities"
+        in (found.settings["decoder"])
+    )
+    assert found.iwae.mean == pytest.approx(given.iwae.mean, rel=1e-6)
+    assert "decoder_usage" in found.probes and "decoder: _TutorialVAE.decode" in repr(found)
+    # data outside [0, 1]: the same decoder read as a Gaussian mean
+    gaussian = diagnose(model, 3 * x - 1, iwae_k=0)
+    assert "read as the mean of a Gaussian with η_dec = 1" in gaussian.settings["decoder"]
+    stated = diagnose(model, x, likelihood="gaussian", eta_dec=0.5)
+    assert "read as the gaussian likelihood stated" in stated.settings["decoder"]
+
+
+def test_a_decoder_of_another_signature_is_named_and_left_alone() -> None:
+    x = torch.randn(100, 6, generator=torch.Generator().manual_seed(3))
+    report = diagnose(_SequenceDecoderVAE(), x)
+    note = report.settings["decoder"]
+    assert note.startswith("_SequenceDecoderVAE.decoder found but not used: called on codes it")
+    assert "give decoder= or decoder_log_likelihood=" in note and report.probes == {}

@@ -73,6 +73,15 @@ def _find_encoder(model: Any) -> Callable[[torch.Tensor], Any]:
     )
 
 
+def _find_decoder(model: Any) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]] | None:
+    """The model's ``decode`` method or ``decoder`` attribute, with its name, if any."""
+    for name in ("decode", "decoder"):
+        candidate = getattr(model, name, None)
+        if callable(candidate):
+            return f"{type(model).__name__}.{name}", candidate
+    return None
+
+
 class EncoderModel(nn.Module):
     """A user's one-level VAE under the latent-model protocol: ``encoder`` gives q(z | x); the
     prior is N(0, η_enc² I); ``log_likelihood`` comes from ``decoder`` or is given outright."""
@@ -112,9 +121,11 @@ class EncoderModel(nn.Module):
         if decoder is not None and decoder_log_likelihood is not None:
             raise InputError("give a decoder or a decoder_log_likelihood, not both.")
         self.encoder, self.decoder = encoder, decoder
-        # the modules behind bound methods (model.encode): their eval/train mode and device
-        owners = [getattr(f, "__self__", None) for f in (encoder, decoder)]
-        self.owners = nn.ModuleList(dict.fromkeys(o for o in owners if isinstance(o, nn.Module)))
+        # the modules behind the functions (model.encode, model.encoder): their mode and device
+        self.owners = nn.ModuleList()
+        self._own(encoder)
+        self._own(decoder)
+        self.found_decoder: tuple[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
         self.eta_enc, self.eta_dec = eta_enc, eta_dec
         self.encoder_output, self.likelihood = encoder_output, likelihood
         self.decoder_output = decoder_output
@@ -122,6 +133,56 @@ class EncoderModel(nn.Module):
         self._head: Any = None
         self.latent_shape: tuple[int, ...] | None = None  # one row's, learnt from the encoder
         self._channel_axis = channel_axis
+
+    def _own(self, function: Any) -> None:
+        owner = function if isinstance(function, nn.Module) else getattr(function, "__self__", None)
+        if isinstance(owner, nn.Module) and all(owner is not o for o in self.owners):
+            self.owners.append(owner)
+
+    def adopt_found_decoder(self, x: torch.Tensor, likelihood_given: bool) -> str | None:
+        """Take the decoder found on the user's model (``found_decoder``: its name and
+        function) if it maps codes of ``x`` to x's shape; without a stated likelihood, read its
+        outputs as Bernoulli probabilities when they and the data all lie in [0, 1], else as a
+        Gaussian mean with the stated (or default) η_dec. Returns what was done, for the report."""
+        if self.found_decoder is None:
+            return None
+        name, decoder = self.found_decoder
+        self.found_decoder = None
+        self.eval()
+        try:
+            with torch.no_grad():
+                mean, _ = self.posterior(x)
+                output = decoder(mean.reshape(x.shape[0], *self._grid(mean[None])))
+        except Exception as reason:  # a decoder of another signature (z, x), (z, lengths)...
+            return (
+                f"{name} found but not used: called on codes it raised "
+                f"{type(reason).__name__}: {reason}; give decoder= or decoder_log_likelihood=."
+            )
+        if not (
+            isinstance(output, torch.Tensor)
+            and output.shape[:1] == x.shape[:1]
+            and output[0].numel() == x[0].numel()
+        ):
+            found = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
+            return (
+                f"{name} found but not used: it maps codes to {found}, not to the data's "
+                f"{tuple(x.shape)}; give decoder= or decoder_log_likelihood=."
+            )
+        self.decoder = decoder
+        self._own(decoder)
+        if likelihood_given:
+            return f"{name} (found on the model), read as the {self.likelihood} likelihood stated"
+        bounded = bool(((output >= 0) & (output <= 1)).all() and ((x >= 0) & (x <= 1)).all())
+        if bounded:
+            self.likelihood, self.decoder_output = "bernoulli", "probabilities"
+            return (
+                f"{name} (found on the model), read as Bernoulli probabilities: its outputs and "
+                "the data all lie in [0, 1] (pass likelihood= and decoder_output= to say otherwise)"
+            )
+        return (
+            f"{name} (found on the model), read as the mean of a Gaussian with η_dec = "
+            f"{self.eta_dec:g} (pass likelihood= and eta_dec= to say otherwise)"
+        )
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q's mean and log-variance ``(B, d)`` from whatever the encoder returns, a grid
@@ -382,7 +443,12 @@ def as_latent_model(model: Any, **options: Any) -> LatentModel:
         if options.get("decoder_log_likelihood") is None:
             options.setdefault("decoder", wrapped.decode)
         return EncoderModel(wrapped.encode, **options)
-    return EncoderModel(_find_encoder(model), **options)
+    encoder = _find_encoder(model)
+    latent = EncoderModel(encoder, **options)
+    given = options.get("decoder") is not None or options.get("decoder_log_likelihood") is not None
+    if encoder is not model and not given:
+        latent.found_decoder = _find_decoder(model)
+    return latent
 
 
 def _rows(item: Any) -> torch.Tensor:

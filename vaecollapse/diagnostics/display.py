@@ -148,8 +148,9 @@ def warning_lines(report: DiagnosisReport) -> list[str]:
 
 
 def probe_lines(report: DiagnosisReport) -> list[str]:
-    """One line per probe that ran."""
-    lines = []
+    """One line per probe that ran, after how the decoder was found, where it was."""
+    found = report.settings.get("decoder")
+    lines = [f"decoder: {found}"] if found else []
     usage = report.probes.get("decoder_usage")
     if usage is not None:
         used = usage.used_dims(report.epsilon)

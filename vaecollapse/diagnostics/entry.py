@@ -74,7 +74,10 @@ def diagnose(
     model (``vaecollapse.adapters.EncoderModel``): ``encoder_output``, ``decoder`` with
     ``likelihood`` ("gaussian" with ``eta_dec``, or "bernoulli" with ``decoder_output`` "logits"
     or "probabilities") or ``decoder_log_likelihood(x, z)`` -> log p(x | z) ``(K, B)`` for ``z``
-    ``(K, B, d)``. With a likelihood, ``probes`` runs the decoder-usage and amortisation-gap
+    ``(K, B, d)``; without either, a model's own ``decode`` method or ``decoder`` attribute is
+    used where it maps codes to the data's shape (read as Bernoulli probabilities when its
+    outputs and the data lie in [0, 1], else as a Gaussian mean; ``settings["decoder"]`` says
+    which). With a likelihood, ``probes`` runs the decoder-usage and amortisation-gap
     probes (on a fixed subset of PROBE_ROWS rows). ``beta``: the KL weight the model was trained
     with, which (with ``eta_dec``, or η_dec estimated from the residuals) gives the linear
     threshold's cause and fix; ``loss_fn(model, batch)``: the training loss, whose KL weight is
@@ -88,10 +91,13 @@ def diagnose(
     latent = as_latent_model(model, eta_enc=eta_enc, **adapter)
     x = as_tensor_data(data)
     targets = None if y is None else as_tensor_data(y)
+    chosen = _probe_rows(x.shape[0])
+    found_decoder = None
+    if isinstance(latent, EncoderModel):
+        found_decoder = latent.adopt_found_decoder(x[chosen], "likelihood" in adapter)
     report = diagnose_model(
         latent, x, targets, epsilon=epsilon, delta=delta, iwae_k=iwae_k, batch_size=batch_size
     )
-    chosen = _probe_rows(x.shape[0])
     rows_x, rows_y = x[chosen], None if targets is None else targets[chosen]
     measured: dict[str, Any] = {}
     one_level = len(report.levels) == 1
@@ -114,6 +120,8 @@ def diagnose(
     report.probes = measured
     stated = {k: v for k, v in adapter.items() if isinstance(v, (str, int, float))}
     report.settings = {"beta": beta, "eta_enc": eta_enc, "loss_fn": loss_fn is not None, **stated}
+    if found_decoder is not None:
+        report.settings["decoder"] = found_decoder
     owner = getattr(getattr(latent, "encoder", None), "__self__", None)
     if isinstance(owner, DiffusersAutoencoder) and owner.scaling_factor is not None:
         report.settings["scaling_factor"] = owner.scaling_factor

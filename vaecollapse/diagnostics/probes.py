@@ -204,6 +204,7 @@ class AmortisationGap:
     kl_after: np.ndarray = field(repr=False)
     collapsed_before: list[int] = field(default_factory=list)
     collapsed_after: list[int] = field(default_factory=list)
+    epsilon: float = 0.01
 
     @property
     def gain(self) -> float:
@@ -211,8 +212,11 @@ class AmortisationGap:
 
     @property
     def revived(self) -> list[int]:
-        """Dimensions collapsed under the encoder that a per-row posterior brings back."""
-        return sorted(set(self.collapsed_before) - set(self.collapsed_after))
+        """Dimensions collapsed under the encoder that a per-row posterior brings back: no
+        longer (ε,δ)-collapsed, with a mean KL of at least ε (a few rows just over ε are not a
+        dimension in use)."""
+        back = set(self.collapsed_before) - set(self.collapsed_after)
+        return sorted(i for i in back if self.kl_after[i] >= self.epsilon)
 
     def to_dict(self) -> dict:
         return {
@@ -294,4 +298,5 @@ def amortisation_gap(
         kl_after=kl_after.double().mean(0).cpu().numpy(),
         collapsed_before=collapsed_dimensions(kl_before.cpu(), epsilon, delta).tolist(),
         collapsed_after=collapsed_dimensions(kl_after.cpu(), epsilon, delta).tolist(),
+        epsilon=epsilon,
     )  # fmt: skip

@@ -311,7 +311,11 @@ def user_findings(
     if usage is not None:
         sent = [i for i in range(level.latent_dim) if i not in collapsed]
         ablation = usage.ablation_of_values()
-        unread = [i for i in sent if ablation[i] <= report.epsilon]
+        # a dimension whose mean KL is below ε sends too little to call it unread
+        unread = [
+            i for i in sent
+            if ablation[i] <= report.epsilon and level.kl_per_dim[i] >= report.epsilon
+        ]  # fmt: skip
         if unread:
             kl = float(level.kl_per_dim[unread].sum())
             findings.append(finding(

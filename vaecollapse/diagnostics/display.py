@@ -12,7 +12,7 @@ import torch
 
 from ..errors import InputError
 from .metrics import AU_THRESHOLD
-from .plots import plot_collapse_curves, plot_kl_bars, plot_kl_map
+from .plots import has_kl_map, plot_collapse_curves, plot_kl_bars, plot_kl_map
 from .report import DiagnosisReport
 
 NOTEBOOK_EXTRA = "pip install 'vaecollapse[notebook]'  (or: pip install pandas)"
@@ -42,6 +42,8 @@ def grid_lines(name: str, level, configured_scale: float | None = None) -> list[
         f"{level.collapsed_channels}"
     ]
     aggregate = level.aggregate_posterior()
+    if aggregate is None:
+        return lines
     text = (
         f"aggregate posterior of {name} per channel: mean {_numbers(aggregate['mean'])}, std "
         f"{_numbers(aggregate['std'])}"
@@ -201,20 +203,25 @@ def _png(figure) -> str:
     return f'<img src="data:image/png;base64,{encoded}" style="max-width:48%">'
 
 
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
 def _channel_table(level) -> str:
     """A grid level's table: per channel its KL, collapsed positions and aggregate posterior."""
-    aggregate = level.aggregate_posterior()
-    kl_prior = aggregate["kl_to_prior"] or [None] * len(aggregate["mean"])
+    aggregate = level.aggregate_posterior() or {}
+    channels = len(level.kl_per_channel)
+    mean, std, prior = (
+        aggregate.get(k) or [None] * channels for k in ("mean", "std", "kl_to_prior")
+    )
     per_position = int(np.prod(level.position_shape))
     rows = "".join(
         f"<tr><td>{c}</td><td>{kl:.4g}</td><td>{collapsed} of {per_position}</td>"
-        f"<td>{mean:.3g}</td><td>{std:.3g}</td>"
-        f"<td>{'' if prior is None else f'{prior:.3g}'}</td></tr>"
-        for c, (kl, collapsed, mean, std, prior) in enumerate(
-            zip(level.kl_per_channel, level.collapsed_per_channel, aggregate["mean"],
-                aggregate["std"], kl_prior, strict=True)
+        f"<td>{_number(m)}</td><td>{_number(s)}</td><td>{_number(p)}</td></tr>"
+        for c, (kl, collapsed, m, s, p) in enumerate(
+            zip(level.kl_per_channel, level.collapsed_per_channel, mean, std, prior, strict=True)
         )
-    )  # fmt: skip
+    )
     return (
         "<table><tr><th>channel</th><th>mean KL</th><th>collapsed positions</th>"
         "<th>aggregate mean</th><th>aggregate std</th><th>KL to prior ≥</th></tr>"
@@ -258,9 +265,7 @@ def report_html(report: DiagnosisReport) -> str:
             f"{report.iwae.standard_error:.2g} nats</p>"
         )
     parts.append(_png(plot_collapse_curves({"model": report})) + _png(plot_kl_bars(report)))
-    if any(
-        len(level.position_shape) in (1, 2) for level in report.levels.values() if level.is_grid
-    ):
+    if any(has_kl_map(level) for level in report.levels.values()):
         parts.append(_png(plot_kl_map(report)))
     parts.append("</div>")
     return "".join(parts)

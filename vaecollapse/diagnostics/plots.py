@@ -107,9 +107,7 @@ def has_kl_map(level) -> bool:
 def plot_kl_map(report: DiagnosisReport):
     """Mean KL at each position of every grid level, summed over its channels: a heat map for
     an image grid (H, W), a line for a sequence (T,). Returns the Figure."""
-    grids = [
-        (n, lv) for n, lv in report.levels.items() if lv.is_grid and len(lv.position_shape) <= 2
-    ]
+    grids = [(name, level) for name, level in report.levels.items() if has_kl_map(level)]
     figure, axes = new_figure((4.5 * len(grids), 3.4), 1, len(grids), False)
     for axis, (name, level) in zip(axes[0], grids, strict=True):
         kl = level.kl_per_position

@@ -142,13 +142,16 @@ class LevelReport:
         per_position = int(np.prod(self.position_shape))
         return [int(c) for c in np.flatnonzero(self.collapsed_per_channel == per_position)]
 
-    def aggregate_posterior(self) -> dict:
+    def aggregate_posterior(self) -> dict | None:
         """The aggregate posterior q(z) = E_x q(z | x) of each channel's values (pooled over
         rows and positions) against the prior: its ``mean`` and ``std`` ``(C,)``, the KL of
         the moment-matched Gaussian to the prior per value (a lower bound on the marginal's
         KL; large where prior draws land in "holes" the decoder never saw; None without a
         fixed prior), and ``scaling_factor`` = 1 / std of every latent value and ``shift`` =
-        their mean: what a diffusion model on these latents multiplies (and shifts) them by."""
+        their mean: what a diffusion model on these latents multiplies (and shifts) them by.
+        None when the report holds no encoder means."""
+        if self.encoder_mean is None:
+            return None
         means = self.by_channel(self.encoder_mean.double())
         variances = self.by_channel(self.encoder_std.double()).square()
         mean = means.mean((0, 2))

@@ -3,6 +3,7 @@ normal form, and the command line, configuration files and docs/settings.md are 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -87,3 +88,20 @@ def test_configuration_files_use_the_same_names_and_domains(tmp_path: Path) -> N
 def test_settings_document_is_current() -> None:
     text = (REPO_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     assert text == settings_document(), "regenerate: python -m vaecollapse.cli.settings_doc"
+
+
+def test_names_of_torchs_classes_are_taken_in_any_case(run_cli, tmp_path: Path) -> None:
+    config = TrainConfig(
+        optimizer="adam", lr_scheduler="steplr", lr_scheduler_args={"step_size": 2}
+    )
+    assert (config.optimizer, config.lr_scheduler) == ("Adam", "StepLR")
+    assert TrainConfig(optimizer="ADAMW").optimizer == "AdamW"
+    with pytest.raises(InputError, match="optimizer must be one of"):
+        TrainConfig(optimizer="adamm")
+    out = tmp_path / "run"
+    done = run_cli(
+        "train", "--dataset", "digits", "--latent-dim", "2", "--epochs", "1", "--optimizer",
+        "adam", "--out", str(out),
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    assert json.loads((out / "config.json").read_text())["train"]["optimizer"] == "Adam"

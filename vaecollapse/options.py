@@ -78,8 +78,9 @@ class Setting:
         return one
 
     def check(self, name: str, value: Any) -> Any:
-        """``value`` in its normal form (lists as tuples, ints as floats where a float is meant),
-        or an InputError naming ``name`` and the domain."""
+        """``value`` in its normal form (lists as tuples, ints as floats where a float is meant,
+        a word as its choice is spelt, whatever its case), or an InputError naming ``name`` and
+        the domain."""
         if self.kind is dict:
             return self._mapping(name, value)
         if self.shape != SCALAR and isinstance(value, (list, tuple)):
@@ -103,7 +104,11 @@ class Setting:
             raise wrong
         if self.kind is str:
             if self.choices and value not in self.choices:
-                raise wrong
+                # torch's names are CamelCase, people type them as they say them: adam, steplr
+                same = [c for c in self.choices if c.casefold() == value.casefold()]
+                if len(same) != 1:
+                    raise wrong
+                return same[0]
             return value
         if self.kind in (int, float):
             if not math.isfinite(value):

@@ -1,6 +1,7 @@
 """Batched multi-configuration training, side by side in one run: the wall time of R
-configurations trained as one batch (``vaecollapse.batched.train_batched``) against one
-configuration trained alone (``vaecollapse.train.train``), per epoch, for three MNIST models:
+configurations trained as one batch (``vaecollapse.training.batched.train_batched``) against
+one configuration trained alone (``vaecollapse.training.trainer.train``), per epoch, for three
+MNIST models:
 
 * ``linear-cvae`` — fig6a's linear CVAE on the quadrant task (x 196 → z 64; (z, x) 260 → y 588),
   batch 128, β at the eight thresholds θ_1..θ_8;
@@ -18,7 +19,7 @@ last-bit differences: a run whose initial weights move by 1e-7 drifts as far fro
 unperturbed, so its gap measures that sensitivity, not a fault (tests/test_batched.py checks the
 MHVAE's batching with fixed variances). The torch thread count is set explicitly
 (``--threads``): on a shared machine the default can oversubscribe. Large freed blocks are kept
-for reuse, as the command line keeps them (``vaecollapse.memory.keep_freed_memory``).
+for reuse, as the command line keeps them (``vaecollapse.core.memory.keep_freed_memory``).
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.batched import Run, train_batched
-from vaecollapse.data import load_dataset
-from vaecollapse.experiments.mhvae_sweeps import RELU_MHVAE_SETTINGS
-from vaecollapse.memory import keep_freed_memory
-from vaecollapse.models.factory import build_model, config_to_json, model_config
-from vaecollapse.theory import cvae_spectrum
-from vaecollapse.train import TrainConfig, train
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.memory import keep_freed_memory
+from vaecollapse.core.models.factory import build_model, config_to_json, model_config
+from vaecollapse.core.theory import cvae_spectrum
+from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
+from vaecollapse.training.batched import Run, train_batched
+from vaecollapse.training.trainer import TrainConfig, train
 
 TRAINING = TrainConfig(epochs=1, batch_size=128, lr=1e-4)
 

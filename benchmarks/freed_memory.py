@@ -1,6 +1,6 @@
 """The C allocator's treatment of large freed blocks, side by side in one run: each workload
 timed in a fresh process with glibc's defaults (large blocks mapped anew and unmapped when
-freed) and with ``vaecollapse.memory.keep_freed_memory`` (kept for reuse), alternating.
+freed) and with ``vaecollapse.core.memory.keep_freed_memory`` (kept for reuse), alternating.
 
     VAECOLLAPSE_DATA=../shared/data python benchmarks/freed_memory.py [--threads 2]
 
@@ -36,13 +36,13 @@ def child(workload: str, keep: bool, threads: int, configurations: int, images: 
 
     import torch
 
-    from vaecollapse.batched import train_batched
-    from vaecollapse.data import load_dataset
-    from vaecollapse.diagnostics import importance_log_likelihood, model_log_weights
-    from vaecollapse.diagnostics.runs import prepared_run
-    from vaecollapse.experiments.mhvae_sweeps import RELU_MHVAE_SETTINGS
-    from vaecollapse.memory import keep_freed_memory
-    from vaecollapse.train import TrainConfig, train
+    from vaecollapse.core.data import load_dataset
+    from vaecollapse.core.diagnostics import importance_log_likelihood, model_log_weights
+    from vaecollapse.core.memory import keep_freed_memory
+    from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
+    from vaecollapse.training.batched import train_batched
+    from vaecollapse.training.runs import prepared_run
+    from vaecollapse.training.trainer import TrainConfig, train
 
     torch.set_num_threads(threads)
     if keep and not keep_freed_memory():

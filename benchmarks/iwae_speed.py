@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.diagnostics import importance_log_likelihood, model_log_weights
-from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.diagnostics import importance_log_likelihood, model_log_weights
+from vaecollapse.core.models import VAE, VAEConfig
 
 
 def per_example(model: VAE, row: torch.Tensor, k: int) -> torch.Tensor:

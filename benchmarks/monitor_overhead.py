@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.monitor import CollapseMonitor
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.models import VAE, VAEConfig
+from vaecollapse.core.monitor import CollapseMonitor
 
 COMMAND = "VAECOLLAPSE_DATA=../shared/data python benchmarks/monitor_overhead.py"
 

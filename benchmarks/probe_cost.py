@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.diagnostics import diagnose
-from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.diagnostics import diagnose
+from vaecollapse.core.models import VAE, VAEConfig
 
 COMMAND = "VAECOLLAPSE_DATA=../shared/data python benchmarks/probe_cost.py"
 

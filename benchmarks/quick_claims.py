@@ -1,7 +1,7 @@
 """Do the quick claims hold whatever the thread count and the seed? Every registered entry's quick
 variant is run under four conditions — 1 and 2 torch threads, each with the entries' own seeds and
 with every run seeded 2 instead — each condition in its own process and output folder, and the
-claim and its tightest check (``vaecollapse.experiments.claims``) are tabulated side by side.
+claim and its tightest check (``vaecollapse.reproductions.claims``) are tabulated side by side.
 
     VAECOLLAPSE_DATA=../shared/data python benchmarks/quick_claims.py [--write docs/quick-claims.md]
         [--cores 2] [--only fig5,table4]
@@ -35,7 +35,7 @@ def worker(threads: int, seed: int | None, out: Path, names: list[str]) -> None:
     torch.set_num_threads(threads)
     sys.path.insert(0, str(REPO_ROOT))
     from tests.stand_ins import write_cifar_stand_in
-    from vaecollapse.experiments import REGISTRY, run_entry
+    from vaecollapse.reproductions import REGISTRY, run_entry
 
     stand_in = out / "cifar-stand-in"
     write_cifar_stand_in(stand_in, n_per_batch=8, patterns=3)
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
-    from vaecollapse.experiments.registry import entry_names
+    from vaecollapse.reproductions.registry import entry_names
 
     names = args.only.split(",") if args.only else entry_names()
     if args.worker:

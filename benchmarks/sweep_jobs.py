@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.experiments.common import train_runs
-from vaecollapse.experiments.mhvae_sweeps import RELU_MHVAE_SETTINGS
-from vaecollapse.experiments.registry import Context
-from vaecollapse.train import TrainConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.reproductions.common import train_runs
+from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
+from vaecollapse.reproductions.registry import Context
+from vaecollapse.training.trainer import TrainConfig
 
 MODELS = {
     "relu-mhvae": ("mhvae", "mnist", RELU_MHVAE_SETTINGS),

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.theory import (
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.theory import (
     SolverOptions,
     cvae_closed_form,
     cvae_spectrum_from_moments,

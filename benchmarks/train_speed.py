@@ -67,7 +67,7 @@ def hand_loop(case: dict) -> None:
     import torch
     from torch import nn
 
-    from vaecollapse.data import load_dataset
+    from vaecollapse.core.data import load_dataset
 
     data = load_dataset(case["dataset"])
     x_train, x_test = data.train.x, data.test.x
@@ -106,7 +106,7 @@ def pythae_pipeline(case: dict, out: Path) -> None:
     from pythae.trainers import BaseTrainerConfig
     from torch import nn
 
-    from vaecollapse.data import load_dataset
+    from vaecollapse.core.data import load_dataset
 
     logging.disable(logging.INFO)
     data = load_dataset(case["dataset"])

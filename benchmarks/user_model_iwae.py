@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 import vaecollapse
-from vaecollapse.data import load_dataset
-from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.models import VAE, VAEConfig
 
 
 class UserDecoder(nn.Module):

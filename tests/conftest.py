@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vaecollapse.cli import main
-from vaecollapse.data import RELEASES
+from vaecollapse.core.data import RELEASES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -596,9 +596,9 @@ def mnist_corrupt(tmp: Path) -> tuple[Result, str]:
 @case("data", "diagnose a CVAE run on a digit subset of the quadrant task (as fig3a writes)", 0,
       "verdict")  # fmt: skip
 def diagnose_digit_subset_run(tmp: Path) -> tuple[Result, str]:
-    from vaecollapse.data import load_dataset
-    from vaecollapse.diagnostics.runs import train_run
-    from vaecollapse.train import TrainConfig
+    from vaecollapse.core.data import load_dataset
+    from vaecollapse.training.runs import train_run
+    from vaecollapse.training.trainer import TrainConfig
 
     dataset = load_dataset("digits-quadrant", digits=1)
     train_run(tmp / "run", "cvae", dataset, {"latent_dim": 2}, TrainConfig(epochs=1), device="cpu")
@@ -614,9 +614,9 @@ def diagnose_digit_subset_run(tmp: Path) -> tuple[Result, str]:
 @case("data", "diagnose a run trained on generated data (as the synthetic entries write)", 0,
       "verdict")  # fmt: skip
 def diagnose_synthetic_run(tmp: Path) -> tuple[Result, str]:
-    from vaecollapse.data import correlated_pairs, synthetic_dataset
-    from vaecollapse.diagnostics.runs import train_run
-    from vaecollapse.train import TrainConfig
+    from vaecollapse.core.data import correlated_pairs, synthetic_dataset
+    from vaecollapse.training.runs import train_run
+    from vaecollapse.training.trainer import TrainConfig
 
     x, y = correlated_pairs(0.5, n=200, dim=4, seed=0)
     dataset = synthetic_dataset("pairs", x, y)
@@ -763,7 +763,7 @@ def phased(tmp: Path) -> Path:
 def reproduced(tmp: Path, mode: str = "quick") -> Path:
     """A reproduction folder as `reproduce fig2a` writes it (in ``mode``), without training: one
     entry's outcome, comparison, rows and figure."""
-    from vaecollapse.rundir import mark_directory
+    from vaecollapse.core.rundir import mark_directory
 
     out = tmp / "reproductions"
     entry = out / "fig2a"

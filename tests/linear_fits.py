@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.data import Dataset
-from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.train import TrainConfig, train
+from vaecollapse.core.data import Dataset
+from vaecollapse.core.models import VAE, VAEConfig
+from vaecollapse.training.trainer import TrainConfig, train
 
 
 def train_to_optimum(

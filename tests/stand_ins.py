@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaecollapse.data import RELEASES
+from vaecollapse.core.data import RELEASES
 
 
 def write_cifar_stand_in(root: Path, n_per_batch: int = 5, patterns: int = 0) -> Path:

@@ -11,11 +11,11 @@ from torch import nn
 from torch.distributions import Normal
 from torch.utils.data import DataLoader, TensorDataset
 
-from vaecollapse.adapters import EncoderModel, as_latent_model, as_tensor_data
-from vaecollapse.diagnostics import diagnose
-from vaecollapse.errors import InputError
-from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.protocol import LatentModel
+from vaecollapse.core.adapters import EncoderModel, as_latent_model, as_tensor_data
+from vaecollapse.core.diagnostics import diagnose
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import VAE, VAEConfig
+from vaecollapse.core.protocol import LatentModel
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ class CustomDecoder(nn.Module):
 def test_a_custom_decoders_gaussian_likelihood_is_exact_with_or_without_the_fast_path(
     squash,
 ) -> None:
-    from vaecollapse.adapters import linear_head
+    from vaecollapse.core.adapters import linear_head
 
     torch.manual_seed(0)
     decoder, x = CustomDecoder(squash), torch.randn(7, 40)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaecollapse.data.views import quadrant_mask
-from vaecollapse.errors import InputError
-from vaecollapse.models import CVAE, MHVAE, VAE, CVAEConfig, MHVAEConfig, VAEConfig
-from vaecollapse.models.backbones import Canvas, TransposedConvDecoder
+from vaecollapse.core.data.views import quadrant_mask
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import CVAE, MHVAE, VAE, CVAEConfig, MHVAEConfig, VAEConfig
+from vaecollapse.core.models.backbones import Canvas, TransposedConvDecoder
 
 SHAPES = {"linear": (1, 8, 8), "mlp": (1, 8, 8), "cnn": (1, 8, 8), "resnet18": (3, 8, 8)}
 VARIANCES = [("amortized", None), ("shared", None), ("fixed", 0.5)]

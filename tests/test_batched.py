@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vaecollapse.batched import Run, batch_refusal, train_batched, train_many
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.models.factory import build_model, config_to_json, model_config
-from vaecollapse.rundir import load_checkpoint, read_metrics
-from vaecollapse.train import TrainConfig, TrainingDivergedError, train
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models.factory import build_model, config_to_json, model_config
+from vaecollapse.core.rundir import load_checkpoint, read_metrics
+from vaecollapse.training.batched import Run, batch_refusal, train_batched, train_many
+from vaecollapse.training.trainer import TrainConfig, TrainingDivergedError, train
 
 # Stacking turns each matmul into a batched one, whose kernels may sum in another order: allow
 # float32 rounding accumulated over a few hundred steps, far below any training effect (a single

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaecollapse.data import minibatch_indices, minibatches
+from vaecollapse.core.data import minibatch_indices, minibatches
 
 
 def test_every_index_exactly_once() -> None:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import CorruptDataError
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import CorruptDataError
 
 from .stand_ins import write_cifar_stand_in
 

@@ -58,9 +58,9 @@ def test_demo_runs_offline_as_console_script(tmp_path) -> None:
 
 @pytest.mark.parametrize("family", ["vae", "cvae"])
 def test_the_demos_staircase_is_the_theorys_count_at_every_beta(family: str) -> None:
-    from vaecollapse.data import load_dataset
-    from vaecollapse.demo import BETAS, DATA, LATENT_DIM, theory_staircase
-    from vaecollapse.theory import predict
+    from vaecollapse.core.data import load_dataset
+    from vaecollapse.core.theory import predict
+    from vaecollapse.studies.demo import BETAS, DATA, LATENT_DIM, theory_staircase
 
     dataset = load_dataset(DATA[family])
     thresholds = predict(family, dataset, LATENT_DIM, beta=1.0).thresholds

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.data import synthetic_dataset
-from vaecollapse.diagnostics import diagnose_model, explain
-from vaecollapse.models import MHVAE, MHVAEConfig
+from vaecollapse.core.data import synthetic_dataset
+from vaecollapse.core.diagnostics import diagnose_model, explain
+from vaecollapse.core.models import MHVAE, MHVAEConfig
 
 
 def test_diagnose_a_trained_run(run_cli, tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_hierarchical_terms_are_kls_and_a_silenced_level_is_named() -> None:
 def test_a_runs_iwae_estimate_is_stored_and_renewed_with_its_weights(
     run_cli, tmp_path: Path
 ) -> None:
-    from vaecollapse.diagnostics.runs import diagnose_run
+    from vaecollapse.training.runs import diagnose_run
 
     out = tmp_path / "run"
     arguments = ("--dataset", "digits", "--latent-dim", "3", "--epochs", "2", "--out", str(out))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.models import CVAE, CVAEConfig
-from vaecollapse.theory import cvae_closed_form, cvae_spectrum
-from vaecollapse.train import TrainConfig, train
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import CVAE, CVAEConfig
+from vaecollapse.core.theory import cvae_closed_form, cvae_spectrum
+from vaecollapse.training.trainer import TrainConfig, train
 
 
 @pytest.mark.parametrize("backbone", ["linear", "mlp"])

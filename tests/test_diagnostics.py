@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
-from vaecollapse.diagnostics import (
+from vaecollapse.core.data import gaussian_with_spectrum, synthetic_dataset
+from vaecollapse.core.diagnostics import (
     RunningMoments,
     collapse_curve,
     collapsed_dimensions,
@@ -22,8 +22,8 @@ from vaecollapse.diagnostics import (
     sorted_mean_abs_difference,
     theory_comparison,
 )
-from vaecollapse.errors import InputError
-from vaecollapse.models import VAE, VAEConfig
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import VAE, VAEConfig
 
 
 def _standard_normal(n: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -193,7 +193,7 @@ def test_verdict_names_over_regularised_dimensions_and_theory_matches() -> None:
 
 @pytest.mark.parametrize("backbone", ["linear", "mlp"])
 def test_expanded_decoder_likelihood_equals_the_direct_one(backbone: str) -> None:
-    from vaecollapse.objectives import decoder_log_likelihood, gaussian_nll
+    from vaecollapse.core.objectives import decoder_log_likelihood, gaussian_nll
 
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=30, latent_dim=4, backbone=backbone, hidden=8))
@@ -206,7 +206,7 @@ def test_expanded_decoder_likelihood_equals_the_direct_one(backbone: str) -> Non
 
 
 def test_mutual_information_of_a_linear_gaussian_encoder_matches_its_closed_form() -> None:
-    from vaecollapse.diagnostics.metrics import mutual_information
+    from vaecollapse.core.diagnostics.metrics import mutual_information
 
     # x ~ N(0, I), q(z | x) = N(a ⊙ x, s²): I(x; z) = ½ Σ log(1 + a² / s²) = 0.500 nats
     generator = torch.Generator().manual_seed(0)
@@ -223,7 +223,7 @@ def test_mutual_information_of_a_linear_gaussian_encoder_matches_its_closed_form
 
 
 def test_mutual_information_is_zero_when_collapsed_and_at_most_log_n() -> None:
-    from vaecollapse.diagnostics.metrics import mutual_information
+    from vaecollapse.core.diagnostics.metrics import mutual_information
 
     assert mutual_information(torch.zeros(500, 3), torch.zeros(500, 3))[0] == pytest.approx(
         0.0, abs=1e-12
@@ -239,10 +239,10 @@ def test_mutual_information_is_zero_when_collapsed_and_at_most_log_n() -> None:
 
 
 def test_a_reports_mutual_information_stays_below_its_average_kl(tmp_path) -> None:
-    from vaecollapse.data import load_dataset
-    from vaecollapse.diagnostics.report import diagnose_model
-    from vaecollapse.models import VAE, VAEConfig
-    from vaecollapse.train import TrainConfig, train
+    from vaecollapse.core.data import load_dataset
+    from vaecollapse.core.diagnostics.report import diagnose_model
+    from vaecollapse.core.models import VAE, VAEConfig
+    from vaecollapse.training.trainer import TrainConfig, train
 
     digits = load_dataset("digits")
     torch.manual_seed(0)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
-from vaecollapse.diagnostics import importance_log_likelihood, model_log_weights, theory_comparison
-from vaecollapse.models import CVAE, MHVAE, CVAEConfig, MHVAEConfig
+from vaecollapse.core.data import gaussian_with_spectrum, synthetic_dataset
+from vaecollapse.core.diagnostics import (
+    importance_log_likelihood,
+    model_log_weights,
+    theory_comparison,
+)
+from vaecollapse.core.models import CVAE, MHVAE, CVAEConfig, MHVAEConfig
 
 
 def _shrunk(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

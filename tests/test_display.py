@@ -11,8 +11,12 @@ import sys
 import pytest
 import torch
 
-from vaecollapse.diagnostics import diagnose
-from vaecollapse.diagnostics.plots import plot_collapse_curves, plot_kl_bars, plot_std_histograms
+from vaecollapse.core.diagnostics import diagnose
+from vaecollapse.core.diagnostics.plots import (
+    plot_collapse_curves,
+    plot_kl_bars,
+    plot_std_histograms,
+)
 
 from .conftest import REPO_ROOT
 
@@ -80,7 +84,7 @@ def test_the_library_leaves_the_matplotlib_backend_alone() -> None:
     script = (
         "import sys, matplotlib; matplotlib.use('svg')\n"
         "import torch, vaecollapse\n"
-        "from vaecollapse.diagnostics.plots import plot_kl_bars\n"
+        "from vaecollapse.core.diagnostics.plots import plot_kl_bars\n"
         "r = vaecollapse.diagnose(lambda b: (b, torch.zeros_like(b)), torch.randn(50, 3))\n"
         "r._repr_html_(); plot_kl_bars(r)\n"
         "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"

@@ -79,7 +79,7 @@ def test_a_sweep_on_ray_trains_what_the_local_backend_trains(run_cli, tmp_path, 
 def test_a_sweep_interrupted_on_ray_finishes_without_retraining(run_cli, tmp_path, local_ray):
     """One task fails (its run directory is held by another process, as by a killed worker's
     successor), the others finish; the same command again trains only what did not."""
-    from vaecollapse.rundir import directory_lock
+    from vaecollapse.core.rundir import directory_lock
 
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(SWEEP)

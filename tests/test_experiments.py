@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaecollapse.experiments import REGISTRY, run_entry
-from vaecollapse.experiments.common import data_derived
-from vaecollapse.experiments.registry import by_paper
+from vaecollapse.reproductions import REGISTRY, run_entry
+from vaecollapse.reproductions.common import data_derived
+from vaecollapse.reproductions.registry import by_paper
 
 from .stand_ins import write_cifar_stand_in
 
@@ -172,10 +172,10 @@ def test_an_alternative_data_set_is_refused_where_an_entry_has_none(run_cli, tmp
 
 
 def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: Path) -> None:
-    from vaecollapse.data import load_dataset
-    from vaecollapse.errors import InputError
-    from vaecollapse.experiments.common import train_runs
-    from vaecollapse.experiments.registry import (
+    from vaecollapse.core.data import load_dataset
+    from vaecollapse.core.errors import InputError
+    from vaecollapse.reproductions.common import train_runs
+    from vaecollapse.reproductions.registry import (
         REGISTRY,
         Context,
         EntryResult,
@@ -183,7 +183,7 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
         collect_report,
         to_markdown,
     )
-    from vaecollapse.train import TrainConfig
+    from vaecollapse.training.trainer import TrainConfig
 
     dataset = load_dataset("digits")
     runs = {"small": {"latent_dim": 3, "backbone": "mlp", "hidden": 16}}
@@ -225,8 +225,8 @@ def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:
 
 def _small_sweep():
     """The digits, a small MLP VAE's settings at three β's, and a short training."""
-    from vaecollapse.data import load_dataset
-    from vaecollapse.train import TrainConfig
+    from vaecollapse.core.data import load_dataset
+    from vaecollapse.training.trainer import TrainConfig
 
     settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
     runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
@@ -236,11 +236,11 @@ def _small_sweep():
 def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from vaecollapse.errors import InputError
-    from vaecollapse.experiments.common import train_runs
-    from vaecollapse.experiments.registry import Context
-    from vaecollapse.logs import show_progress
-    from vaecollapse.train import TrainConfig
+    from vaecollapse.core.errors import InputError
+    from vaecollapse.core.logs import show_progress
+    from vaecollapse.reproductions.common import train_runs
+    from vaecollapse.reproductions.registry import Context
+    from vaecollapse.training.trainer import TrainConfig
 
     dataset, _, runs, training = _small_sweep()
     outcomes = {}
@@ -269,10 +269,10 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
 def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from vaecollapse.errors import InputError
-    from vaecollapse.experiments.common import train_runs
-    from vaecollapse.experiments.registry import Context
-    from vaecollapse.train import TrainConfig
+    from vaecollapse.core.errors import InputError
+    from vaecollapse.reproductions.common import train_runs
+    from vaecollapse.reproductions.registry import Context
+    from vaecollapse.training.trainer import TrainConfig
 
     dataset, settings, runs, training = _small_sweep()
     outcomes = {}
@@ -305,7 +305,7 @@ def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
 
 
 def test_trend_notes_say_when_a_tolerance_was_needed() -> None:
-    from vaecollapse.experiments.common import trend
+    from vaecollapse.reproductions.common import trend
 
     assert trend([1.0, 2.0, 3.0], increasing=True) == "rises (as the paper's)"
     noisy = trend([3.0, 2.0, 2.0005], increasing=False, tolerance=1e-3)
@@ -317,7 +317,7 @@ def test_trend_notes_say_when_a_tolerance_was_needed() -> None:
 
 
 def test_run_area_totals_count_each_run_once(tmp_path: Path) -> None:
-    from vaecollapse.experiments.registry import run_area_totals
+    from vaecollapse.reproductions.registry import run_area_totals
 
     for label, epochs, complete in (("a", (1.5, 2.0), True), ("b", (4.0,), False)):
         run = tmp_path / "full" / "group" / label
@@ -330,7 +330,7 @@ def test_run_area_totals_count_each_run_once(tmp_path: Path) -> None:
 
 
 def test_active_count_comparison_judges_on_the_mean_kl_count() -> None:
-    from vaecollapse.experiments.common import active_count_comparison
+    from vaecollapse.reproductions.common import active_count_comparison
 
     row = active_count_comparison("active at θ_k", [0, 3, 7], [0, 2, 7], [0, 4, 10])
     assert row.ours == "0/0/0, 3/2/4, 7/7/10" and row.agreement == "2 of 3 agree (mean KL)"
@@ -338,7 +338,7 @@ def test_active_count_comparison_judges_on_the_mean_kl_count() -> None:
 
 
 def test_a_claim_names_its_tightest_check_with_the_numbers() -> None:
-    from vaecollapse.experiments.claims import Claim
+    from vaecollapse.reproductions.claims import Claim
 
     claim = Claim("x")
     assert not claim.holds  # a claim with no checks asserts nothing
@@ -354,7 +354,7 @@ def test_a_claim_names_its_tightest_check_with_the_numbers() -> None:
 
 
 def test_steps_between_collapsed_values_are_not_judged() -> None:
-    from vaecollapse.experiments.claims import Claim
+    from vaecollapse.reproductions.claims import Claim
 
     claim = Claim("x")
     # 0.020 -> 0.025 rises against the direction, but both are under the floor 0.16
@@ -365,7 +365,7 @@ def test_steps_between_collapsed_values_are_not_judged() -> None:
 
 
 def test_seed_noise_is_twice_the_standard_error_of_a_difference_of_means() -> None:
-    from vaecollapse.experiments.sweeps import TABLE_SEEDS, seed_noise
+    from vaecollapse.reproductions.sweeps import TABLE_SEEDS, seed_noise
 
     # table2's record: AU 100, 98.74, 100 against 100, 100, 100 over three seeds
     learnable = ({"au": 99.58}, {"au": statistics.stdev([100.0, 98.74, 100.0])})
@@ -397,7 +397,7 @@ def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
     refused = run_cli("reproduce", "--collect", "--out", str(out), "--record", str(foreign))
     assert refused.code == 2 and (foreign / "notes.txt").read_text() == "mine"
     # while a run writes into --out, nothing is recorded from it (a result may be half-written)
-    from vaecollapse.rundir import claimed_directory
+    from vaecollapse.core.rundir import claimed_directory
 
     fresh = tmp_path / "fresh"
     with claimed_directory(out, "reproduction"):
@@ -406,8 +406,8 @@ def test_collect_records_the_full_entries(run_cli, tmp_path: Path) -> None:
 
 
 def test_the_reconstruction_error_is_eq_10_and_does_not_depend_on_images_a_pass() -> None:
-    from vaecollapse.experiments.decoder_variance import reconstruction_error
-    from vaecollapse.models import VAE, VAEConfig
+    from vaecollapse.core.models import VAE, VAEConfig
+    from vaecollapse.reproductions.dai2020.decoder_variance import reconstruction_error
 
     torch.manual_seed(0)
     x = torch.randn(23, 6)

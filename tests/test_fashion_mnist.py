@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vaecollapse.data import RELEASES, load_dataset
+from vaecollapse.core.data import RELEASES, load_dataset
 
 
 def test_the_shared_copy_is_found_and_verified(fashion_dir: Path) -> None:

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 import vaecollapse
-from vaecollapse.diagnostics.plots import plot_kl_map
-from vaecollapse.errors import InputError
+from vaecollapse.core.diagnostics.plots import plot_kl_map
+from vaecollapse.core.errors import InputError
 
 C, H, W = 4, 4, 4
 
@@ -184,7 +184,7 @@ def test_a_small_diffusers_autoencoder_is_read_as_it_is() -> None:
     with torch.no_grad():  # the likelihood is N(decode(z).sample, η_dec²) summed over pixels
         z = vae.encode(x).latent_dist.mean
         expected = torch.distributions.Normal(vae.decode(z).sample, 0.1).log_prob(x).sum((1, 2, 3))
-    latent = vaecollapse.adapters.as_latent_model(vae, eta_dec=0.1)
+    latent = vaecollapse.core.adapters.as_latent_model(vae, eta_dec=0.1)
     latent.latent_levels(x[:1])  # learns the grid shape
     got = latent.log_likelihood(x, None, z.reshape(1, x.shape[0], -1))[0]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-3)

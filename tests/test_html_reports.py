@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from vaecollapse.reports import html_document, image_html, markdown_html
+from vaecollapse.core.pages import html_document, image_html, markdown_html
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

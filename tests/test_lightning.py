@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from vaecollapse.data import load_dataset
+from vaecollapse.core.data import load_dataset
 
 
 # Lightning's own code, on this torch, warns about torch's pytree API; nothing of ours
@@ -22,7 +22,7 @@ def test_callback_logs_collapse_metrics_each_validation_epoch(tmp_path: Path) ->
     import lightning
     from lightning.pytorch.loggers import CSVLogger
 
-    from vaecollapse.lightning import CollapseCallback
+    from vaecollapse.integrations.lightning import CollapseCallback
 
     class LitVAE(lightning.LightningModule):
         def __init__(self) -> None:
@@ -78,15 +78,15 @@ def test_a_missing_extra_is_a_clear_error_with_the_install_command(monkeypatch) 
     import importlib
     import sys
 
-    from vaecollapse.errors import InputError
+    from vaecollapse.core.errors import InputError
 
     for name in ("lightning.pytorch.callbacks", "pytorch_lightning.callbacks"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "vaecollapse.lightning", raising=False)
+    monkeypatch.delitem(sys.modules, "vaecollapse.integrations.lightning", raising=False)
     with pytest.raises(InputError, match=r"pip install 'vaecollapse\[lightning\]'"):
-        importlib.import_module("vaecollapse.lightning")
+        importlib.import_module("vaecollapse.integrations.lightning")
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    from vaecollapse.monitor import CollapseMonitor
+    from vaecollapse.core.monitor import CollapseMonitor
 
     with pytest.raises(InputError, match=r"pip install 'vaecollapse\[tensorboard\]'"):
         CollapseMonitor(lambda b: (b, b * 0), torch.randn(4, 2), tensorboard="runs")
@@ -98,7 +98,7 @@ def test_a_missing_extra_is_a_clear_error_with_the_install_command(monkeypatch) 
 def test_the_callback_stops_a_collapsed_run_and_restores_its_healthy_weights() -> None:
     import lightning
 
-    from vaecollapse.lightning import CollapseCallback
+    from vaecollapse.integrations.lightning import CollapseCallback
 
     class Collapsing(lightning.LightningModule):
         """A VAE that does not learn (learning rate 0) and whose encoder is set to the prior at

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from vaecollapse.memory import keep_freed_memory
+from vaecollapse.core.memory import keep_freed_memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -17,7 +17,7 @@ GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 # mapped apart from its heap, as mallinfo2 counts them
 MAPPED_BYTES = """
 import ctypes, sys
-from vaecollapse.memory import keep_freed_memory
+from vaecollapse.core.memory import keep_freed_memory
 class Info(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import gaussian_with_spectrum
-from vaecollapse.errors import InputError
-from vaecollapse.models import MHVAE, MHVAEConfig
-from vaecollapse.theory import mhvae_closed_form, vae_spectrum
-from vaecollapse.theory.objective import hierarchical_loss
+from vaecollapse.core.data import gaussian_with_spectrum
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import MHVAE, MHVAEConfig
+from vaecollapse.core.theory import mhvae_closed_form, vae_spectrum
+from vaecollapse.core.theory.objective import hierarchical_loss
 
 
 def _perturbed(config: MHVAEConfig, seed: int = 0) -> MHVAE:

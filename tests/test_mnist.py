@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import CorruptDataError
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import CorruptDataError
 
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import gaussian_with_spectrum
-from vaecollapse.errors import InputError
-from vaecollapse.models import VAE, GaussianHead, VAEConfig
-from vaecollapse.models.latent import TANH_VARIANCE_FLOOR
-from vaecollapse.theory import vae_closed_form, vae_spectrum
+from vaecollapse.core.data import gaussian_with_spectrum
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import VAE, GaussianHead, VAEConfig
+from vaecollapse.core.models.latent import TANH_VARIANCE_FLOOR
+from vaecollapse.core.theory import vae_closed_form, vae_spectrum
 
 VARIANTS = [
     ("linear", "amortized", None),

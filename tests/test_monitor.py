@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.monitor import CollapseMonitor
-from vaecollapse.train import TrainConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.monitor import CollapseMonitor
+from vaecollapse.training.trainer import TrainConfig
 
 from .fault_cases import invoke
 
@@ -163,7 +163,7 @@ def test_train_monitor_writes_its_record_and_resumes_with_the_run(tmp_path: Path
 
 
 def test_the_monitored_rows_are_named_as_many_as_there_are() -> None:
-    from vaecollapse.monitor import DEFAULT_ROWS, monitored_rows
+    from vaecollapse.core.monitor import DEFAULT_ROWS, monitored_rows
 
     assert monitored_rows(500) == "all 500 test rows"  # a split smaller than the monitor's share
     assert monitored_rows(DEFAULT_ROWS + 1, "training") == f"first {DEFAULT_ROWS} training rows"
@@ -172,7 +172,7 @@ def test_the_monitored_rows_are_named_as_many_as_there_are() -> None:
 def test_the_bench_names_the_split_its_monitor_watches() -> None:
     from dataclasses import replace
 
-    from vaecollapse.remedy_bench import monitored_split
+    from vaecollapse.studies.remedy_bench import monitored_split
 
     digits = load_dataset("digits")
     assert digits.evaluation_split is digits.test

@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vaecollapse.data import gaussian_with_spectrum
-from vaecollapse.objectives import (
+from vaecollapse.core.data import gaussian_with_spectrum
+from vaecollapse.core.objectives import (
     gaussian_nll,
     gaussian_nll_sum,
     kl_diag_gaussians,
     kl_to_prior,
     linear_expected_nll,
 )
-from vaecollapse.theory.objective import hierarchical_loss
+from vaecollapse.core.theory.objective import hierarchical_loss
 
 F64 = dict(dtype=torch.float64)
 

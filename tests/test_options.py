@@ -11,12 +11,12 @@ import pytest
 
 from vaecollapse.cli.settings_doc import settings_document
 from vaecollapse.cli.train_cmd import SECTIONS, train_command
-from vaecollapse.data import DataSpec
-from vaecollapse.errors import InputError
-from vaecollapse.models.mhvae import MHVAEConfig
-from vaecollapse.models.vae import VAEConfig
-from vaecollapse.options import LIST, SCALAR_OR_LIST, Setting, declared, read_settings_file
-from vaecollapse.train import TrainConfig
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models.mhvae import MHVAEConfig
+from vaecollapse.core.models.vae import VAEConfig
+from vaecollapse.core.options import LIST, SCALAR_OR_LIST, Setting, declared, read_settings_file
+from vaecollapse.training.trainer import TrainConfig
 
 from .conftest import REPO_ROOT
 

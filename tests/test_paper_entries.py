@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
-from vaecollapse.experiments.lagging_inference import (
+from vaecollapse.core.data import gaussian_with_spectrum, synthetic_dataset
+from vaecollapse.core.models import VAE, VAEConfig
+from vaecollapse.core.theory import ppca_closed_form, vae_spectrum
+from vaecollapse.reproductions.he2019.lagging_inference import (
     aggressive_phase,
     information_gain,
     information_race,
 )
-from vaecollapse.experiments.ppca_equivalence import REACHED, exact_elbo, reached_at
-from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.remedy_bench import RunResult, summarise
-from vaecollapse.theory import ppca_closed_form, vae_spectrum
+from vaecollapse.reproductions.lucas2019.ppca_equivalence import REACHED, exact_elbo, reached_at
+from vaecollapse.studies.remedy_bench import RunResult, summarise
 
 
 def test_the_elbo_at_ppcas_optimum_is_its_exact_log_likelihood() -> None:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import load_dataset, second_moment_rows
-from vaecollapse.models.factory import build_model, model_config
-from vaecollapse.phase import PhaseSettings, default_axes
-from vaecollapse.theory import predict
+from vaecollapse.core.data import load_dataset, second_moment_rows
+from vaecollapse.core.models.factory import build_model, model_config
+from vaecollapse.core.theory import predict
+from vaecollapse.studies.phase import PhaseSettings, default_axes
 
 
 @pytest.mark.parametrize(("family", "name"), [("vae", "digits"), ("cvae", "digits-quadrant")])

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from vaecollapse.data.synthetic import gaussian_with_spectrum
-from vaecollapse.diagnostics import amortisation_gap, decoder_usage, diagnose
-from vaecollapse.diagnostics.verdict import CAUSES
-from vaecollapse.errors import InputError, MisreadingWarning
+from vaecollapse.core.data.synthetic import gaussian_with_spectrum
+from vaecollapse.core.diagnostics import amortisation_gap, decoder_usage, diagnose
+from vaecollapse.core.diagnostics.verdict import CAUSES
+from vaecollapse.core.errors import InputError, MisreadingWarning
 
 D, d = 12, 4
 THETA2 = np.array([9.0, 2.25, 1.0, 0.25])  # θ_i² of the data's four modes
@@ -74,7 +74,7 @@ def test_a_decoder_that_reads_only_two_dimensions(x) -> None:
 
 
 def model_as_latent(model):
-    from vaecollapse.adapters import as_latent_model
+    from vaecollapse.core.adapters import as_latent_model
 
     return as_latent_model(model, decoder=model.decoder, eta_dec=1.0)
 
@@ -115,7 +115,7 @@ def test_a_lagging_encoder_is_told_from_an_objective_that_prefers_collapse(x) ->
 
 
 def model_as_latent_pair(encoder, decoder):
-    from vaecollapse.adapters import EncoderModel
+    from vaecollapse.core.adapters import EncoderModel
 
     return EncoderModel(encoder, decoder=decoder, eta_dec=1.0)
 

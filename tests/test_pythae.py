@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import vaecollapse
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
 
 
 @pytest.fixture(scope="module")

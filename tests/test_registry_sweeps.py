@@ -1,4 +1,4 @@
-"""The registry's declared sweeps (``vaecollapse.experiments.sweeps``): how lines through a grid
+"""The registry's declared sweeps (``vaecollapse.reproductions.sweeps``): how lines through a grid
 of diagnosed runs become a claim, paper-vs-ours lines, rows and panels. The reports are built from
 KL matrices whose summaries are known, so each direction and check has a known answer."""
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.diagnostics.report import DiagnosisReport, LevelReport
-from vaecollapse.experiments.common import RunOutcome
-from vaecollapse.experiments.registry import Context
-from vaecollapse.experiments.sweeps import Grid, Line, LineSweep, Measure
-from vaecollapse.train import TrainConfig
+from vaecollapse.core.diagnostics.report import DiagnosisReport, LevelReport
+from vaecollapse.reproductions.common import RunOutcome
+from vaecollapse.reproductions.registry import Context
+from vaecollapse.reproductions.sweeps import Grid, Line, LineSweep, Measure
+from vaecollapse.training.trainer import TrainConfig
 
 
 def outcome(kl_per_dim: list[float], rows: int = 10, seed: int = 0) -> RunOutcome:
@@ -136,7 +136,7 @@ def test_a_kl_along_its_own_weight_is_listed_as_a_consistency_check(tmp_path):
         "KL as c grows": "[information",
         "collapsed dimensions as c grows": "[information",
     }
-    from vaecollapse.experiments.registry import REGISTRY, to_markdown
+    from vaecollapse.reproductions.registry import REGISTRY, to_markdown
 
     text = to_markdown(REGISTRY["fig2b"], result, quick=True)
     assert "- [consistency] KL as a grows: 3.5, 1.5, 0.5 falls" in text
@@ -153,7 +153,7 @@ def test_a_grid_whose_points_share_a_directory_is_refused_before_training(tmp_pa
 
 
 def test_a_grid_of_several_seeds_keeps_its_first_seeds_runs_and_seeds_the_others(tmp_path):
-    from vaecollapse.data import load_dataset
+    from vaecollapse.core.data import load_dataset
 
     data = load_dataset("digits")
     grid = Grid(
@@ -176,7 +176,7 @@ def test_a_grid_of_several_seeds_keeps_its_first_seeds_runs_and_seeds_the_others
 
 
 def test_sharpness_per_image_and_the_noise_of_a_paired_step():
-    from vaecollapse.experiments.mhvae_sweeps import image_sharpness, step_noise
+    from vaecollapse.reproductions.dang2024.mhvae_sweeps import image_sharpness, step_noise
 
     stripes = torch.tensor([[0.0, 1.0] * 8] * 4).reshape(1, 64)  # 8×8, alternating columns
     flat = torch.full((1, 64), 0.5)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.models import MHVAE, VAE, CVAEConfig, MHVAEConfig, VAEConfig
-from vaecollapse.models.latent import GaussianHead
-from vaecollapse.objectives import kl_to_prior
-from vaecollapse.remedies import (
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import MHVAE, VAE, CVAEConfig, MHVAEConfig, VAEConfig
+from vaecollapse.core.models.latent import GaussianHead
+from vaecollapse.core.objectives import kl_to_prior
+from vaecollapse.core.remedies import (
     KLSchedule,
     aggressive_steps,
     committed_variance_ratio,
@@ -25,7 +25,7 @@ from vaecollapse.remedies import (
     kl_weights,
     linear_weight,
 )
-from vaecollapse.train import TrainConfig, _Loop, train
+from vaecollapse.training.trainer import TrainConfig, _Loop, train
 
 from .linear_fits import train_to_optimum
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.remedy_bench import RunResult, remedy_runs, run_bench, summarise
-from vaecollapse.theory import predict
-from vaecollapse.train import TrainConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.theory import predict
+from vaecollapse.studies.remedy_bench import RunResult, remedy_runs, run_bench, summarise
+from vaecollapse.training.trainer import TrainConfig
 
 
 def test_each_remedy_gets_its_own_settings_and_strengths_stay_with_their_remedy() -> None:

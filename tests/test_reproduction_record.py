@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vaecollapse.experiments.registry import collect_report
+from vaecollapse.reproductions.registry import collect_report
 
 from .conftest import REPO_ROOT
 

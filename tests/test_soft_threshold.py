@@ -1,5 +1,5 @@
-"""Dai et al.'s Proposition 1 machinery (vaecollapse.experiments.soft_threshold) against values
-derived by hand for the two points (1, 1) and (−1, −1): n = d = 2, one latent dimension,
+"""Dai et al.'s Proposition 1 machinery (vaecollapse.reproductions.dai2020.soft_threshold) against
+values derived by hand for the two points (1, 1) and (−1, −1): n = d = 2, one latent dimension,
 x̄ = 0 and γ̄ = 1 at the collapsed point (7)."""
 
 import math
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from vaecollapse.data import dai_two_points
-from vaecollapse.experiments.soft_threshold import (
+from vaecollapse.core.data import dai_two_points
+from vaecollapse.reproductions.dai2020.soft_threshold import (
     Layout,
     collapsed_point,
     energy,

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaecollapse.data import RELEASES, load_dataset, locate
-from vaecollapse.data.sources import KnownFile, md5_of_bytes
-from vaecollapse.errors import DataNotFoundError
+from vaecollapse.core.data import RELEASES, load_dataset, locate
+from vaecollapse.core.data.sources import KnownFile, md5_of_bytes
+from vaecollapse.core.errors import DataNotFoundError
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from vaecollapse.batched import batch_groups
-from vaecollapse.data import load_dataset
-from vaecollapse.diagnostics.runs import prepared_run
-from vaecollapse.rundir import read_run_config
-from vaecollapse.train import TrainConfig
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.rundir import read_run_config
+from vaecollapse.training.batched import batch_groups
+from vaecollapse.training.runs import prepared_run
+from vaecollapse.training.trainer import TrainConfig
 
 SWEEP = """
 model = "vae"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vaecollapse.data import (
+from vaecollapse.core.data import (
     TABLE4_CORRELATIONS,
     correlated_pairs,
     dai_two_points,
     gaussian_with_spectrum,
     synthetic_dataset,
 )
-from vaecollapse.errors import InputError
+from vaecollapse.core.errors import InputError
 
 
 def second_moment(x: np.ndarray) -> np.ndarray:

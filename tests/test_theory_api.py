@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaecollapse.data import gaussian_with_spectrum, load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.theory import (
+from vaecollapse.core.data import gaussian_with_spectrum, load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.theory import (
     collapse_thresholds,
     cvae_spectrum,
     largest_beta_keeping,

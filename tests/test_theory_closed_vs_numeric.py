@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from vaecollapse.data import correlated_pairs, gaussian_with_spectrum
-from vaecollapse.theory import (
+from vaecollapse.core.data import correlated_pairs, gaussian_with_spectrum
+from vaecollapse.core.theory import (
     SolverOptions,
     collapse_thresholds,
     cvae_closed_form,

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from vaecollapse.theory import SolverOptions
-from vaecollapse.theory.degeneracy import classify
-from vaecollapse.theory.numeric import solve_hierarchical
+from vaecollapse.core.theory import SolverOptions
+from vaecollapse.core.theory.degeneracy import classify
+from vaecollapse.core.theory.numeric import solve_hierarchical
 
 
 def gaussian_moment(dim: int, seed: int = 0) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import gaussian_with_spectrum
-from vaecollapse.theory import (
+from vaecollapse.core.data import gaussian_with_spectrum
+from vaecollapse.core.theory import (
     SolverOptions,
     mhvae_closed_form,
     mhvae_thresholds,
@@ -19,8 +19,8 @@ from vaecollapse.theory import (
     vae_closed_form,
     vae_spectrum_from_moment,
 )
-from vaecollapse.theory.closed_form import _mhvae_modes
-from vaecollapse.theory.objective import hierarchical_loss
+from vaecollapse.core.theory.closed_form import _mhvae_modes
+from vaecollapse.core.theory.objective import hierarchical_loss
 
 from .test_theory_closed_vs_numeric import N_CONFIGS, _log_uniform, assert_same
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vaecollapse.data import load_dataset
-from vaecollapse.theory import cvae_spectrum, vae_spectrum
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.theory import cvae_spectrum, vae_spectrum
 
 KS = (1, 2, 4, 8, 16, 32, 64)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from vaecollapse.data import correlated_pairs, gaussian_with_spectrum
-from vaecollapse.theory import (
+from vaecollapse.core.data import correlated_pairs, gaussian_with_spectrum
+from vaecollapse.core.theory import (
     cvae_closed_form,
     cvae_spectrum_from_moments,
     mhvae_closed_form,

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from vaecollapse.data import load_dataset
-from vaecollapse.diagnostics.linear import theory_comparison
-from vaecollapse.errors import InputError
-from vaecollapse.models import VAEConfig
-from vaecollapse.remedies import committed_variance_ratio
-from vaecollapse.theory import predict, predict_for_config
-from vaecollapse.theory.closed_form import _vae_modes
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.diagnostics.linear import theory_comparison
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import VAEConfig
+from vaecollapse.core.remedies import committed_variance_ratio
+from vaecollapse.core.theory import predict, predict_for_config
+from vaecollapse.core.theory.closed_form import _vae_modes
 
 from .linear_fits import train_to_optimum
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
-from vaecollapse.models import VAE, VAEConfig
-from vaecollapse.train import TrainConfig, TrainingDivergedError, train
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.models import VAE, VAEConfig
+from vaecollapse.training.trainer import TrainConfig, TrainingDivergedError, train
 
 MODEL = VAEConfig(data_dim=64, latent_dim=4, backbone="mlp", hidden=16)
 
@@ -66,7 +66,7 @@ def test_resume_is_bit_identical(tmp_path: Path, digits) -> None:
 def test_sparse_checkpoints_save_the_last_epoch_and_resume_exactly(
     tmp_path: Path, digits, monkeypatch
 ) -> None:
-    import vaecollapse.train as trainer
+    import vaecollapse.training.trainer as trainer
 
     saved = []
     write = trainer._write_lines_atomic
@@ -97,7 +97,7 @@ def test_sparse_records_keep_checkpoint_epochs_and_all_the_seconds(
 ) -> None:
     import types
 
-    import vaecollapse.train as trainer
+    import vaecollapse.training.trainer as trainer
 
     straight = _run(tmp_path / "a", digits, epochs=7)
     ticks = iter(range(10**6))  # a clock on which every epoch lasts one second
@@ -174,7 +174,7 @@ def test_learnable_decoder_std_reaches_the_ppca_likelihood(tmp_path: Path) -> No
     import numpy as np
     from sklearn.decomposition import PCA
 
-    from vaecollapse.data import gaussian_with_spectrum, synthetic_dataset
+    from vaecollapse.core.data import gaussian_with_spectrum, synthetic_dataset
 
     x = gaussian_with_spectrum(500, [6.0, 3.0, 1.0, 0.4, 0.3, 0.2], seed=4)
     x = x - x.mean(0)
@@ -220,7 +220,7 @@ def test_any_torch_optimiser_and_scheduler_by_name_resume_exactly(tmp_path: Path
 
 
 def test_optimisers_take_torchs_fused_kernels_unless_told_otherwise() -> None:
-    from vaecollapse.optimisers import build_optimizer
+    from vaecollapse.training.optimisers import build_optimizer
 
     weights = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(4))]
     assert build_optimizer("Adam", weights, 1e-3, None).defaults["fused"] is True
@@ -290,7 +290,7 @@ def test_bad_optimiser_settings_are_refused_before_training(
 
 
 def test_a_checkpoint_of_the_former_private_adam_resumes(tmp_path: Path, digits) -> None:
-    from vaecollapse.optimisers import legacy_adam_state
+    from vaecollapse.training.optimisers import legacy_adam_state
 
     straight = _run(tmp_path / "a", digits, epochs=3)
     _run(tmp_path / "b", digits, epochs=2)

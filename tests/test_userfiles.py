@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaecollapse.data import load_dataset
-from vaecollapse.errors import InputError
+from vaecollapse.core.data import load_dataset
+from vaecollapse.core.errors import InputError
 
 
 def test_npy_and_npz_load(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaecollapse.data import (
+from vaecollapse.core.data import (
     Dataset,
     Provenance,
     Split,
@@ -15,7 +15,7 @@ from vaecollapse.data import (
     load_dataset,
     quadrant_view,
 )
-from vaecollapse.errors import InputError
+from vaecollapse.core.errors import InputError
 
 
 def index_images(side: int, n: int = 2) -> Dataset:

@@ -1,3 +1,3 @@
-from .cli import main
+from vaecollapse.cli import main
 
 main()

@@ -9,18 +9,18 @@ import traceback
 
 import click
 
-from ..errors import InputError, Interrupted
-from ..logs import show_progress
-from ..memory import keep_freed_memory
-from .data_cmd import data
-from .demo_cmd import demo
-from .diagnose_cmd import diagnose
-from .phase_cmd import phase_command
-from .remedies_cmd import remedies_command
-from .reproduce_cmd import reproduce
-from .sweep_cmd import sweep_command
-from .theory_cmd import theory
-from .train_cmd import train_command
+from vaecollapse.cli.data_cmd import data
+from vaecollapse.cli.demo_cmd import demo
+from vaecollapse.cli.diagnose_cmd import diagnose
+from vaecollapse.cli.phase_cmd import phase_command
+from vaecollapse.cli.remedies_cmd import remedies_command
+from vaecollapse.cli.reproduce_cmd import reproduce
+from vaecollapse.cli.sweep_cmd import sweep_command
+from vaecollapse.cli.theory_cmd import theory
+from vaecollapse.cli.train_cmd import train_command
+from vaecollapse.core.errors import InputError, Interrupted
+from vaecollapse.core.logs import show_progress
+from vaecollapse.core.memory import keep_freed_memory
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,7 +50,7 @@ def _fail(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI and maps every failure to a short message and exit code."""
     show_progress()  # the library logs progress; the command line shows it on stderr
-    keep_freed_memory()  # CPU training steps reuse their large blocks (vaecollapse/memory.py)
+    keep_freed_memory()  # CPU training steps reuse their large blocks (vaecollapse/core/memory.py)
     try:
         code = cli.main(args=argv, prog_name="vaecollapse", standalone_mode=False)
         code = code if isinstance(code, int) else 0

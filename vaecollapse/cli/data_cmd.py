@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..data import DATASET_NAMES, Dataset
-from .common import data_options_without_name, data_spec, print_json
+from vaecollapse.cli.common import data_options_without_name, data_spec, print_json
+from vaecollapse.core.data import DATASET_NAMES, Dataset
 
 
 @click.group()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..demo import run_demo
+from vaecollapse.studies.demo import run_demo
 
 
 @click.command()

@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from ..data import DataSpec
-from ..diagnostics.report import CollapseCriteria
-from ..diagnostics.runs import diagnose_run, format_report, write_diagnosis
-from ..errors import InputError
-from ..fileio import check_name_lengths
-from ..options import command_options, from_command_line, split_settings
-from ..rundir import check_owner, directory_lock, read_run_config, stored_data_spec
-from .common import print_json
+from vaecollapse.cli.common import print_json
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.diagnostics.report import CollapseCriteria
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.fileio import check_name_lengths
+from vaecollapse.core.options import command_options, from_command_line, split_settings
+from vaecollapse.core.rundir import check_owner, directory_lock, read_run_config, stored_data_spec
+from vaecollapse.training.runs import diagnose_run, format_report, write_diagnosis
 
 
 @click.command()

@@ -1,4 +1,5 @@
-"""``vaecollapse phase``: a collapse phase diagram over (β, η_dec) (``vaecollapse.phase``)."""
+"""``vaecollapse phase``: a collapse phase diagram over (β, η_dec)
+(``vaecollapse.studies.phase``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 
 import click
 
-from ..data import DataSpec
-from ..options import check_fields, command_options, setting, split_settings
-from ..phase import PhaseSettings, run_phase
-from ..rundir import usable_directory
-from .common import gathered_settings
+from vaecollapse.cli.common import gathered_settings
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.options import check_fields, command_options, setting, split_settings
+from vaecollapse.core.rundir import usable_directory
+from vaecollapse.studies.phase import PhaseSettings, run_phase
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``vaecollapse remedies``: the remedy bench (``vaecollapse.remedy_bench``) from the command line.
+"""``vaecollapse remedies``: the remedy bench (``vaecollapse.studies.remedy_bench``) from the
+command line.
 
 The model, data and training options are train's; a remedy's own setting (``--free-bits``,
 ``--mean-batchnorm``, ``--delta-rate``, the schedules' lengths) sets that remedy's strength and is
@@ -14,8 +15,10 @@ from typing import Any
 
 import click
 
-from ..data import DataSpec
-from ..options import (
+from vaecollapse.cli.common import gathered_settings
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.models.factory import MODEL_CLASSES, Family
+from vaecollapse.core.options import (
     LIST,
     MAX_SEED,
     check_fields,
@@ -23,10 +26,10 @@ from ..options import (
     setting,
     split_settings,
 )
-from ..remedy_bench import REMEDY_NAMES, STRENGTH_KEYS, run_bench
-from ..rundir import usable_directory
-from ..train import TrainConfig
-from .common import MODEL_CLASSES, Family, gathered_settings, training_settings
+from vaecollapse.core.rundir import usable_directory
+from vaecollapse.studies.remedy_bench import REMEDY_NAMES, STRENGTH_KEYS, run_bench
+from vaecollapse.training.settings import training_settings
+from vaecollapse.training.trainer import TrainConfig
 
 # A model that collapses in part on the embedded digits, trained in about 3 s a run on 2 cores
 BENCH_DEFAULTS = {

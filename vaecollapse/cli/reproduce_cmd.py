@@ -6,10 +6,14 @@ from pathlib import Path
 
 import click
 
-from ..data import DataSpec
-from ..errors import InputError
-from ..experiments import REGISTRY, run_entry
-from ..experiments.registry import (
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.fileio import write_text_atomic
+from vaecollapse.core.options import MAX_SEED, command_options, from_command_line
+from vaecollapse.core.pages import write_report
+from vaecollapse.core.rundir import claimed_directory
+from vaecollapse.reproductions import REGISTRY, run_entry
+from vaecollapse.reproductions.registry import (
     by_paper,
     collect_report,
     entry_names,
@@ -17,10 +21,6 @@ from ..experiments.registry import (
     found_results,
     record_results,
 )
-from ..fileio import write_text_atomic
-from ..options import MAX_SEED, command_options, from_command_line
-from ..reports import write_report
-from ..rundir import claimed_directory
 
 
 @click.command()

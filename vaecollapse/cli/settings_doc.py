@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-from ..data import DataSpec
-from ..diagnostics.report import CollapseCriteria
-from ..models.cvae import CVAEConfig
-from ..models.latent import GaussianModelSettings
-from ..models.mhvae import MHVAEConfig
-from ..models.vae import VAEConfig
-from ..options import settings_markdown
-from ..phase import PhaseSettings
-from ..train import TrainConfig
-from .common import Family
-from .phase_cmd import PhaseOutput
-from .remedies_cmd import BenchSettings
-from .train_cmd import Placement
+from vaecollapse.cli.phase_cmd import PhaseOutput
+from vaecollapse.cli.remedies_cmd import BenchSettings
+from vaecollapse.cli.train_cmd import Placement
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.diagnostics.report import CollapseCriteria
+from vaecollapse.core.models.cvae import CVAEConfig
+from vaecollapse.core.models.factory import Family
+from vaecollapse.core.models.latent import GaussianModelSettings
+from vaecollapse.core.models.mhvae import MHVAEConfig
+from vaecollapse.core.models.vae import VAEConfig
+from vaecollapse.core.options import settings_markdown
+from vaecollapse.studies.phase import PhaseSettings
+from vaecollapse.training.trainer import TrainConfig
 
 SECTIONS = {
     "What and where (train; theory takes --model)": (Family, Placement),

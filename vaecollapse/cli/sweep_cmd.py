@@ -1,4 +1,4 @@
-"""``vaecollapse sweep FILE``: a grid of runs declared in a file (``vaecollapse.sweep``)."""
+"""``vaecollapse sweep FILE``: a grid of runs declared in a file (``vaecollapse.studies.sweep``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..batched import batch_groups
-from ..distributed import start_ray, train_on_ray
-from ..errors import InputError
-from ..fileio import make_directory
-from ..rundir import claimed_directory, mark_directory, usable_directory
-from ..sweep import (
+from vaecollapse.core.errors import InputError
+from vaecollapse.core.fileio import make_directory
+from vaecollapse.core.rundir import claimed_directory, mark_directory, usable_directory
+from vaecollapse.studies.distributed import start_ray, train_on_ray
+from vaecollapse.studies.sweep import (
     collect,
     point_label,
     prepare_points,
@@ -20,6 +19,7 @@ from ..sweep import (
     train_points,
     write_summary,
 )
+from vaecollapse.training.batched import batch_groups
 
 
 @click.command("sweep")

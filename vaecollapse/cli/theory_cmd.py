@@ -7,14 +7,20 @@ from typing import Any
 import click
 import numpy as np
 
-from ..data import DataSpec
-from ..models.factory import model_config
-from ..models.mhvae import MHVAEConfig
-from ..models.vae import VAEConfig
-from ..options import LIST, Setting, command_options, from_command_line, split_settings
-from ..theory import Prediction, Spectrum, phase_table, predict_for_config
-from ..theory.degeneracy import OBSERVED, PATH_SCALES, UNBOUNDED
-from .common import Family, data_options, family_settings, print_json
+from vaecollapse.cli.common import data_options, print_json
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.models.factory import Family, family_settings, model_config
+from vaecollapse.core.models.mhvae import MHVAEConfig
+from vaecollapse.core.models.vae import VAEConfig
+from vaecollapse.core.options import (
+    LIST,
+    Setting,
+    command_options,
+    from_command_line,
+    split_settings,
+)
+from vaecollapse.core.theory import Prediction, Spectrum, phase_table, predict_for_config
+from vaecollapse.core.theory.degeneracy import OBSERVED, PATH_SCALES, UNBOUNDED
 
 THEORY_SETTINGS = (
     "latent_dim", "latent_dims", "beta", "betas", "eta_enc", "eta_dec", "encoder_variance",

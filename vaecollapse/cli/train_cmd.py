@@ -1,9 +1,9 @@
 """``vaecollapse train``: train a model from flags or a validated TOML/YAML configuration file.
 
 Every option is a declared setting of the data specification, the model configurations, the
-training configuration or this command (``vaecollapse.options``): flags, configuration-file keys
-and the stored ``config.json`` use the same names, and every value is checked before anything is
-created.
+training configuration or this command (``vaecollapse.core.options``): flags, configuration-file
+keys and the stored ``config.json`` use the same names, and every value is checked before
+anything is created.
 """
 
 from __future__ import annotations
@@ -14,17 +14,24 @@ from typing import Any
 import click
 import torch
 
-from ..data import DataSpec
-from ..models.factory import build_model, config_to_json, model_config
-from ..options import (
+from vaecollapse.cli.common import gathered_settings
+from vaecollapse.core.data import DataSpec
+from vaecollapse.core.models.factory import (
+    MODEL_CLASSES,
+    Family,
+    build_model,
+    config_to_json,
+    model_config,
+)
+from vaecollapse.core.options import (
     check_fields,
     command_options,
     setting,
     split_settings,
 )
-from ..rundir import usable_directory
-from ..train import TrainConfig, train
-from .common import MODEL_CLASSES, Family, gathered_settings, training_settings
+from vaecollapse.core.rundir import usable_directory
+from vaecollapse.training.settings import training_settings
+from vaecollapse.training.trainer import TrainConfig, train
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""Views of a data set: the quadrant task, single-digit subsets, centring. Each returns a copy."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from vaecollapse.core.data.dataset import Dataset, Split
+from vaecollapse.core.errors import InputError
+
+
+def quadrant_mask(image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Boolean ``(C*H*W,)`` mask of the bottom-left quadrant (rows H/2.., columns ..W/2) of every
+    channel, in the raster order of the flat rows."""
+    _, height, width = image_shape
+    if height % 2 or width % 2:
+        raise InputError(
+            f"The quadrant task splits an image into four equal quadrants, but the images are "
+            f"{height}x{width}: both sides must be even."
+        )
+    mask = torch.zeros(image_shape, dtype=torch.bool)
+    mask[:, height // 2 :, : width // 2] = True
+    return mask.flatten()
+
+
+def quadrant_view(dataset: Dataset) -> Dataset:
+    """Sohn et al.'s task: x = bottom-left quadrant, y = the other three quadrants.
+
+    Both keep raster order: x is the quadrant's pixels row by row; y is every other pixel of the
+    image row by row (so a row of the top half contributes W values, a row of the bottom half W/2).
+    For 28x28 MNIST x has 196 values and y 588; for 8x8 digits 16 and 48.
+    """
+    if dataset.view != "flat" or dataset.train.y is not None:
+        raise InputError(f"The quadrant view needs flat images; '{dataset.name}' is already split.")
+    if dataset.image_shape is None:
+        raise InputError(
+            f"The quadrant task needs images, but the rows of '{dataset.name}' have no image shape."
+        )
+    mask = quadrant_mask(dataset.image_shape)
+
+    def split(part: Split) -> Split:
+        return Split(part.x[:, mask], part.x[:, ~mask], part.labels)
+
+    test = None if dataset.test is None else split(dataset.test)
+    return replace(dataset, train=split(dataset.train), test=test, view="quadrant", spec=None)
+
+
+def digit_subset(dataset: Dataset, digits: tuple[int, ...]) -> Dataset:
+    """Keep only the examples whose label is in ``digits`` (every split)."""
+    if dataset.train.labels is None:
+        raise InputError(f"Data set '{dataset.name}' has no labels, so it has no digit subsets.")
+    present = set(torch.unique(dataset.train.labels).tolist())
+    missing = sorted(set(digits) - present)
+    if missing:
+        raise InputError(
+            f"Data set '{dataset.name}' has no examples labelled {missing}; its labels are "
+            f"{sorted(present)}."
+        )
+    wanted = torch.tensor(sorted(digits))
+
+    def keep(part: Split) -> Split:
+        assert part.labels is not None
+        return part.select(torch.isin(part.labels, wanted))
+
+    test = None if dataset.test is None else keep(dataset.test)
+    return replace(
+        dataset, train=keep(dataset.train), test=test, digits=tuple(sorted(digits)), spec=None
+    )
+
+
+def centered_view(dataset: Dataset) -> Dataset:
+    """Subtract the training mean of x (and of y) from every split. The paper does not centre."""
+
+    train_mean_x = dataset.train.x.mean(0)
+    train_mean_y = None if dataset.train.y is None else dataset.train.y.mean(0)
+
+    def center(part: Split) -> Split:
+        y = None if part.y is None else part.y - train_mean_y
+        return Split(part.x - train_mean_x, y, part.labels)
+
+    test = None if dataset.test is None else center(dataset.test)
+    return replace(dataset, train=center(dataset.train), test=test, centered=True, spec=None)
+
+
+def second_moment_rows(dataset: Dataset) -> Dataset:
+    """The training split replaced by as many rows as it has columns, whose second moment is the
+    training split's: the rows of √D·A^{1/2} for the D columns of [x, y] and A = E[[x;y][x;y]ᵀ].
+
+    A linear model with a data-independent encoder variance, trained by the exact expected
+    reconstruction (``analytic``), sees its data only through A, so one full-batch step on these
+    rows is one full-batch step on the data, at a fraction of the cost when N ≫ D. Per-sample
+    quantities (the (ε,δ)-collapse of a dimension) still need the real rows: the test split is
+    dropped, so nothing is measured on these by mistake."""
+    x, y = dataset.train.x.double(), dataset.train.y
+    joint = x if y is None else torch.cat([x, y.double()], dim=1)
+    n, width = joint.shape
+    eigenvalues, eigenvectors = torch.linalg.eigh(joint.T @ joint / n)
+    root = (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
+    rows = (width**0.5 * root).float()
+    split = Split(rows[:, : x.shape[1]], None if y is None else rows[:, x.shape[1] :])
+    return replace(
+        dataset,
+        name=f"{dataset.name}-second-moment",
+        train=split,
+        test=None,
+        spec=None,
+        notes=(
+            *dataset.notes,
+            f"{width} rows with the second moment of the {n} training rows of {dataset.name}",
+        ),
+    )

@@ -1,6 +1,7 @@
-"""The README's "Diagnose your own VAE" examples run as written: a plain PyTorch loop with the
-monitor and the verdict, a pythae model, a Lightning module stopped when it collapses, the
-remedy pieces in a hand-written loop, and a diffusers autoencoder's latent grid."""
+"""The examples of docs/own-model.md ("Diagnose your own VAE") run as written — a plain PyTorch
+loop with the monitor and the verdict, a pythae model, a Lightning module stopped when it
+collapses, the remedy pieces in a hand-written loop, a diffusers autoencoder's latent grid — and
+so do the README's quick starts."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import pytest
 from .conftest import REPO_ROOT
 
 
+def _blocks(path: str, language: str) -> list[str]:
+    text = (REPO_ROOT / path).read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
 def readme_examples() -> list[str]:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Diagnose your own VAE", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    return _blocks("docs/own-model.md", "python")
 
 
 def test_the_section_has_the_five_examples() -> None:
@@ -58,3 +62,34 @@ def test_example_runs_as_written(tmp_path: Path, index: int, expected: str) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(expected, done.stdout, flags=re.MULTILINE), done.stdout[-2000:]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), VAECOLLAPSE_OFFLINE="1")
+    return subprocess.run(
+        args, capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_the_readme_quick_start_diagnoses_a_collapsed_vae(tmp_path: Path) -> None:
+    (code,) = _blocks("README.md", "python")
+    script = tmp_path / "quick_start.py"
+    script.write_text(code, encoding="utf-8")
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("  z: collapsed as a whole"), done.stdout[-2000:]
+    assert "cause [over-regularised]" in lines[2]
+
+
+def test_the_readme_commands_run_offline(tmp_path: Path) -> None:
+    first, *commands = _blocks("README.md", "sh")
+    assert first.splitlines()[1] == "VAECOLLAPSE_DATA=../shared/data .venv/bin/python -m pytest"
+    for block in commands:
+        for line in block.strip().splitlines():
+            words = line.split()
+            assert words[0] == "vaecollapse", line
+            done = _run([sys.executable, "-m", "vaecollapse", *words[1:]], tmp_path)
+            assert done.returncode == 0, f"{line}: {done.stderr[-2000:]}"
+            assert done.stdout.strip(), line

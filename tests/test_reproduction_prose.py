@@ -1,4 +1,4 @@
-"""The numbers in REPRODUCTION.md's prose against the records of the full runs they describe
+"""The numbers in docs/reproduction.md's prose against the records of the full runs they describe
 (docs/records). A paragraph or list that follows a line ``<!-- numbers: NAME -->`` speaks of
 NAME's recorded full run (``<!-- numbers: NAME OTHER -->``: of several entries' runs), and every
 number in it must be one of (for one of the entries named):
@@ -281,7 +281,7 @@ def explained(printed: str, name: str, record: Record) -> bool:
 @pytest.mark.parametrize("name", recorded())
 def test_every_number_in_an_entrys_blocks_is_its_records(name: str) -> None:
     texts = [(names, text) for names, text in blocks() if name in names]
-    assert texts, f"REPRODUCTION.md has no '<!-- numbers: {name} -->' block"
+    assert texts, f"docs/reproduction.md has no '<!-- numbers: {name} -->' block"
     unexplained = []
     for names, text in texts:
         records = {entry: load_record(entry) for entry in names}
@@ -289,8 +289,8 @@ def test_every_number_in_an_entrys_blocks_is_its_records(name: str) -> None:
             if not any(explained(printed, entry, records[entry]) for entry in names):
                 unexplained.append(printed)
     assert not unexplained, (
-        f"{name}: numbers in REPRODUCTION.md that are not in the record, not derived from it and "
-        f"not listed as settings: {unexplained}"
+        f"{name}: numbers in docs/reproduction.md that are not in the record, not derived from it "
+        f"and not listed as settings: {unexplained}"
     )
 
 
@@ -307,7 +307,7 @@ def test_blocks_name_recorded_entries_and_mark_every_paragraph_about_one() -> No
         for opening in re.finditer(rf"^(?:- )?\*\*{re.escape(name)}\*\*", DOCUMENT, re.M):
             before = DOCUMENT[: opening.start()].rstrip("\n").rpartition("\n")[2]
             assert re.fullmatch(rf"<!-- numbers: .*\b{re.escape(name)}\b.* -->", before), (
-                f"REPRODUCTION.md: the paragraph opening with **{name}** is not marked"
+                f"docs/reproduction.md: the paragraph opening with **{name}** is not marked"
             )
 
 

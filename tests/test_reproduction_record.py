@@ -1,4 +1,4 @@
-"""REPRODUCTION.md against the committed records of the full runs (docs/records, written by
+"""docs/reproduction.md against the committed records of the full runs (docs/records, written by
 `vaecollapse reproduce --collect --out DIR --record docs/records`): every recorded entry's table
 is in the document exactly as generated, with its verdict and times, and every generated table
 in the document has a record or is named below as older than the records."""
@@ -18,7 +18,7 @@ from vaecollapse.reproductions.registry import collect_report
 from .conftest import REPO_ROOT
 
 RECORDS = REPO_ROOT / "docs" / "records"
-DOCUMENT = (REPO_ROOT / "REPRODUCTION.md").read_text(encoding="utf-8")
+DOCUMENT = (REPO_ROOT / "docs" / "reproduction.md").read_text(encoding="utf-8")
 # Generated tables of full runs whose folders were gone when records began (2026-11-30); an entry
 # leaves this set when it is run again and recorded.
 BEFORE_RECORDS = {"table5", "fig9"}
@@ -37,7 +37,9 @@ def as_generated(folder: Path) -> str:
 def test_a_recorded_entrys_table_is_in_the_document_as_generated(name: str) -> None:
     folder = RECORDS / name
     table = as_generated(folder)
-    assert table.rstrip("\n") in DOCUMENT, f"REPRODUCTION.md's {name} table is not its record's"
+    assert table.rstrip("\n") in DOCUMENT, (
+        f"docs/reproduction.md's {name} table is not its record's"
+    )
     outcome = json.loads((folder / "result.json").read_text())
     verdict = "holds" if outcome["claim_holds"] else "does not hold"
     assert outcome["mode"] == "full" and f"— **{verdict}**." in table

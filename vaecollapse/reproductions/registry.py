@@ -316,7 +316,7 @@ def read_outcome(out: Path, entry: Entry, folder: str) -> dict:
 
 def collect_report(out: str | Path) -> str:
     """Every entry run under ``out`` (its ``result.json``), in registry order: a table of modes,
-    claims and times, then each ``comparison.md`` (the body of REPRODUCTION.md)."""
+    claims and times, then each ``comparison.md`` (the body of docs/reproduction.md)."""
     out = Path(out)
     found = found_results(out)
     lines = [

@@ -143,6 +143,7 @@ def diagnose(
         findings = user_findings(
             report, measured, objective=objective, spectrum=spectrum,
             intended_beta=beta or 1.0, widths=widths,
+            missing=_threshold_missing(latent, trained_beta, objective, spectrum),
         )  # fmt: skip
     report.verdict = verdict(report, findings)
     return report
@@ -176,3 +177,16 @@ def _stated_objective(
         return None
     return Objective(trained_beta, eta_enc, eta, None,
                      source=f"β {beta_source}, η_dec {eta_source}")  # fmt: skip
+
+
+def _threshold_missing(latent, trained_beta, objective, spectrum) -> str:
+    """What the linear threshold would need, in a sentence, where it could not run."""
+    if objective is not None and spectrum is not None:
+        return ""
+    if trained_beta is None:
+        return "State beta= (and eta_dec=) for the linear threshold's number."
+    if spectrum is None:
+        return f"Rows wider than {SPECTRUM_WIDTH} values get no linear threshold."
+    if isinstance(latent, EncoderModel) and latent.likelihood != "gaussian":
+        return "The linear threshold's number needs a Gaussian decoder."
+    return "Give the decoder for the linear threshold's number."

@@ -206,10 +206,13 @@ def _threshold_findings(
     return findings
 
 
-def _unexplained(level: str, dims: list[int], gap, *, linear: bool) -> list[dict]:
+def _unexplained(
+    level: str, dims: list[int], gap, *, linear: bool, missing: str = ""
+) -> list[dict]:
     """Collapsed dimensions the linear threshold does not explain (``linear``) or that it was
-    not asked about: lagging-encoder where per-row posteriors revive them, otherwise
-    beyond-linear (``linear``) or over-regularised (the objective prefers the prior)."""
+    not asked about (``missing``: what it would need): lagging-encoder where per-row posteriors
+    revive them, otherwise beyond-linear (``linear``) or over-regularised (the objective prefers
+    the prior)."""
     findings = []
     revived = [] if gap is None else [i for i in dims if i in gap.revived]
     if revived:
@@ -238,8 +241,7 @@ def _unexplained(level: str, dims: list[int], gap, *, linear: bool) -> list[dict
             level, rest, "over-regularised",
             f"optimising each row's q(z|x) for {gap.steps} steps leaves these dimensions at the "
             "prior: the objective itself prefers collapse, the KL weight outweighing what they "
-            "would give the decoder. State beta= (and eta_dec=) for the linear threshold's "
-            "number.",
+            f"would give the decoder.{missing and ' ' + missing}",
             CAUSES["over-regularised"][1],
         ))  # fmt: skip
     else:
@@ -299,10 +301,12 @@ def user_findings(
     spectrum: Spectrum | None,
     intended_beta: float,
     widths: dict[str, int],
+    missing: str = "",
 ) -> list[dict]:
     """Findings for a one-level model known only by its outputs: ``probes`` (``decoder_usage``,
     ``amortisation_gap``, ``loss_scale``, each or None), the linear ``objective`` where β (and
-    for a Gaussian decoder η_dec) are known, the data's ``spectrum`` where it could be formed."""
+    for a Gaussian decoder η_dec) are known, the data's ``spectrum`` where it could be formed;
+    ``missing``: a sentence on what the linear threshold would need, where it could not run."""
     name, level = next(iter(report.levels.items()))
     collapsed = effectively_collapsed(level)
     findings = []
@@ -348,7 +352,7 @@ def user_findings(
                 None,
             ))  # fmt: skip
         rest = collapsed[len(benign) :]
-        findings += _unexplained(name, rest, gap, linear=False)
+        findings += _unexplained(name, rest, gap, linear=False, missing=missing)
     return findings
 
 

@@ -143,7 +143,7 @@ def diagnose(
         findings = user_findings(
             report, measured, objective=objective, spectrum=spectrum,
             intended_beta=beta or 1.0, widths=widths,
-            missing=_threshold_missing(latent, trained_beta, objective, spectrum),
+            missing=_threshold_missing(trained_beta, objective, spectrum),
         )  # fmt: skip
     report.verdict = verdict(report, findings)
     return report
@@ -179,7 +179,7 @@ def _stated_objective(
                      source=f"β {beta_source}, η_dec {eta_source}")  # fmt: skip
 
 
-def _threshold_missing(latent, trained_beta, objective, spectrum) -> str:
+def _threshold_missing(trained_beta, objective, spectrum) -> str:
     """What the linear threshold would need, in a sentence, where it could not run."""
     if objective is not None and spectrum is not None:
         return ""
@@ -187,6 +187,4 @@ def _threshold_missing(latent, trained_beta, objective, spectrum) -> str:
         return "State beta= (and eta_dec=) for the linear threshold's number."
     if spectrum is None:
         return f"Rows wider than {SPECTRUM_WIDTH} values get no linear threshold."
-    if isinstance(latent, EncoderModel) and latent.likelihood != "gaussian":
-        return "The linear threshold's number needs a Gaussian decoder."
-    return "Give the decoder for the linear threshold's number."
+    return "The linear threshold's number needs a Gaussian decoder (decoder= with eta_dec=)."

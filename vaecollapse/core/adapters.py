@@ -157,7 +157,7 @@ class EncoderModel(nn.Module):
         try:
             with torch.no_grad():
                 mean, _ = self.posterior(x)
-                output = decoder(mean.reshape(x.shape[0], *self._grid(mean[None])))
+                output = decoder(self.as_grid(mean))
         except Exception as reason:  # a decoder of another signature (z, x), (z, lengths)...
             return (
                 f"{name} found but not used: called on codes it raised "
@@ -252,6 +252,11 @@ class EncoderModel(nn.Module):
         shape = self.latent_shape
         return shape if shape is not None and math.prod(shape) == z.shape[-1] else (z.shape[-1],)
 
+    def as_grid(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(..., d)`` in the shape the decoder takes: ``(..., *grid)`` of the encoder's
+        grid, if any."""
+        return codes.reshape(*codes.shape[:-1], *self._grid(codes))
+
     def log_likelihood(
         self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
     ) -> torch.Tensor:
@@ -260,7 +265,7 @@ class EncoderModel(nn.Module):
         k, batch = z.shape[:2]
         grid = self._grid(z)
         if self._log_likelihood is not None:
-            return self._log_likelihood(x, z.reshape(k, batch, *grid))
+            return self._log_likelihood(x, self.as_grid(z))
         if self.decoder is None:
             raise InputError(
                 "the likelihood needs the decoder: pass decoder=... (its output the mean of a "
@@ -281,7 +286,8 @@ class EncoderModel(nn.Module):
                 squared = linear_head_squared_error(features(z), head, x)
                 return -squared / (2 * eta**2) - x.shape[1] * (torch.log(eta) + LOG_2PI / 2)
             return decoder_log_likelihood(self.decoder, x, z, eta)
-        output = self.decoder(z.reshape(k * batch, *grid)).reshape(k, batch, *x.shape[1:])
+        output = self.decoder(self.as_grid(z.reshape(k * batch, -1)))
+        output = output.reshape(k, batch, *x.shape[1:])
         target = x.expand(k, *x.shape)
         if self.likelihood == "bernoulli" and self.decoder_output == "probabilities":
             log_p = -nn.functional.binary_cross_entropy(output, target, reduction="none")

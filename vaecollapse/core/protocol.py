@@ -11,6 +11,7 @@ the same code. Documented in ``docs/protocol.md``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -47,6 +48,13 @@ class LatentLevel:
         mean = torch.as_tensor(self.prior_mean, dtype=self.mean.dtype, device=self.mean.device)
         logvar = torch.as_tensor(self.prior_logvar, dtype=self.mean.dtype, device=self.mean.device)
         return Normal(mean, torch.exp(0.5 * logvar))
+
+
+def channel_layout(shape: tuple[int, ...], channel_axis: int) -> torch.Tensor:
+    """The flat indices of one row's values ``(C, P)``, a row per channel and its positions in
+    order, for a latent of ``shape`` whose channels lie along ``channel_axis``."""
+    index = torch.arange(math.prod(shape)).reshape(shape)
+    return index.movedim(channel_axis, 0).reshape(shape[channel_axis], -1)
 
 
 @runtime_checkable

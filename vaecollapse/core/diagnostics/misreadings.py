@@ -46,7 +46,7 @@ def misreadings(
             and (latent.decoder is not None)
         ):
             mean, _ = latent.posterior(x)
-            output = latent.decoder(mean.reshape(x.shape[0], *latent.latent_shape))
+            output = latent.decoder(latent.as_grid(mean))
             low, high = float(output.min()), float(output.max())
             if low >= 0 and high <= 1:
                 found.append({

@@ -16,7 +16,7 @@ import torch
 
 from vaecollapse.core.diagnostics.metrics import collapsed_dimensions
 from vaecollapse.core.objectives import kl_diag_gaussians
-from vaecollapse.core.protocol import LatentLevel, LatentModel
+from vaecollapse.core.protocol import LatentLevel, LatentModel, channel_layout
 
 PROBE_ROWS = 512  # rows the probes use: their figures are means, which 512 rows pin down well
 GAP_STEPS = 50
@@ -50,13 +50,10 @@ def _mean_and_error(values: torch.Tensor) -> tuple[float, float]:
 def channel_of(level: LatentLevel) -> np.ndarray:
     """The channel of each of a level's d flattened values ``(d,)`` (a vector's dimensions are
     their own channels)."""
-    shape = level.shape or (level.mean.shape[-1],)
-    index = np.arange(int(np.prod(shape))).reshape(shape)
-    channels = np.moveaxis(index, level.channel_axis, 0).reshape(shape[level.channel_axis], -1)
-    owner = np.empty(index.size, dtype=np.int64)
-    for channel, values in enumerate(channels):
-        owner[values] = channel
-    return owner
+    layout = channel_layout(level.shape or (level.mean.shape[-1],), level.channel_axis)
+    owner = torch.empty(layout.numel(), dtype=torch.int64)
+    owner[layout] = torch.arange(layout.shape[0])[:, None]
+    return owner.numpy()
 
 
 @dataclass

@@ -30,7 +30,7 @@ from vaecollapse.core.diagnostics.metrics import (
 from vaecollapse.core.models.latent import GaussianModelSettings
 from vaecollapse.core.objectives import kl_diag_gaussians
 from vaecollapse.core.options import check_fields, declared, setting
-from vaecollapse.core.protocol import LatentLevel, LatentModel
+from vaecollapse.core.protocol import LatentLevel, LatentModel, channel_layout
 
 
 @dataclass
@@ -118,9 +118,7 @@ class LevelReport:
 
     def by_channel(self, values: torch.Tensor) -> torch.Tensor:
         """Per-value figures ``(N, d)`` as ``(N, C, P)``: channels, then their positions."""
-        grid = values.reshape(values.shape[0], *self.latent_shape)
-        channels = self.latent_shape[self.channel_axis]
-        return grid.movedim(1 + self.channel_axis, 1).reshape(values.shape[0], channels, -1)
+        return values[:, channel_layout(self.latent_shape, self.channel_axis)]
 
     @property
     def kl_per_channel(self) -> np.ndarray:

@@ -39,7 +39,8 @@ from vaecollapse.core.models.factory import build_model, config_to_json, model_c
 from vaecollapse.core.theory import cvae_spectrum
 from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
 from vaecollapse.training.batched import Run, train_batched
-from vaecollapse.training.trainer import TrainConfig, train
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.trainer import train
 
 TRAINING = TrainConfig(epochs=1, batch_size=128, lr=1e-4)
 

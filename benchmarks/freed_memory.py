@@ -41,8 +41,9 @@ def child(workload: str, keep: bool, threads: int, configurations: int, images: 
     from vaecollapse.core.memory import keep_freed_memory
     from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
     from vaecollapse.training.batched import train_batched
+    from vaecollapse.training.config import TrainConfig
     from vaecollapse.training.runs import prepared_run
-    from vaecollapse.training.trainer import TrainConfig, train
+    from vaecollapse.training.trainer import train
 
     torch.set_num_threads(threads)
     if keep and not keep_freed_memory():

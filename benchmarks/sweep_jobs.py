@@ -25,7 +25,7 @@ from vaecollapse.core.data import load_dataset
 from vaecollapse.reproductions.common import train_runs
 from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
 from vaecollapse.reproductions.registry import Context
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 MODELS = {
     "relu-mhvae": ("mhvae", "mnist", RELU_MHVAE_SETTINGS),

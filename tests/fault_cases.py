@@ -597,8 +597,8 @@ def mnist_corrupt(tmp: Path) -> tuple[Result, str]:
       "verdict")  # fmt: skip
 def diagnose_digit_subset_run(tmp: Path) -> tuple[Result, str]:
     from vaecollapse.core.data import load_dataset
+    from vaecollapse.training.config import TrainConfig
     from vaecollapse.training.runs import train_run
-    from vaecollapse.training.trainer import TrainConfig
 
     dataset = load_dataset("digits-quadrant", digits=1)
     train_run(tmp / "run", "cvae", dataset, {"latent_dim": 2}, TrainConfig(epochs=1), device="cpu")
@@ -615,8 +615,8 @@ def diagnose_digit_subset_run(tmp: Path) -> tuple[Result, str]:
       "verdict")  # fmt: skip
 def diagnose_synthetic_run(tmp: Path) -> tuple[Result, str]:
     from vaecollapse.core.data import correlated_pairs, synthetic_dataset
+    from vaecollapse.training.config import TrainConfig
     from vaecollapse.training.runs import train_run
-    from vaecollapse.training.trainer import TrainConfig
 
     x, y = correlated_pairs(0.5, n=200, dim=4, seed=0)
     dataset = synthetic_dataset("pairs", x, y)

@@ -8,7 +8,8 @@ import torch
 
 from vaecollapse.core.data import Dataset
 from vaecollapse.core.models import VAE, VAEConfig
-from vaecollapse.training.trainer import TrainConfig, train
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.trainer import train
 
 
 def train_to_optimum(

@@ -13,8 +13,11 @@ from vaecollapse.core.data import load_dataset
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.models.factory import build_model, config_to_json, model_config
 from vaecollapse.core.rundir import load_checkpoint, read_metrics
-from vaecollapse.training.batched import Run, batch_refusal, train_batched, train_many
-from vaecollapse.training.trainer import TrainConfig, TrainingDivergedError, train
+from vaecollapse.training.batched import Run, batch_refusal, train_batched
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.loop import TrainingDivergedError
+from vaecollapse.training.many import train_many
+from vaecollapse.training.trainer import train
 
 # Stacking turns each matmul into a batched one, whose kernels may sum in another order: allow
 # float32 rounding accumulated over a few hundred steps, far below any training effect (a single

@@ -11,7 +11,8 @@ from vaecollapse.core.data import load_dataset
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.models import CVAE, CVAEConfig
 from vaecollapse.core.theory import cvae_closed_form, cvae_spectrum
-from vaecollapse.training.trainer import TrainConfig, train
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.trainer import train
 
 
 @pytest.mark.parametrize("backbone", ["linear", "mlp"])

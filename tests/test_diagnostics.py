@@ -242,7 +242,8 @@ def test_a_reports_mutual_information_stays_below_its_average_kl(tmp_path) -> No
     from vaecollapse.core.data import load_dataset
     from vaecollapse.core.diagnostics.report import diagnose_model
     from vaecollapse.core.models import VAE, VAEConfig
-    from vaecollapse.training.trainer import TrainConfig, train
+    from vaecollapse.training.config import TrainConfig
+    from vaecollapse.training.trainer import train
 
     digits = load_dataset("digits")
     torch.manual_seed(0)

@@ -183,7 +183,7 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
         collect_report,
         to_markdown,
     )
-    from vaecollapse.training.trainer import TrainConfig
+    from vaecollapse.training.config import TrainConfig
 
     dataset = load_dataset("digits")
     runs = {"small": {"latent_dim": 3, "backbone": "mlp", "hidden": 16}}
@@ -226,7 +226,7 @@ def test_data_derived_settings_ignore_the_solvers_last_digits() -> None:
 def _small_sweep():
     """The digits, a small MLP VAE's settings at three β's, and a short training."""
     from vaecollapse.core.data import load_dataset
-    from vaecollapse.training.trainer import TrainConfig
+    from vaecollapse.training.config import TrainConfig
 
     settings = {"latent_dim": 3, "backbone": "mlp", "hidden": 16}
     runs = {f"beta{beta:g}": settings | {"beta": beta} for beta in (0.5, 1.0, 4.0)}
@@ -240,7 +240,7 @@ def test_runs_trained_side_by_side_match_runs_trained_in_turn(
     from vaecollapse.core.logs import show_progress
     from vaecollapse.reproductions.common import train_runs
     from vaecollapse.reproductions.registry import Context
-    from vaecollapse.training.trainer import TrainConfig
+    from vaecollapse.training.config import TrainConfig
 
     dataset, _, runs, training = _small_sweep()
     outcomes = {}
@@ -272,7 +272,7 @@ def test_a_sweep_that_can_share_a_batch_trains_as_one_and_matches_in_turn(
     from vaecollapse.core.errors import InputError
     from vaecollapse.reproductions.common import train_runs
     from vaecollapse.reproductions.registry import Context
-    from vaecollapse.training.trainer import TrainConfig
+    from vaecollapse.training.config import TrainConfig
 
     dataset, settings, runs, training = _small_sweep()
     outcomes = {}

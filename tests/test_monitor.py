@@ -14,7 +14,7 @@ from torch import nn
 from vaecollapse.core.data import load_dataset
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.monitor import CollapseMonitor
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 from .fault_cases import invoke
 

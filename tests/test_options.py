@@ -16,7 +16,7 @@ from vaecollapse.core.errors import InputError
 from vaecollapse.core.models.mhvae import MHVAEConfig
 from vaecollapse.core.models.vae import VAEConfig
 from vaecollapse.core.options import LIST, SCALAR_OR_LIST, Setting, declared, read_settings_file
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 from .conftest import REPO_ROOT
 

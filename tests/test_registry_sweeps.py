@@ -13,7 +13,7 @@ from vaecollapse.core.diagnostics.report import DiagnosisReport, LevelReport
 from vaecollapse.reproductions.common import RunOutcome
 from vaecollapse.reproductions.registry import Context
 from vaecollapse.reproductions.sweeps import Grid, Line, LineSweep, Measure
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 
 def outcome(kl_per_dim: list[float], rows: int = 10, seed: int = 0) -> RunOutcome:

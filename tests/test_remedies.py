@@ -25,7 +25,8 @@ from vaecollapse.core.remedies import (
     kl_weights,
     linear_weight,
 )
-from vaecollapse.training.trainer import TrainConfig, _Loop, train
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.trainer import Alone, train
 
 from .linear_fits import train_to_optimum
 
@@ -172,15 +173,15 @@ def test_bn_vae_and_delta_vae_keep_every_dimension_above_their_floor(digits, tmp
 def test_encoder_only_and_decoder_only_steps(digits, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=64, latent_dim=3, backbone="mlp", hidden=8))
-    loop = _Loop(
-        model, digits, TrainConfig(), tmp_path, torch.optim.Adam(model.parameters(), 1e-2),
-        None, torch.Generator(), ("z",),
+    alone = Alone(
+        model, TrainConfig(), ("z",), torch.optim.Adam(model.parameters(), 1e-2), None,
+        torch.Generator(), digits, tmp_path,
     )  # fmt: skip
     encoder = {id(p) for p in model.encoder_parameters()}
     assert encoder and len(encoder) < len(list(model.parameters()))
     for keep in ("encoder", "decoder"):
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
-        loop.step(model(digits.train.x[:64]).loss(), keep=keep)
+        alone.update(model(digits.train.x[:64]).loss(), keep=keep)
         for name, parameter in model.named_parameters():
             moved = not torch.equal(before[name], parameter)
             assert moved == ((id(parameter) in encoder) == (keep == "encoder")), name
@@ -210,7 +211,7 @@ def test_aggressive_training_stops_when_information_stops_rising_and_resumes(
     digits, tmp_path: Path, monkeypatch
 ) -> None:
     measured = [0.1, 0.2, 0.15, 0.3, 0.4]  # falls at epoch 3: epochs 4 and 5 train jointly
-    monkeypatch.setattr(_Loop, "mutual_information", lambda self, epoch: measured[epoch])
+    monkeypatch.setattr(Alone, "mutual_information", lambda self, epoch: measured[epoch])
     straight = _aggressive_run(digits, tmp_path / "a", 5)
     assert ["encoder_steps" in r for r in straight] == [True, True, True, False, False]
     assert [r.get("aggressive_next") for r in straight] == [True, True, False, None, None]

@@ -14,7 +14,7 @@ from vaecollapse.core.data import load_dataset
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.theory import predict
 from vaecollapse.studies.remedy_bench import RunResult, remedy_runs, run_bench, summarise
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 
 def test_each_remedy_gets_its_own_settings_and_strengths_stay_with_their_remedy() -> None:

@@ -12,8 +12,8 @@ import pytest
 from vaecollapse.core.data import load_dataset
 from vaecollapse.core.rundir import read_run_config
 from vaecollapse.training.batched import batch_groups
+from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.runs import prepared_run
-from vaecollapse.training.trainer import TrainConfig
 
 SWEEP = """
 model = "vae"

@@ -10,10 +10,10 @@ protocol), :func:`predict` (the linear theory's collapse prediction), :func:`tra
 
 The package is layered, each layer importing only from those below it: ``core`` (data, models,
 objectives, the latent-model protocol, theory, diagnostics with the adapters and the monitor),
-``training`` (the trainer, stacked runs, optimisers, diagnosing run directories), ``studies``
-(sweeps, phase diagrams, the remedy bench, Ray, the demo) and ``integrations`` (Lightning),
-``reproductions`` (the papers' experiments) and ``cli`` (the command line, which nothing
-imports).
+``training`` (the one loop over one run or stacked runs, optimisers, diagnosing run
+directories), ``studies`` (sweeps, phase diagrams, the remedy bench, Ray, the demo) and
+``integrations`` (Lightning), ``reproductions`` (the papers' experiments) and ``cli`` (the
+command line, which nothing imports).
 """
 
 from importlib import import_module
@@ -45,7 +45,7 @@ _LAZY = {
     "free_bits": "vaecollapse.core.remedies",
     "aggressive_steps": "vaecollapse.core.remedies",
     "train": "vaecollapse.training.trainer",
-    "TrainConfig": "vaecollapse.training.trainer",
+    "TrainConfig": "vaecollapse.training.config",
 }
 
 

@@ -28,8 +28,8 @@ from vaecollapse.core.options import (
 )
 from vaecollapse.core.rundir import usable_directory
 from vaecollapse.studies.remedy_bench import REMEDY_NAMES, STRENGTH_KEYS, run_bench
+from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.settings import training_settings
-from vaecollapse.training.trainer import TrainConfig
 
 # A model that collapses in part on the embedded digits, trained in about 3 s a run on 2 cores
 BENCH_DEFAULTS = {

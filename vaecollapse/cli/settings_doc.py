@@ -15,7 +15,7 @@ from vaecollapse.core.models.mhvae import MHVAEConfig
 from vaecollapse.core.models.vae import VAEConfig
 from vaecollapse.core.options import settings_markdown
 from vaecollapse.studies.phase import PhaseSettings
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 SECTIONS = {
     "What and where (train; theory takes --model)": (Family, Placement),

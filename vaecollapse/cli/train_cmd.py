@@ -30,8 +30,9 @@ from vaecollapse.core.options import (
     split_settings,
 )
 from vaecollapse.core.rundir import usable_directory
+from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.settings import training_settings
-from vaecollapse.training.trainer import TrainConfig, train
+from vaecollapse.training.trainer import train
 
 
 @dataclass(frozen=True)

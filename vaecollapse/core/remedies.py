@@ -120,6 +120,15 @@ def free_bits(
     return (grouped * charged + target * (1 - charged)).sum(1)
 
 
+def kl_charge(train_config: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What a level's ``(B, d)`` KL costs per sample ``(B,)`` under the training's free bits
+    (``free_bits``), or None where it trains without them (the KL is charged in full)."""
+    t = train_config
+    if t.free_bits is None:
+        return None
+    return lambda kl: free_bits(kl, t.free_bits, t.free_bits_group, t.free_bits_kind)
+
+
 def aggressive_steps(
     encoder_step: Callable[[], float | torch.Tensor],
     max_steps: int = 100,

@@ -22,9 +22,9 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ from vaecollapse.core.fileio import (
 
 LOCK_NAME = ".vaecollapse.lock"
 RUN_FORMAT = "vaecollapse-run/1"
+# Training settings that do not change the trained model: they may change on resume.
+UNDEFINING_SETTINGS = ("epochs", "checkpoint_every", "record_every")
 # Every folder vaecollapse writes names its kind in this marker, and only that kind of output
 # is written into it: (what the folder holds, the command that makes it).
 OWNER_NAME = ".vaecollapse-folder.json"
@@ -424,6 +426,74 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "restart."
         )
     return state
+
+
+def save_tensors(obj: Any, path: Path) -> None:
+    """``torch.save`` of tensors and plain containers, atomically (the old file or the new)."""
+    replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
+    """A ``metrics.jsonl``: one JSON object per record, atomically."""
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def run_record(train: Any, device: str, run_config: dict | None, dataset: Dataset) -> dict:
+    """What a run's ``config.json`` holds: its training settings (a dataclass) and device, what
+    else defines the run (``run_config``: the model's settings) and its data (``data_record``)."""
+    return {
+        "format": RUN_FORMAT,
+        "train": asdict(train) | {"device": device},
+        **(run_config or {}),
+        "data": data_record(dataset),
+    }
+
+
+def begin_run(
+    directory: Path,
+    resolved: dict,
+    dataset: Dataset,
+    epochs: int,
+    restore: Callable[[dict[str, Any]], None],
+) -> dict[str, Any] | None:
+    """Check a claimed run directory against the run about to train in it (``resolved``, a
+    ``run_record``), hand its checkpoint to ``restore`` (which loads it, and raises where it does
+    not fit) and return it (None for a new run). A run of another configuration (anything but
+    the ``UNDEFINING_SETTINGS``, the format marker and where the data files are found), a
+    checkpoint that does not fit, or a run already past ``epochs`` is refused before anything
+    changes; otherwise ``config.json`` (and a generated data set's copy) is written where it
+    changed."""
+    wanted = json.loads(json.dumps(resolved, default=str))
+    stored = read_run_config(directory) if (directory / "config.json").exists() else None
+    if stored is not None and _defining(wanted) != _defining(stored):
+        raise InputError(
+            f"{directory} holds a run with a different configuration; only --epochs may change "
+            "on resume. Use another --out directory."
+        )
+    checkpoint = directory / "checkpoint.pt"
+    state = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    done = 0 if state is None else state["epoch"]
+    if state is not None:
+        restore(state)
+    if done > epochs:
+        raise InputError(
+            f"{directory} holds a run trained {done} epochs, more than the {epochs} asked for; "
+            f"nothing was changed. Ask for at least {done} epochs, or use another directory."
+        )
+    if stored != wanted:
+        if resolved["data"]["dataset"] == EMBEDDED_DATA:
+            embed_data(dataset, directory / EMBEDDED_DATA)
+        write_text_atomic(
+            directory / "config.json", json.dumps(resolved, indent=2, default=str) + "\n"
+        )
+    return state
+
+
+def _defining(config: dict[str, Any]) -> dict[str, Any]:
+    """What of a run's configuration must not change on resume."""
+    data = {k: v for k, v in config.get("data", {}).items() if k not in ("data_dir", "verify")}
+    train = {k: v for k, v in config["train"].items() if k not in UNDEFINING_SETTINGS}
+    return {**{k: v for k, v in config.items() if k != "format"}, "train": train, "data": data}
 
 
 def completed_epochs(run_dir: Path) -> int:

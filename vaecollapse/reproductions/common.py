@@ -5,9 +5,7 @@ the checks and plots the sweeps use."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,15 +19,15 @@ from vaecollapse.core.diagnostics.metrics import collapsed_dimensions
 from vaecollapse.core.diagnostics.plots import new_figure, save_figure
 from vaecollapse.core.diagnostics.report import DiagnosisReport, LevelReport
 from vaecollapse.core.fileio import write_text_atomic
-from vaecollapse.core.logs import LOGGER, progress_shown, show_progress
-from vaecollapse.core.memory import keep_freed_memory
+from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.models.factory import build_model, config_to_json, model_config
 from vaecollapse.core.rundir import completed_epochs
 from vaecollapse.reproductions.claims import Claim
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult
-from vaecollapse.training.batched import batch_groups, batch_refusal, train_batched
-from vaecollapse.training.runs import prepared_run, train_and_diagnose, train_run
-from vaecollapse.training.trainer import TrainConfig, train
+from vaecollapse.training.batched import Run
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.many import train_many
+from vaecollapse.training.runs import diagnose_run, prepared_run
 
 LINEAR_CONVENTION = (
     "our ||x−μ||²/(2η_dec²) + β·KL (docs/conventions.md), which the paper's linear scripts also "
@@ -89,33 +87,26 @@ def train_runs(
     seeds: Mapping[str, int] | None = None,
 ) -> dict[str, RunOutcome]:
     """Train (or resume, or skip when complete) every ``label -> settings`` run of ``group`` in
-    the shared run area — runs that can share a batch as one batched model (``ctx.batch``), the
-    others ``ctx.jobs`` at a time — and diagnose each on the test split. ``seeds``: the seed of
-    a run, where it is not the training's own."""
+    the shared run area (``train_labelled``) and diagnose each on the test split. ``seeds``: the
+    seed of a run, where it is not the training's own."""
     training = ctx.training(training)
     trainings = {
         label: replace(training, seed=(seeds or {}).get(label, training.seed)) for label in runs
     }
-    log_every = max(1, training.epochs // 4)
-    alone = list(runs)
-    if ctx.batch and len(runs) > 1:
-        alone = _train_batched(ctx, group, family, dataset, runs, trainings, log_every)
-    if ctx.jobs > 1 and len(alone) > 1:
-        chosen = {label: runs[label] for label in alone}
-        train_side_by_side(ctx, group, family, dataset, chosen, trainings, log_every)
+    histories = train_labelled(
+        ctx, group, family, dataset, runs, trainings, max(1, training.epochs // 4)
+    )
     outcomes = {}
-    for number, (label, settings) in enumerate(runs.items(), start=1):
+    for label, settings in runs.items():
         run_dir = ctx.run_dir(group, label)
-        LOGGER.info(f"[{ctx.out.name}] run {number}/{len(runs)}: {group}/{label}")
-        history, report = train_and_diagnose(
-            run_dir, family, dataset, settings, trainings[label], log_every=log_every,
-            iwae_k=iwae_k,
-        )  # fmt: skip
-        outcomes[label] = RunOutcome(settings, history, report, run_dir, trainings[label].seed)
+        report, _ = diagnose_run(run_dir, dataset=dataset, iwae_k=iwae_k)
+        outcomes[label] = RunOutcome(
+            settings, histories[label], report, run_dir, trainings[label].seed
+        )
     return outcomes
 
 
-def _train_batched(
+def train_labelled(
     ctx: Context,
     group: str,
     family: str,
@@ -123,71 +114,24 @@ def _train_batched(
     runs: dict[str, dict],
     trainings: dict[str, TrainConfig],
     log_every: int,
-) -> list[str]:
-    """Train each set of the runs that can share a batch (``batch_groups``) as one batched
-    model; returns the labels of the runs left to train alone."""
-    labels = list(runs)
+) -> dict[str, list[dict]]:
+    """Train every ``label -> settings`` run of ``group`` into the shared run area with
+    ``train_many`` — runs that can share a batch as one (unless ``ctx.batch`` is off), the
+    others ``ctx.jobs`` at a time; returns each label's metrics."""
     prepared = [
-        prepared_run(ctx.run_dir(group, label), family, dataset, settings, trainings[label])
+        replace(
+            prepared_run(ctx.run_dir(group, label), family, dataset, settings, trainings[label]),
+            label=f"{group}/{label}",
+        )
         for label, settings in runs.items()
     ]
-    alone = []
-    for members in batch_groups(prepared):
-        if len(members) == 1:
-            alone.append(labels[members[0]])
-            continue
-        LOGGER.info(f"[{ctx.out.name}] {group}: training {len(members)} runs as one batch")
-        train_batched(
-            [prepared[i] for i in members], dataset, progress=False, log_every=log_every,
-            log_prefix=f"[{group}] ",
-        )  # fmt: skip
-    if alone:
-        backbone = getattr(prepared[labels.index(alone[0])].model.config, "backbone", None)
-        reason = batch_refusal(prepared) or f"the {backbone} backbone is not batched"
-        LOGGER.info(
-            f"[{ctx.out.name}] {group}: {len(alone)} of {len(runs)} runs not batched ({reason})"
-        )
-    return alone
-
-
-def train_side_by_side(
-    ctx: Context,
-    group: str,
-    family: str,
-    dataset: Dataset,
-    runs: dict[str, dict],
-    trainings: dict[str, TrainConfig],
-    log_every: int,
-) -> None:
-    """Train the runs in ``ctx.jobs`` worker processes that split this process's threads: the
-    paper's models are small, and on a CPU separate processes keep the cores busier than one
-    process's threads do. A worker's error (a diverged run, a clashing configuration) is raised
-    here once the runs already under way have finished."""
-    workers = min(ctx.jobs, len(runs))
-    threads = max(1, torch.get_num_threads() // workers)
-    spawn = multiprocessing.get_context("spawn")  # a forked torch process may deadlock
-    LOGGER.info(f"[{ctx.out.name}] training {len(runs)} runs, {workers} at a time")
-    with ProcessPoolExecutor(
-        workers, spawn, initializer=_start_worker, initargs=(threads, progress_shown())
-    ) as pool:
-        futures = [
-            pool.submit(
-                train_run, ctx.run_dir(group, label), family, dataset, settings,
-                trainings[label], log_every=log_every, log_prefix=f"[{group}/{label}] ",
-            )
-            for label, settings in runs.items()
-        ]  # fmt: skip
-        for future in futures:
-            future.result()
-
-
-def _start_worker(threads: int, show: bool) -> None:
-    """A sweep worker: its share of the threads, the parent's choice of progress messages, and
-    the command line's allocator setting (``keep_freed_memory``)."""
-    torch.set_num_threads(threads)
-    keep_freed_memory()
-    if show:
-        show_progress()
+    prefix = f"[{ctx.out.name}] {group}: "
+    LOGGER.info(f"{prefix}{len(prepared)} run(s)")
+    histories = train_many(
+        prepared, dataset, progress=False, log_every=log_every, log_prefix=prefix,
+        batch=ctx.batch, jobs=ctx.jobs,
+    )  # fmt: skip
+    return dict(zip(runs, histories, strict=True))
 
 
 def chosen_level(report: DiagnosisReport, level: str | None = None) -> LevelReport:
@@ -404,11 +348,12 @@ def train_with_snapshots(
             continue
         torch.manual_seed(training.seed)
         model = build_model(config)
-        history = train(
-            model, dataset, replace(training, epochs=epoch), run_dir,
-            run_config={"model": config_to_json(config)},
-            progress=False, log_every=max(1, training.epochs // 4),
-        )  # fmt: skip
+        stage = Run(
+            model, replace(training, epochs=epoch), run_dir, {"model": config_to_json(config)}
+        )
+        (history,) = train_many(
+            [stage], dataset, progress=False, log_every=max(1, training.epochs // 4)
+        )
         reached = history[-1]["epoch"]
         if any(row["epoch"] == reached for row in recorded):
             continue

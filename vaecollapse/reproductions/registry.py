@@ -21,7 +21,7 @@ from pathlib import Path
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.fileio import read_regular_file, write_text_atomic
 from vaecollapse.core.rundir import ENTRY_OUTCOME, read_json_object, read_metrics
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 
 @dataclass

@@ -33,7 +33,7 @@ from vaecollapse.reproductions.common import (
     trend,
 )
 from vaecollapse.reproductions.registry import Context, EntryResult
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 Point = Hashable  # a grid point: (β, η_dec), (β1, β2, η_dec), a threshold's index k, ...
 # Seeds a point of table2 to table5: with one, how many dimensions a run keeps is a discrete

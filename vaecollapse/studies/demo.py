@@ -21,8 +21,8 @@ from vaecollapse.core.fileio import write_text_atomic
 from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.rundir import claimed_directory
 from vaecollapse.core.theory import predict
+from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.runs import train_and_diagnose, write_diagnosis
-from vaecollapse.training.trainer import TrainConfig
 
 LATENT_DIM = 8
 BETAS = {"vae": (0.35, 0.5, 2.0), "cvae": (0.2, 0.35, 0.6)}

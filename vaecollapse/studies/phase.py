@@ -41,8 +41,9 @@ from vaecollapse.core.options import LIST, MAX_SEED, POSITIVE, check_fields, set
 from vaecollapse.core.pages import write_report
 from vaecollapse.core.rundir import claimed_directory, guard_definition
 from vaecollapse.core.theory import predict
-from vaecollapse.training.batched import Run, train_many
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.batched import Run
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.many import train_many
 
 PHASE_MODELS = ("vae", "cvae", "mhvae")
 PHASE_BACKBONES = ("linear", "mlp")

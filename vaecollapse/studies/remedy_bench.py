@@ -33,8 +33,9 @@ from vaecollapse.core.monitor import monitored_rows
 from vaecollapse.core.pages import write_report
 from vaecollapse.core.remedies import check_remedies
 from vaecollapse.core.rundir import claimed_directory
+from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.runs import diagnose_run, train_run
-from vaecollapse.training.trainer import TrainConfig, evaluate_split, latent_level_names
+from vaecollapse.training.trainer import evaluate_split, latent_level_names
 
 REMEDY_NAMES = (
     "none", "warmup", "cyclical", "free-bits", "aggressive", "bn-vae", "delta-vae",

@@ -45,10 +45,12 @@ from vaecollapse.core.options import checked_settings, declared, parse_settings_
 from vaecollapse.core.pages import write_report
 from vaecollapse.core.remedies import check_remedies
 from vaecollapse.core.rundir import completed_epochs, guard_definition, read_metrics
-from vaecollapse.training.batched import Run, train_many
+from vaecollapse.training.batched import Run
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.many import train_many
 from vaecollapse.training.runs import diagnose_run, prepared_run
 from vaecollapse.training.settings import training_settings
-from vaecollapse.training.trainer import TrainConfig, latent_level_names
+from vaecollapse.training.trainer import latent_level_names
 
 NOT_IN_GRID = ("model", "dataset", "view", "digits", "center", "data_dir", "verify")
 DEFINITION_FILE = "sweep.json"  # the sweep's points; marks the output directory

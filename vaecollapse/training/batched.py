@@ -12,52 +12,33 @@ the stacked tensors gives each slice the update it would get alone.
 
 ``batch_refusal`` says why a set of runs cannot share a batch (different architectures or
 training settings, per-run state an element-wise optimiser cannot keep apart, …);
-``train_many`` trains any set of runs, batching those that can be batched.
+``vaecollapse.training.many.train_many`` trains any set of runs, batching those that can be
+batched.
 """
 
 from __future__ import annotations
 
 import copy
 import sys
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm import tqdm
 
 from vaecollapse.core.data import Dataset, minibatch_indices
-from vaecollapse.core.errors import InputError, Interrupted
-from vaecollapse.core.fileio import WriteError
-from vaecollapse.core.logs import LOGGER
+from vaecollapse.core.errors import InputError
 from vaecollapse.core.models.latent import noise_source
-from vaecollapse.core.remedies import check_remedies, kl_weights
-from vaecollapse.core.rundir import claimed_directory, load_checkpoint, load_state_into
-from vaecollapse.training.optimisers import (
-    build_optimizer,
-    build_scheduler,
-    legacy_adam_state,
-    step_scheduler,
-)
-from vaecollapse.training.trainer import (
-    TrainConfig,
-    TrainingDivergedError,
-    _save_atomic,
-    _stored_config,
-    _write_lines_atomic,
-    batch_sums,
-    due,
-    latent_level_names,
-    objective,
-    record_run_config,
-    resolve_device,
-    run_record,
-    train,
-)
+from vaecollapse.core.remedies import check_remedies, kl_charge
+from vaecollapse.core.rundir import begin_run, claimed_directory, load_state_into, run_record
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.loop import Loop
+from vaecollapse.training.optimisers import build_optimizer, build_scheduler
+from vaecollapse.training.trainer import batch_sums, latent_level_names, resolve_device
 
 # Model settings that may differ within a batch: each lives in a parameter or buffer, or (β)
 # enters only the loss, which is computed per configuration.
@@ -81,6 +62,7 @@ class Run:
     config: TrainConfig
     run_dir: Path
     run_config: dict | None = None
+    label: str = ""  # how progress lines name the run among others (default: its folder's name)
 
 
 def batch_refusal(runs: Sequence[Run]) -> str | None:
@@ -144,38 +126,6 @@ def _batched_backbone(run: Run) -> bool:
     return getattr(getattr(run.model, "config", None), "backbone", None) in BATCHED_BACKBONES
 
 
-def train_many(
-    runs: Sequence[Run],
-    dataset: Dataset,
-    *,
-    device: str = "auto",
-    progress: bool | None = None,
-    log_every: int = 1,
-    log_prefix: str = "",
-) -> list[list[dict]]:
-    """Train every run (or resume it, or skip it when complete); returns each run's metrics.
-    Runs that can share a batch (``batch_groups``) train as one, the others one by one."""
-    histories: list[list[dict]] = [[] for _ in runs]
-    for group in batch_groups(runs):
-        members = [runs[i] for i in group]
-        if len(members) > 1:
-            LOGGER.info(f"{log_prefix}training {len(members)} runs as one batch")
-            trained = train_batched(
-                members, dataset, device=device, progress=progress, log_every=log_every,
-                log_prefix=log_prefix,
-            )  # fmt: skip
-        else:
-            run = members[0]
-            history = train(
-                run.model, dataset, run.config, run.run_dir, run_config=run.run_config,
-                device=device, progress=progress, log_every=log_every, log_prefix=log_prefix,
-            )  # fmt: skip
-            trained = [history]
-        for i, history in zip(group, trained, strict=True):
-            histories[i] = history
-    return histories
-
-
 def train_batched(
     runs: Sequence[Run],
     dataset: Dataset,
@@ -205,25 +155,24 @@ def train_batched(
         states: list[dict | None] = []
         for i, (run, directory) in enumerate(zip(runs, directories, strict=True)):
             resolved = run_record(run.config, device, run.run_config, dataset)
-            stored = _stored_config(directory / "config.json", resolved, run.model)
-            state = None
-            if (directory / "checkpoint.pt").exists():
-                state = load_checkpoint(directory / "checkpoint.pt")
-                load_state_into(run.model, state["model"], directory / "checkpoint.pt")
-                histories[i] = state["history"]
+            checkpoint = directory / "checkpoint.pt"
+
+            def restore(state: dict, model: nn.Module = run.model, path: Path = checkpoint):
+                load_state_into(model, state["model"], path)
+
+            state = begin_run(directory, resolved, dataset, run.config.epochs, restore)
             start = 0 if state is None else state["epoch"]
-            record_run_config(directory, resolved, dataset, stored, start, run.config.epochs)
+            histories[i] = [] if state is None else state["history"]
             states.append(state)
             if start < run.config.epochs or not (directory / "model.pt").exists():
                 starts.setdefault(start, []).append(i)  # complete runs are left as they are
         show_bar = sys.stderr.isatty() if progress is None else progress
         for start, members in sorted(starts.items()):
-            batch = _Batch(
-                [runs[i] for i in members], [directories[i] for i in members], data, levels,
-                target,
-            )  # fmt: skip
-            batch.resume([states[i] for i in members])
-            trained = batch.run(
+            stacked = Stacked([runs[i] for i in members], [directories[i] for i in members], levels)
+            if start > 0:
+                stacked.resume([states[i] for i in members])
+            loop = Loop(stacked, data, [directories[i] for i in members])
+            trained = loop.run(
                 start, [histories[i] for i in members], show_bar, log_every, log_prefix
             )
             for i, history in zip(members, trained, strict=True):
@@ -231,52 +180,14 @@ def train_batched(
     return histories
 
 
-@dataclass
-class _Epoch:
-    """One epoch of a batch: each run's mean loss, reconstruction and KL per level
-    (``kl_<level>``), and test loss; ``seconds``: each run's share of the wall time."""
+class Stacked:
+    """The loop's strategy for runs that train as one stacked model from the same epoch."""
 
-    epoch: int
-    means: dict[str, list[float]]
-    test: list[float] | None
-    weights: dict[str, float]
-    lr: float
-    seconds: float
-
-    def records(self) -> list[dict]:
-        """Each run's record of metrics.jsonl, in ``train``'s format."""
-        records = []
-        for r in range(len(self.means["loss"])):
-            kl = {k.removeprefix("kl_"): v[r] for k, v in self.means.items() if k.startswith("kl_")}
-            record = {
-                "epoch": self.epoch,
-                "train_loss": self.means["loss"][r],
-                "recon": self.means["recon"][r],
-                "kl": kl,
-                "kl_weight": self.weights,
-                "lr": self.lr,
-            }
-            if self.test is not None:
-                record["test_loss"] = self.test[r]
-            record["seconds"] = self.seconds
-            record["batched_runs"] = len(self.means["loss"])
-            records.append(record)
-        return records
-
-
-class _Batch:
-    """Runs that train as one stacked model from the same epoch."""
-
-    def __init__(
-        self,
-        runs: list[Run],
-        directories: list[Path],
-        data: Dataset,
-        levels: tuple[str, ...],
-        device: torch.device,
-    ) -> None:
-        self.runs, self.directories, self.data, self.levels = runs, directories, data, levels
-        self.config = runs[0].config
+    def __init__(self, runs: list[Run], directories: list[Path], levels: tuple[str, ...]) -> None:
+        self.runs, self.directories, self.levels = runs, directories, levels
+        self.config = config = runs[0].config
+        self.charge = kl_charge(config)
+        device = next(runs[0].model.parameters()).device
         stacked, self.buffers = stack_module_state([r.model for r in runs])
         # vmap's batched Linear hands back a weight's gradient transposed, and autograd copies it
         # into the parameter's layout at every step (a fifth of the ReLU MHVAE's batched step on
@@ -299,16 +210,16 @@ class _Batch:
         self.seed_of_run = torch.tensor([seeds.index(r.config.seed) for r in runs], device=device)
         self.order_generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.noise_generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        level_betas = [dict(zip(levels, r.model.config.level_betas(), strict=True)) for r in runs]
         self.betas = {
-            level: torch.tensor([_level_betas(r.model, data)[level] for r in runs], device=device)
+            level: torch.tensor([betas[level] for betas in level_betas], device=device)
             for level in levels
         }
         self.optimizer = build_optimizer(
-            self.config.optimizer, list(self.params.values()), self.config.lr,
-            self.config.optimizer_args,
-        )  # fmt: skip
+            config.optimizer, list(self.params.values()), config.lr, config.optimizer_args
+        )
         self.scheduler = build_scheduler(
-            self.config.lr_scheduler, self.optimizer, self.config.lr_scheduler_args
+            config.lr_scheduler, self.optimizer, config.lr_scheduler_args
         )
 
     def __len__(self) -> int:
@@ -328,13 +239,12 @@ class _Batch:
         return torch.stack(draws)[seed_index]
 
     def losses(
-        self, inputs: tuple, weights: dict[str, float], shared_inputs: bool, training: bool = True
-    ):
+        self, inputs: tuple, weights: dict[str, float], shared: bool, training: bool = True
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Every run's loss to minimise ``(R,)`` and its batch sums (each ``(R,)``) on ``inputs``
-        (shared by every run, or one slice per run). Outside ``training`` no remedy changes the
-        loss (free bits), as in ``evaluate_split``."""
+        (shared by every run, or one slice per run)."""
         config, base = self.config, self.base
-        remedies = config if training else None
+        charge = self.charge if training else None
 
         def one_run(params, buffers, betas, seed_index, *args):
             with noise_source(lambda shape, like: self.draw(shape, like, seed_index)):
@@ -343,10 +253,10 @@ class _Batch:
                     {"n_samples": config.samples, "analytic": config.analytic},
                 )  # fmt: skip
             terms.betas = betas
-            loss, kl_levels = objective(terms, weights, remedies)
-            return loss.mean(), batch_sums(terms, loss, kl_levels)
+            loss = terms.per_sample_loss(weights, charge)
+            return loss.mean(), batch_sums(terms, loss)
 
-        input_dims = (None if shared_inputs else 0,) * len(inputs)
+        input_dims = (None if shared else 0,) * len(inputs)
         batched = vmap(one_run, in_dims=(0, 0, 0, 0, *input_dims), randomness="same")
         return batched(self.model_params(), self.buffers, self.betas, self.seed_of_run, *inputs)
 
@@ -358,7 +268,7 @@ class _Batch:
             for i, (name, p) in enumerate(self.params.items())
         }
 
-    def minibatches(self, split) -> tuple[list[tuple], bool]:
+    def minibatches(self, split: Any) -> tuple[Any, int, bool]:
         """This epoch's inputs per step, and whether every run sees the same ones (one seed)."""
         orders = [
             list(
@@ -370,16 +280,19 @@ class _Batch:
         ]
         tensors = (split.x,) if split.y is None else (split.x, split.y)
         if len(orders) == 1:
-            return [tuple(t[index] for t in tensors) for index in orders[0]], True
-        steps = []
-        for indices in zip(*orders, strict=True):
-            stacked = torch.stack(indices)[self.seed_of_run]  # (R, B)
-            steps.append(tuple(t[stacked] for t in tensors))
-        return steps, False
+            return (tuple(t[index] for t in tensors) for index in orders[0]), len(orders[0]), True
+        steps = (
+            tuple(t[torch.stack(indices)[self.seed_of_run]] for t in tensors)  # (R, B, ...)
+            for indices in zip(*orders, strict=True)
+        )
+        return steps, len(orders[0]), False
 
-    def step(self, losses: torch.Tensor) -> None:
+    def before_step(self, weights: dict[str, float], epoch: int, step: int) -> None:
+        """Nothing: aggressive training follows each run on its own (``batch_refusal``)."""
+
+    def step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad()
-        losses.sum().backward()  # the runs share no parameter: each gets its own gradient
+        loss.sum().backward()  # the runs share no parameter: each gets its own gradient
         if self.config.clip_grad_norm is not None:
             self.clip(self.config.clip_grad_norm)
         self.optimizer.step()
@@ -392,94 +305,11 @@ class _Batch:
         for g in grads:
             g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
 
-    # --- epochs ----------------------------------------------------------------------------------
+    def train_mode(self, training: bool) -> None:
+        self.base.train(training)
 
-    def run(
-        self, start: int, histories: list[list[dict]], show_bar: bool, log_every: int, prefix: str
-    ) -> list[list[dict]]:
-        epochs, config = self.config.epochs, self.config
-        epoch, unrecorded = start, 0.0
-        try:
-            for epoch in range(start, epochs):
-                outcome = self.one_epoch(epoch, show_bar)
-                saving = due(epoch + 1, config.checkpoint_every, epochs)
-                if saving or due(epoch + 1, config.record_every, epochs):
-                    outcome.seconds += unrecorded
-                    for history, record in zip(histories, outcome.records(), strict=True):
-                        history.append(record)
-                    unrecorded = 0.0
-                else:
-                    unrecorded += outcome.seconds
-                step_scheduler(self.scheduler, None)
-                if saving:
-                    self.save(epoch + 1, histories)
-                if due(epoch + 1, log_every, epochs):
-                    train_losses = outcome.means["loss"]
-                    LOGGER.info(
-                        f"{prefix}{len(self)} runs batched: epoch {epoch + 1}/{epochs}  train "
-                        f"{min(train_losses):.4f} … {max(train_losses):.4f}"
-                    )
-            self.unstack()
-            for run, directory in zip(self.runs, self.directories, strict=True):
-                _save_atomic(run.model.state_dict(), directory / "model.pt")
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted at epoch {epoch + 1} of {epochs}; each run keeps its last "
-                "checkpoint. Run the same command again to resume."
-            ) from None
-        except WriteError as exc:
-            raise WriteError(
-                exc.path, f"{exc.reason}; each run keeps its last checkpoint"
-            ) from None
-        return histories
-
-    def one_epoch(self, epoch: int, show_bar: bool) -> _Epoch:
-        config, split = self.config, self.data.train
-        started = time.perf_counter()
-        steps, shared = self.minibatches(split)
-        totals: dict[str, torch.Tensor] = {}
-        bar = tqdm(
-            steps, desc=f"epoch {epoch + 1}/{config.epochs} ({len(self)} runs)",
-            disable=not show_bar, leave=False,
-        )  # fmt: skip
-        for step, inputs in enumerate(bar):
-            weights = kl_weights(config, self.levels, epoch + step / len(steps))
-            losses, sums = self.losses(inputs, weights, shared)
-            self.check_finite(losses, epoch, step)
-            self.step(losses)
-            for key, value in sums.items():
-                totals[key] = totals.get(key, 0.0) + value.detach()
-        means = {k: (v.double() / len(split)).tolist() for k, v in totals.items()}
-        test = self.evaluate(self.data.test) if self.data.test is not None else None
-        return _Epoch(
-            epoch + 1, means, test, weights, self.optimizer.param_groups[0]["lr"],
-            (time.perf_counter() - started) / len(self),
-        )  # fmt: skip
-
-    def evaluate(self, split) -> list[float]:
-        """Each run's mean loss over ``split`` (as ``evaluate_split``: batches of at least 1024,
-        no gradients, every KL weight 1)."""
-        self.base.eval()
-        total = None
-        with torch.no_grad():
-            for index in minibatch_indices(
-                len(split), max(self.config.batch_size, 1024), shuffle=False, device=split.x.device
-            ):
-                inputs = (split.x[index],) if split.y is None else (split.x[index], split.y[index])
-                _, sums = self.losses(inputs, {}, shared_inputs=True, training=False)
-                total = sums["loss"] if total is None else total + sums["loss"]
-        self.base.train()
-        return (total / len(split)).tolist()
-
-    def check_finite(self, losses: torch.Tensor, epoch: int, step: int) -> None:
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):
-            bad = [str(self.directories[i]) for i in (~finite).nonzero().flatten().tolist()]
-            raise TrainingDivergedError(
-                f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} in "
-                f"{', '.join(bad)}; every run of the batch keeps its last checkpoint. Lower the "
-                "learning rate, or train those runs apart."
-            )
+    def epoch_extras(self, epoch: int) -> dict[str, Any]:
+        return {"batched_runs": len(self)}
 
     # --- checkpoints: each run's own, in ``train``'s format ------------------------------------
 
@@ -491,33 +321,35 @@ class _Batch:
                 for name, stacked in (*self.model_params().items(), *self.buffers.items()):
                     own[name].copy_(stacked[r])
 
-    def save(self, epoch: int, histories: list[list[dict]]) -> None:
+    def final_weights(self) -> list[dict[str, torch.Tensor]]:
+        self.unstack()
+        return [run.model.state_dict() for run in self.runs]
+
+    def checkpoint_states(self) -> list[dict[str, Any]]:
         self.unstack()
         stacked = self.optimizer.state_dict()
         scheduler = None if self.scheduler is None else self.scheduler.state_dict()
-        for r, (run, directory) in enumerate(zip(self.runs, self.directories, strict=True)):
+        states = []
+        for r, run in enumerate(self.runs):
             seed = int(self.seed_of_run[r])
-            state = {
-                "epoch": epoch,
-                "model": run.model.state_dict(),
-                "optimiser": _slice_state(stacked, r, self.transposed),
-                "scheduler": scheduler,
-                **_rng_record(self.noise_generators[seed]),
-                "generator": self.order_generators[seed].get_state(),
-                "history": histories[r],
-            }
-            _save_atomic(state, directory / "checkpoint.pt")
-            _write_lines_atomic(directory / "metrics.jsonl", histories[r])
+            states.append(
+                {
+                    "model": run.model.state_dict(),
+                    "optimiser": _slice_state(stacked, r, self.transposed),
+                    "scheduler": scheduler,
+                    **_rng_record(self.noise_generators[seed]),
+                    "generator": self.order_generators[seed].get_state(),
+                }
+            )
+        return states
 
-    def resume(self, states: list[dict | None]) -> None:
-        """Load the runs' checkpoints (all of one epoch, or none): optimiser, scheduler and the
+    def resume(self, states: list[dict[str, Any]]) -> None:
+        """Load the runs' checkpoints (all of one epoch): optimiser, scheduler and the
         generators, which runs of one seed share."""
-        if states[0] is None:
-            return
         seeds = self.seed_of_run.tolist()
         try:
-            own = [legacy_adam_state(s["optimiser"], self.optimizer) for s in states]
             params = list(self.params.values())
+            own = [s["optimiser"] for s in states]
             self.optimizer.load_state_dict(_stack_states(own, params, self.transposed))
             if self.scheduler is not None and states[0].get("scheduler") is not None:
                 self.scheduler.load_state_dict(states[0]["scheduler"])
@@ -531,18 +363,6 @@ class _Batch:
                 f"a checkpoint among {self.directories[0]}, … has an optimiser or random-number "
                 f"state that does not fit this run ({exc}); remove it to restart that run."
             ) from None
-
-
-def _level_betas(model: nn.Module, data: Dataset) -> dict[str, float]:
-    """The KL weight of each latent level, as the model's own forward pass reports it."""
-    split = data.train
-    inputs = (split.x[:2],) if split.y is None else (split.x[:2], split.y[:2])
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        was_training = model.training
-        model.eval()
-        betas = dict(model(*inputs).betas)
-        model.train(was_training)
-    return betas
 
 
 def _slice_state(stacked: dict, r: int, transposed: frozenset[int]) -> dict:

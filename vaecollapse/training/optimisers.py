@@ -142,19 +142,3 @@ def describe_optimizer(optimizer: torch.optim.Optimizer) -> tuple[str, float, di
 
 def describe_scheduler(scheduler: lr_scheduler.LRScheduler | None) -> str | None:
     return None if scheduler is None else type(scheduler).__name__
-
-
-def legacy_adam_state(state: dict, optimizer: torch.optim.Optimizer) -> dict:
-    """A checkpoint written by the private Adam that once trained every run, as the state of
-    ``torch.optim.Adam`` (the same update, so resuming such a run stays exact)."""
-    if not {"steps", "exp_avg", "exp_avg_sq"} <= set(state):
-        return state
-    converted = optimizer.state_dict()
-    steps = torch.tensor(float(state["steps"]))
-    converted["state"] = {
-        index: {"step": steps.clone(), "exp_avg": first, "exp_avg_sq": second}
-        for index, (first, second) in enumerate(
-            zip(state["exp_avg"], state["exp_avg_sq"], strict=True)
-        )
-    }
-    return converted

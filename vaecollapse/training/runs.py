@@ -37,7 +37,8 @@ from vaecollapse.core.models.factory import (
 from vaecollapse.core.pages import write_report
 from vaecollapse.core.rundir import stored_data_spec
 from vaecollapse.training.batched import Run
-from vaecollapse.training.trainer import TrainConfig, train
+from vaecollapse.training.config import TrainConfig
+from vaecollapse.training.many import train_many
 
 
 def diagnose_run(
@@ -101,10 +102,10 @@ def train_run(
     """Train one model (or resume it, or skip it when complete) into ``run_dir``, initial weights
     from ``train_config.seed``. Returns every epoch's metrics."""
     run = prepared_run(run_dir, family, dataset, settings, train_config)
-    return train(
-        run.model, dataset, train_config, run_dir, run_config=run.run_config, device=device,
-        progress=False, log_every=log_every, log_prefix=log_prefix,
-    )  # fmt: skip
+    (history,) = train_many(
+        [run], dataset, device=device, progress=False, log_every=log_every, log_prefix=log_prefix
+    )
+    return history
 
 
 def prepared_run(

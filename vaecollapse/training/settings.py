@@ -8,7 +8,7 @@ from typing import Any
 from vaecollapse.core.data import DataSpec
 from vaecollapse.core.models.factory import Family, family_settings
 from vaecollapse.core.options import split_settings
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 
 def training_settings(

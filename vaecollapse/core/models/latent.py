@@ -228,6 +228,14 @@ class GaussianModelSettings:
         "least this many nats (the committed rate)", **POSITIVE,
     )  # fmt: skip
 
+    def level_names(self) -> tuple[str, ...]:
+        """The latent levels' names, level 1 first (one level, ``z``; a hierarchy names more)."""
+        return ("z",)
+
+    def level_betas(self) -> tuple[float, ...]:
+        """Each level's KL weight β, in the order of ``level_names``."""
+        return (self.beta,)
+
     def __post_init__(self) -> None:
         check_fields(self)
         if self.encoder_variance is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -67,9 +68,20 @@ class ELBOTerms:
     z: torch.Tensor | None = None
     betas: dict[str, float] = field(default_factory=dict)
 
-    def per_sample_loss(self) -> torch.Tensor:
-        """``(B,)`` negative β-ELBO per sample in nats."""
-        return self.recon + sum(self.betas[k] * v.sum(1) for k, v in self.kl.items())
+    def per_sample_loss(
+        self,
+        weights: dict[str, float] | None = None,
+        charge: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``(B,)`` the loss to minimise per sample in nats: the reconstruction plus each level's
+        ``weights[level]`` (a schedule's multiplier, 1 where absent) · β · KL. ``charge`` maps a
+        level's ``(B, d)`` KL to what is charged per sample ``(B,)`` (free bits); by default the
+        KL summed over dimensions, which makes this the negative β-ELBO."""
+        weights = weights or {}
+        charge = charge or (lambda kl: kl.sum(1))
+        return self.recon + sum(
+            weights.get(k, 1.0) * self.betas[k] * charge(v) for k, v in self.kl.items()
+        )
 
     def loss(self) -> torch.Tensor:
         """The batch loss: mean over samples of the summed terms (docs/conventions.md)."""

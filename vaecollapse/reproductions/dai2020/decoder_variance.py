@@ -21,8 +21,8 @@ from vaecollapse.reproductions.claims import Claim
 from vaecollapse.reproductions.common import data_derived, load
 from vaecollapse.reproductions.lucas2019.observation_noise import EPSILON, decoder_std_sweep
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
+from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.runs import train_run
-from vaecollapse.training.trainer import TrainConfig
 
 DAI2020 = "Dai, Wang & Wipf (ICML 2020)"
 CONVENTION = (

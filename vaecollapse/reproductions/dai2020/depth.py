@@ -17,7 +17,7 @@ from vaecollapse.core.data import Dataset
 from vaecollapse.core.diagnostics.plots import new_figure, save_figure
 from vaecollapse.core.models.factory import load_run_model
 from vaecollapse.reproductions.claims import Claim
-from vaecollapse.reproductions.common import load, train_runs, train_side_by_side
+from vaecollapse.reproductions.common import load, train_labelled, train_runs
 from vaecollapse.reproductions.dai2020.decoder_variance import (
     AUTOENCODER,
     DAI2020,
@@ -27,7 +27,7 @@ from vaecollapse.reproductions.dai2020.decoder_variance import (
 )
 from vaecollapse.reproductions.lucas2019.observation_noise import EPSILON
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 KINDS = ("autoencoder", "VAE", "VAE, KL warm-up")
 
@@ -190,7 +190,7 @@ def _train_every_depth(
             label = f"depth{depth}/{VAE_LABELS[kind]}"
             runs[label] = model | {"learn_eta_dec": True}
             trainings[label] = ctx.training(schedule)
-    train_side_by_side(
+    train_labelled(
         ctx, area, "vae", dataset, runs, trainings, max(1, deepening.training.epochs // 4)
     )
 

@@ -34,7 +34,7 @@ from vaecollapse.reproductions.sweeps import (
     seed_noise,
     seed_summary,
 )
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 FIG2B_BETAS, FIG2B_ETAS = (0.1, 0.5, 1.0, 2.0), (0.25, 0.5, 1.0, 2.0)
 TABLE3_BETAS, TABLE3_ETAS = (0.25, 0.5, 1.0, 2.0, 3.0), (0.25, 0.5, 0.75, 1.0, 2.0)

@@ -25,7 +25,7 @@ from vaecollapse.reproductions.common import (
 )
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
 from vaecollapse.reproductions.sweeps import TABLE_SEEDS, Grid, seed_noise, seed_summary
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 FIG2A_EPSILON = 8e-5  # the ε at which the paper counts the learnable model's collapsed dimensions
 FIG2A_PAPER_COUNT = (3, 0)  # dimensions collapsed at FIG2A_EPSILON: learnable, fixed

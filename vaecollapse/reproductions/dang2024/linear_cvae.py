@@ -21,7 +21,7 @@ from vaecollapse.reproductions.common import (
 )
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
 from vaecollapse.reproductions.sweeps import Grid
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 PAPER_THETA = {1: 3.33, 2: 2.09, 4: 1.59, 8: 0.84, 16: 0.44, 32: 0.19, 64: 0.062}
 

@@ -25,7 +25,7 @@ from vaecollapse.reproductions.common import (
 )
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
 from vaecollapse.reproductions.sweeps import Grid
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 FIG6B_PAPER_THETA = {1: 6.17, 2: 2.10, 4: 1.80, 8: 1.24, 16: 0.89, 32: 0.58, 64: 0.34}
 

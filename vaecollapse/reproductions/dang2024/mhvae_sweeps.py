@@ -36,7 +36,7 @@ from vaecollapse.reproductions.sweeps import (
     Measure,
     seed_summary,
 )
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 Point = tuple[float, float, float]  # (β1, β2, η_dec), the paper's β's
 

@@ -23,7 +23,7 @@ from vaecollapse.studies.remedy_bench import (
     run_bench,
     summarise,
 )
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 HE2019 = "He, Spokoyny, Neubig & Berg-Kirkpatrick (ICLR 2019)"
 REMEDIES = ("none", "warmup", "aggressive")

@@ -17,7 +17,7 @@ from vaecollapse.reproductions.claims import Claim
 from vaecollapse.reproductions.common import RunOutcome, collapsed_at, load, train_runs
 from vaecollapse.reproductions.lucas2019.ppca_equivalence import CONVENTION, LUCAS2019
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 EPSILON = 0.01  # nats: Lucas et al.'s (ε, δ)-collapse with the report's δ
 DECODER_STDS = (0.05, 0.1, 0.2, 0.4, 0.8)  # fixed σ, from sharp to blurry on [0, 1] pixels

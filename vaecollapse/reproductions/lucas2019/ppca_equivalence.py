@@ -28,7 +28,7 @@ from vaecollapse.core.theory import ppca_closed_form, vae_closed_form, vae_spect
 from vaecollapse.reproductions.claims import Claim
 from vaecollapse.reproductions.common import data_derived, load, train_with_snapshots
 from vaecollapse.reproductions.registry import Comparison, Context, EntryResult, register
-from vaecollapse.training.trainer import TrainConfig
+from vaecollapse.training.config import TrainConfig
 
 LUCAS2019 = "Lucas, Tucker, Grosse & Norouzi (NeurIPS 2019)"
 CONVENTION = (

@@ -77,10 +77,8 @@ class Strategy(Protocol):
         """Each run's trained weights, for ``model.pt``."""
 
 
-def split_sums(
-    losses: Any, split: Any, batch_size: int, shared: bool = True
-) -> dict[str, torch.Tensor]:
-    """The sums of ``losses(inputs, {}, shared, training=False)`` over ``split``, divided by its
+def split_sums(losses: Any, split: Any, batch_size: int) -> dict[str, torch.Tensor]:
+    """The sums of ``losses(inputs, {}, True, training=False)`` over ``split``, divided by its
     rows: each run's mean loss, reconstruction and KL per level, in batches of at least
     ``EVALUATION_BATCH`` rows, without gradients."""
     totals: dict[str, torch.Tensor] = {}
@@ -88,7 +86,7 @@ def split_sums(
         for index in minibatch_indices(
             len(split), max(batch_size, EVALUATION_BATCH), shuffle=False, device=split.x.device
         ):
-            _, sums = losses(split_inputs(split, index), {}, shared, training=False)
+            _, sums = losses(split_inputs(split, index), {}, True, training=False)
             add_sums(totals, sums)
     return {key: value.double() / len(split) for key, value in totals.items()}
 
@@ -109,8 +107,12 @@ def due(epochs_done: int, every: int, epochs: int) -> bool:
     return epochs_done % every == 0 or epochs_done == epochs
 
 
-def kept(checkpoint_path: Path) -> str:
-    """Which checkpoint survives a failure (atomic writes keep the last complete one)."""
+def kept(directories: list[Path]) -> str:
+    """Which checkpoints survive a failure of the runs training into ``directories`` (atomic
+    writes keep the last complete one)."""
+    if len(directories) > 1:
+        return "each run keeps its last checkpoint"
+    checkpoint_path = directories[0] / "checkpoint.pt"
     if not checkpoint_path.exists():
         return "no checkpoint had been written yet"
     try:
@@ -118,13 +120,6 @@ def kept(checkpoint_path: Path) -> str:
     except InputError:
         return f"{checkpoint_path} is kept"
     return f"the checkpoint of epoch {epoch} is kept in {checkpoint_path}"
-
-
-def kept_in(directories: list[Path]) -> str:
-    """Which checkpoints survive a failure of the runs training into ``directories``."""
-    if len(directories) == 1:
-        return kept(directories[0] / "checkpoint.pt")
-    return "each run keeps its last checkpoint"
 
 
 def check_finite(loss: torch.Tensor, epoch: int, step: int, directories: list[Path]) -> None:
@@ -140,7 +135,7 @@ def check_finite(loss: torch.Tensor, epoch: int, step: int, directories: list[Pa
     value = float(loss.detach().reshape(-1)[~finite][0])
     raise TrainingDivergedError(
         f"The loss became {value} at epoch {epoch + 1}, step {step + 1}{where}; "
-        f"{kept_in(directories)}. Lower the learning rate or check the data and hyper-parameters"
+        f"{kept(directories)}. Lower the learning rate or check the data and hyper-parameters"
         + (", or train those runs apart." if where else ".")
     )
 
@@ -192,11 +187,11 @@ class Loop:
                 save_tensors(weights, directory / "model.pt")
         except KeyboardInterrupt:
             raise Interrupted(
-                f"interrupted at epoch {epoch + 1} of {epochs}; {self.kept()}. Run the same "
-                "command again to resume."
+                f"interrupted at epoch {epoch + 1} of {epochs}; {kept(self.directories)}. Run "
+                "the same command again to resume."
             ) from None
         except WriteError as exc:
-            raise WriteError(exc.path, f"{exc.reason}; {self.kept()}") from None
+            raise WriteError(exc.path, f"{exc.reason}; {kept(self.directories)}") from None
         return histories
 
     def summary(self, records: list[dict], epoch: int) -> str:
@@ -228,7 +223,7 @@ class Loop:
             weights = kl_weights(config, strategy.levels, epoch + step / steps)
             strategy.before_step(weights, epoch, step)
             loss, sums = strategy.losses(inputs, weights, shared)
-            self.check_finite(loss, epoch, step)
+            check_finite(loss, epoch, step, self.directories)
             strategy.step(loss)
             add_sums(totals, sums)
             if show_bar:  # reading the running KL syncs the device: only when a bar is shown
@@ -262,12 +257,6 @@ class Loop:
         sums = split_sums(self.strategy.losses, split, self.config.batch_size)
         self.strategy.train_mode(True)
         return sums["loss"].reshape(-1).tolist()
-
-    def check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
-        check_finite(loss, epoch, step, self.directories)
-
-    def kept(self) -> str:
-        return kept_in(self.directories)
 
     def save(self, epoch: int, histories: list[list[dict]]) -> None:
         """Each run's checkpoint and ``metrics.jsonl``, atomically."""

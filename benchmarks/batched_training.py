@@ -25,6 +25,7 @@ for reuse, as the command line keeps them (``vaecollapse.core.memory.keep_freed_
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -33,13 +34,13 @@ from pathlib import Path
 
 import torch
 
+from vaecollapse import TrainConfig
 from vaecollapse.core.data import load_dataset
 from vaecollapse.core.memory import keep_freed_memory
 from vaecollapse.core.models.factory import build_model, config_to_json, model_config
 from vaecollapse.core.theory import cvae_spectrum
 from vaecollapse.reproductions.dang2024.mhvae_sweeps import RELU_MHVAE_SETTINGS
 from vaecollapse.training.batched import Run, train_batched
-from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.trainer import train
 
 TRAINING = TrainConfig(epochs=1, batch_size=128, lr=1e-4)
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=("linear-cvae", "mlp-vae", "mlp-mhvae"))
+    parser.add_argument("--json", help="Also write the results here.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
@@ -103,6 +105,7 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} threads; {args.epochs} epoch(s) a "
         f"measurement, median of {args.repeats}"
     )
+    results: dict = {}
     for name, (family, dataset, settings) in cases(r).items():
         if args.only not in (None, name):
             continue
@@ -129,6 +132,12 @@ def main() -> None:
             f"{r * alone / batched:4.2f}x cheaper per configuration than one by one "
             f"(final loss of the shared β: alone vs batched differ by {gap:.2e})"
         )
+        results[name] = {
+            "one alone": {"seconds": alone / args.epochs},
+            f"{r} batched": {"seconds": batched / args.epochs},
+        }
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

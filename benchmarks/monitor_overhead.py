@@ -34,7 +34,7 @@ def main() -> None:
     data = load_dataset("mnist")
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=784, latent_dim=16, backbone="mlp", hidden=256))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     events = []
     monitor = CollapseMonitor(
         model, data.test.x, on_event=events.append, stop_when="level-collapsed"
@@ -45,9 +45,9 @@ def main() -> None:
         watched = epoch % 2 == 0
         started = time.perf_counter()
         for index in torch.randperm(len(data.train)).split(128):
-            optimiser.zero_grad()
+            optimizer.zero_grad()
             model(data.train.x[index]).loss().backward()
-            optimiser.step()
+            optimizer.step()
         if watched:
             before = time.perf_counter()
             monitor.update(epoch)

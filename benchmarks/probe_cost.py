@@ -34,12 +34,12 @@ def main() -> None:
     data = load_dataset("mnist")
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=784, latent_dim=16, backbone="mlp", hidden=256))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(2):
         for index in torch.randperm(len(data.train)).split(128):
-            optimiser.zero_grad()
+            optimizer.zero_grad()
             model(data.train.x[index]).loss().backward()
-            optimiser.step()
+            optimizer.step()
     model.eval()
     seconds: dict[bool, list[float]] = {False: [], True: []}
     for repeat in range(2 * args.repeats):

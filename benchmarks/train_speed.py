@@ -76,7 +76,7 @@ def hand_loop(case: dict) -> None:
     encoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent))
     decoder = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, dim))
     parameters = [*encoder.parameters(), *decoder.parameters()]
-    optimiser = torch.optim.Adam(parameters, lr=LR)
+    optimizer = torch.optim.Adam(parameters, lr=LR)
 
     def loss_of(x: torch.Tensor) -> torch.Tensor:
         mean, logvar = encoder(x).chunk(2, dim=1)
@@ -88,9 +88,9 @@ def hand_loop(case: dict) -> None:
     for _ in range(case["epochs"]):
         for index in torch.randperm(len(x_train)).split(case["batch"]):
             loss = loss_of(x_train[index])
-            optimiser.zero_grad()
+            optimizer.zero_grad()
             loss.backward()
-            optimiser.step()
+            optimizer.step()
         with torch.no_grad():
             sum(float(loss_of(b)) * len(b) for b in x_test.split(1024)) / len(x_test)
 

@@ -54,11 +54,11 @@ def main() -> None:
     data = load_dataset("mnist")
     torch.manual_seed(0)
     ours = VAE(VAEConfig(data_dim=784, latent_dim=16, backbone="mlp", hidden=256))
-    optimiser = torch.optim.Adam(ours.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(ours.parameters(), lr=1e-3)
     for index in torch.randperm(len(data.train)).split(128):  # one epoch: the cost is the same
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         ours(data.train.x[index]).loss().backward()
-        optimiser.step()
+        optimizer.step()
     ours.eval()
     user = UserVAE(ours).eval()
 

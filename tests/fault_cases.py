@@ -347,12 +347,12 @@ for _content, _label, _texts in (
         case("damaged runs", f"{_command} a run whose config.json is {_label}", 2, _text)(_fn)
 
 
-@case("damaged runs", "resume from a checkpoint.pt that lacks the optimiser state", 2,
-      "lacks optimiser")  # fmt: skip
+@case("damaged runs", "resume from a checkpoint.pt that lacks the optimizer state", 2,
+      "lacks optimizer")  # fmt: skip
 def checkpoint_missing_keys(tmp: Path) -> tuple[Result, str]:
     run = trained(tmp / "run")
     state = weights(run / "checkpoint.pt")
-    del state["optimiser"]
+    del state["optimizer"]
     torch.save(state, run / "checkpoint.pt")
     return refused_resume(run)
 

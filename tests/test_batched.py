@@ -182,7 +182,7 @@ def test_train_many_skips_finished_runs_and_batches_by_starting_epoch(digits, tm
         ({"settings": {"latent_dim": 5}}, "model settings differ"),
         ({"settings": {"eta_enc": 2.0}}, "model settings differ"),
         ({"training": {"lr": 1e-2}}, "training settings differ"),
-        ({"training": {"optimizer": "Adafactor"}}, "not an element-wise optimiser"),
+        ({"training": {"optimizer": "Adafactor"}}, "not an element-wise optimizer"),
         ({"training": {"lr_scheduler": "ReduceLROnPlateau"}}, "ReduceLROnPlateau"),
         ({"training": {"monitor": True}}, "collapse monitor"),
         ({"settings": {"mean_batchnorm": 0.5}}, "BN-VAE"),

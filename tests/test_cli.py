@@ -59,10 +59,11 @@ def test_demo_runs_offline_as_console_script(tmp_path) -> None:
 @pytest.mark.parametrize("family", ["vae", "cvae"])
 def test_the_demos_staircase_is_the_theorys_count_at_every_beta(family: str) -> None:
     from vaecollapse.core.data import load_dataset
+    from vaecollapse.core.families import model_family
     from vaecollapse.core.theory import predict
-    from vaecollapse.studies.demo import BETAS, DATA, LATENT_DIM, theory_staircase
+    from vaecollapse.studies.demo import BETAS, LATENT_DIM, theory_staircase
 
-    dataset = load_dataset(DATA[family])
+    dataset = load_dataset(model_family(family).default_dataset)
     thresholds = predict(family, dataset, LATENT_DIM, beta=1.0).thresholds
     grid, counts = theory_staircase([mode["beta"] for mode in thresholds], 0.05, 5.0)
     assert counts[0] > counts[-1] and all(counts[:-1] >= counts[1:])  # a falling staircase

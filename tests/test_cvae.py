@@ -55,12 +55,12 @@ def test_elbo_training_reaches_theorem_2() -> None:
     y = y + rng.standard_normal((512, 4)) * [1.6, 1.2, 0.8, 0.4]
     x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     model = CVAE(CVAEConfig(x_dim=5, y_dim=4, latent_dim=3, encoder_variance="shared", beta=0.8))
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     for _ in range(3000):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss = model(x, y, analytic=True).loss()
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     theory = cvae_closed_form(cvae_spectrum(x, y), 3, beta=0.8)
     learned = torch.linalg.svdvals(model.decoder.weight[:, :3].detach().double()).numpy()
     assert np.mean(np.abs(learned - theory.singular_values["U1"])) < 0.02

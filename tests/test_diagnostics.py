@@ -173,12 +173,12 @@ def test_verdict_names_over_regularised_dimensions_and_theory_matches() -> None:
     data = synthetic_dataset("spectrum", x)
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=4, latent_dim=3, encoder_variance="shared", beta=2.0))
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     xt = data.train.x
     for _ in range(2500):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         model(xt, analytic=True).loss().backward()
-        optimiser.step()
+        optimizer.step()
     report = diagnose_model(model, xt, epsilon=0.01, delta=0.05)
     # θ = √eig A = 3, 2, 0.71: with β = 2, η_dec = 1 only θ > √2 survives, so 2 active, 1 collapsed
     assert len(report.collapsed_dims) == 1 and report.active_units == 2

@@ -59,11 +59,11 @@ def test_mhvae_and_cvae_theory_comparison_after_training() -> None:
             betas=(1.0, 1.5), eta_dec=0.8,
         )
     )  # fmt: skip
-    optimiser = torch.optim.Adam(mhvae.parameters(), lr=3e-2)
+    optimizer = torch.optim.Adam(mhvae.parameters(), lr=3e-2)
     for _ in range(3000):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         mhvae(data.train.x, analytic=True).loss().backward()
-        optimiser.step()
+        optimizer.step()
     comparison = theory_comparison(mhvae, data)
     assert set(comparison["maps"]) == {"V1", "U1", "W2", "U2"}
     assert all(v["d_ma"] < 0.02 for v in comparison["maps"].values()), comparison["maps"]
@@ -75,10 +75,10 @@ def test_mhvae_and_cvae_theory_comparison_after_training() -> None:
     paired = synthetic_dataset("pairs", xc.numpy(), yc.numpy())
     torch.manual_seed(0)
     cvae = CVAE(CVAEConfig(x_dim=4, y_dim=3, latent_dim=3, encoder_variance="shared", beta=0.8))
-    optimiser = torch.optim.Adam(cvae.parameters(), lr=3e-2)
+    optimizer = torch.optim.Adam(cvae.parameters(), lr=3e-2)
     for _ in range(3000):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         cvae(paired.train.x, paired.train.y, analytic=True).loss().backward()
-        optimiser.step()
+        optimizer.step()
     comparison = theory_comparison(cvae, paired)
     assert comparison["maps"]["U1"]["d_ma"] < 0.02 and comparison["encoder_std"]["z"]["d_ma"] < 0.02

@@ -8,6 +8,9 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+from vaecollapse.core.families import FAMILY_NAMES
+from vaecollapse.core.models.factory import FAMILIES
+
 from .conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "vaecollapse"
@@ -100,13 +103,47 @@ def test_no_circle_between_packages_or_modules() -> None:
 def test_the_measures_catch_an_upward_import_and_a_circle() -> None:
     graph = _graph()
     graph["vaecollapse.core.errors"] = {"vaecollapse.training.trainer"}
-    graph["vaecollapse.training.optimisers"] = {"vaecollapse.cli.common"}
+    graph["vaecollapse.training.optimizers"] = {"vaecollapse.cli.common"}
     assert sorted(_upward(graph)) == [
         "vaecollapse.core.errors -> vaecollapse.training.trainer",
-        "vaecollapse.training.optimisers -> vaecollapse.cli.common",
+        "vaecollapse.training.optimizers -> vaecollapse.cli.common",
     ]
     graph["vaecollapse.core.fileio"] = {"vaecollapse.core.errors"}
     graph["vaecollapse.core.errors"] = {"vaecollapse.core.fileio"}
     assert ["vaecollapse.core.errors", "vaecollapse.core.fileio", "vaecollapse.core.errors"] in (
         _circles(graph)
     )
+
+
+def _family_tests(source: str) -> list[int]:
+    """The lines that tell model families apart by name: a comparison with a family's name, or
+    a membership test in names."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        for operand in (node.left, *node.comparators):
+            values = (
+                operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+            )
+            if any(isinstance(v, ast.Constant) and v.value in FAMILY_NAMES for v in values):
+                found.append(node.lineno)
+                break
+    return found
+
+
+def test_families_are_told_apart_only_by_the_registry() -> None:
+    found = [
+        f"{path.relative_to(REPO_ROOT)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "core" / "families.py"
+        for line in _family_tests(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+    assert _family_tests('if model == "mhvae" or name in ("vae", "x"):\n    pass\n') == [1, 1]
+    assert _family_tests('if family.hierarchical and name == "z2":\n    pass\n') == []
+
+
+def test_the_registry_names_every_buildable_family() -> None:
+    assert tuple(FAMILIES) == FAMILY_NAMES
+    assert all(config.family == name for name, (_, config) in FAMILIES.items())

@@ -125,12 +125,12 @@ def test_elbo_training_reaches_theorem_3_and_5(beta2: float, sigma2) -> None:
             eta_dec=0.8,
         )
     )
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     for _ in range(3000):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss = model(x, analytic=True).loss()
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     theory = mhvae_closed_form(
         vae_spectrum(x), 3, 3, beta1=1.0, beta2=beta2, eta_dec=0.8, sigma1=sigma1, sigma2=sigma2
     )

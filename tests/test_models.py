@@ -52,16 +52,16 @@ def test_train_step_changes_weights_eval_does_not() -> None:
     torch.manual_seed(0)
     model = VAE(VAEConfig(data_dim=6, latent_dim=2, backbone="mlp", hidden=8))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = torch.rand(16, 6)
     model.eval()
     with torch.no_grad():
         model(x)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     model.train()
-    optimiser.zero_grad()
+    optimizer.zero_grad()
     model(x).loss().backward()
-    optimiser.step()
+    optimizer.step()
     changed = [k for k, v in model.state_dict().items() if not torch.equal(before[k], v)]
     assert any("encoder_body" in k for k in changed) and any("decoder" in k for k in changed)
     assert any("head.logvar" in k for k in changed)
@@ -125,12 +125,12 @@ def test_elbo_training_reaches_the_theory(variance: str, sigma) -> None:
     model = VAE(
         VAEConfig(data_dim=6, latent_dim=4, encoder_variance=variance, sigma=sigma, beta=1.5)
     )
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     for _ in range(3000):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss = model(x, analytic=True).loss()
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     theory = vae_closed_form(vae_spectrum(x), 4, beta=1.5, sigma=sigma)
     a = (x.T @ x / len(x)).double()
     evals, evecs = torch.linalg.eigh(a)

@@ -20,12 +20,12 @@ def trained(mnist_dir):
     x = data.train.x.reshape(-1, 1, 28, 28)
     torch.manual_seed(0)
     model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=8, reconstruction_loss="bce"))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for start in range(0, len(x), 128):  # one epoch
         loss = model({"data": x[start : start + 128]}).loss
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     return model.eval(), data.test.x[:1000].reshape(-1, 1, 28, 28)
 
 

@@ -73,7 +73,7 @@ def test_a_small_bench_writes_its_outputs_and_resumes(tmp_path: Path) -> None:
     assert [(r.remedy, r.seed) for r in first] == [
         (name, seed) for name in kwargs["remedies"] for seed in (0, 1)
     ]
-    # without aggressive training a run takes one optimiser step per minibatch
+    # without aggressive training a run takes one optimizer step per minibatch
     assert {r.gradient_steps for r in first} == {3 * math.ceil(len(digits.train) / 256)}
     out = tmp_path / "bench"
     assert {p.name for p in out.iterdir()} >= {

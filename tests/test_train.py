@@ -196,7 +196,7 @@ def test_learnable_decoder_std_reaches_the_ppca_likelihood(tmp_path: Path) -> No
     assert np.isfinite(eta2)
 
 
-def test_any_torch_optimiser_and_scheduler_by_name_resume_exactly(tmp_path: Path, digits) -> None:
+def test_any_torch_optimizer_and_scheduler_by_name_resume_exactly(tmp_path: Path, digits) -> None:
     chosen = {
         "optimizer": "SGD",
         "optimizer_args": {"momentum": 0.9, "nesterov": True},
@@ -216,26 +216,26 @@ def test_any_torch_optimiser_and_scheduler_by_name_resume_exactly(tmp_path: Path
     }
 
 
-def test_optimisers_take_torchs_fused_kernels_unless_told_otherwise() -> None:
-    from vaecollapse.training.optimisers import build_optimizer
+def test_optimizers_take_torchs_fused_kernels_unless_told_otherwise() -> None:
+    from vaecollapse.training.optimizers import build_optimizer
 
     weights = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(4))]
     assert build_optimizer("Adam", weights, 1e-3, None).defaults["fused"] is True
     assert build_optimizer("SGD", weights, 1e-3, {"momentum": 0.9}).defaults["fused"] is True
     chosen = build_optimizer("Adam", weights, 1e-3, {"foreach": False})
     assert chosen.defaults["foreach"] is False and not chosen.defaults["fused"]
-    # an optimiser without fused kernels takes the multi-tensor ones
+    # an optimizer without fused kernels takes the multi-tensor ones
     assert build_optimizer("RMSprop", weights, 1e-3, None).defaults["foreach"] is True
     # and the fused update is the same update, to float rounding
     for name in ("Adam", "AdamW", "SGD"):
         steps = {}
         for kernel in ("fused", "foreach"):
             params = [torch.nn.Parameter(torch.ones(5) * k) for k in (1.0, -2.0)]
-            optimiser = build_optimizer(name, params, 0.1, {kernel: True})
+            optimizer = build_optimizer(name, params, 0.1, {kernel: True})
             for step in range(3):
                 for p in params:
                     p.grad = torch.arange(5.0) - step
-                optimiser.step()
+                optimizer.step()
             steps[kernel] = torch.cat([p.detach() for p in params])
         torch.testing.assert_close(steps["fused"], steps["foreach"], rtol=1e-6, atol=1e-6)
 
@@ -253,7 +253,7 @@ def test_gradient_clipping_bounds_every_step(tmp_path: Path, digits) -> None:
     assert float((after - before).norm()) > 0.5 * 1e-3  # it did train
 
 
-def test_an_optimiser_made_in_python_is_used_and_recorded(tmp_path: Path, digits) -> None:
+def test_an_optimizer_made_in_python_is_used_and_recorded(tmp_path: Path, digits) -> None:
     torch.manual_seed(123)
     model = VAE(MODEL)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
@@ -278,7 +278,7 @@ def test_an_optimiser_made_in_python_is_used_and_recorded(tmp_path: Path, digits
         ({"lr_scheduler_args": {"gamma": 0.5}}, "without an lr_scheduler"),
     ],
 )
-def test_bad_optimiser_settings_are_refused_before_training(
+def test_bad_optimizer_settings_are_refused_before_training(
     tmp_path: Path, digits, overrides, message
 ) -> None:
     with pytest.raises(InputError, match=message):

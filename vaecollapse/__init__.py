@@ -10,7 +10,7 @@ protocol), :func:`predict` (the linear theory's collapse prediction), :func:`tra
 
 The package is layered, each layer importing only from those below it: ``core`` (data, models,
 objectives, the latent-model protocol, theory, diagnostics with the adapters and the monitor),
-``training`` (the one loop over one run or stacked runs, optimisers, diagnosing run
+``training`` (the one loop over one run or stacked runs, optimizers, diagnosing run
 directories), ``studies`` (sweeps, phase diagrams, the remedy bench, Ray, the demo) and
 ``integrations`` (Lightning), ``reproductions`` (the papers' experiments) and ``cli`` (the
 command line, which nothing imports).

@@ -9,6 +9,7 @@ import numpy as np
 
 from vaecollapse.cli.common import data_options, print_json
 from vaecollapse.core.data import DataSpec
+from vaecollapse.core.families import model_family
 from vaecollapse.core.models.factory import Family, family_settings, model_config
 from vaecollapse.core.models.mhvae import MHVAEConfig
 from vaecollapse.core.models.vae import VAEConfig
@@ -66,7 +67,7 @@ def theory(
     prediction = predict_for_config(config, dataset, solver=solver)
     phase = None
     if phase_betas or phase_eta_decs:
-        if family == "mhvae":
+        if model_family(family).hierarchical:
             raise click.UsageError("--phase-betas is for vae and cvae.")
         betas = _positive_list(phase_betas, "--phase-betas") or [config.beta]
         etas = _positive_list(phase_eta_decs, "--phase-eta-decs") or [config.eta_dec]
@@ -91,9 +92,8 @@ def theory(
 
 def prediction_spectrum(prediction: Prediction) -> Spectrum:
     opt = prediction.optimum
-    return Spectrum(
-        np.asarray(opt.theta, dtype=np.float64), "cvae" if opt.model == "cvae" else "vae"
-    )
+    conditional = model_family(opt.model).conditional
+    return Spectrum(np.asarray(opt.theta, dtype=np.float64), conditional=conditional)
 
 
 def format_phase(phase: dict) -> str:
@@ -106,6 +106,7 @@ def format_phase(phase: dict) -> str:
 
 def format_prediction(prediction: Prediction, dataset_name: str) -> str:
     opt = prediction.optimum
+    hierarchical = model_family(opt.model).hierarchical
     lines = [f"{opt.model.upper()} on {dataset_name}: {opt.method}"]
     hyper = opt.hyper
     lines.append(
@@ -126,9 +127,7 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
     # Threshold columns: β*, η_dec* per mode for VAE/CVAE; β2*, η_dec*, β1* per z2 mode for MHVAE.
     keys = []
     if prediction.thresholds:
-        keys = (
-            ["beta2", "eta_dec", "beta1", "sigma1"] if opt.model == "mhvae" else ["beta", "eta_dec"]
-        )
+        keys = ["beta2", "eta_dec", "beta1", "sigma1"] if hierarchical else ["beta", "eta_dec"]
     header = f"{'mode':>4}  {'theta':>9}  " + "  ".join(f"{m:>9}" for m in maps)
     header += "  " + "  ".join(f"{'std ' + k:>9}" for k in opt.encoder_std)
     if keys:
@@ -152,10 +151,10 @@ def format_prediction(prediction: Prediction, dataset_name: str) -> str:
         lines.append(row)
     if keys:
         lines.append("")
-        what = "z2 mode" if opt.model == "mhvae" else "mode"
+        what = "z2 mode" if hierarchical else "mode"
         lines.append(
             f"starred columns: the value (others held) at which that {what} collapses"
-            + ("; it collapses BELOW beta1* and sigma1*." if opt.model == "mhvae" else ".")
+            + ("; it collapses BELOW beta1* and sigma1*." if hierarchical else ".")
         )
     lines += [f"note: {n}" for n in opt.notes]
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def readable_size(size: float) -> str:
 
 
 def check_fits(size: int, what: str, fix: str) -> None:
-    """Refuse ``size`` bytes (``what`` needs them, e.g. "the model's weights and optimiser
+    """Refuse ``size`` bytes (``what`` needs them, e.g. "the model's weights and optimizer
     state") when the machine has less memory free; ``fix`` says what to change."""
     free = available_memory()
     if size > free:

@@ -64,7 +64,7 @@ FOLDER_KINDS = {
 DEFINITION_FILES = {"sweep": "sweep.json", "phase": "phase.json", "bench": "remedies.md"}
 ENTRY_OUTCOME = "result.json"  # a reproduced entry's folder (vaecollapse reproduce) holds one
 EMBEDDED_DATA = "data.npz"  # generated data kept beside the run that was trained on it
-CHECKPOINT_KEYS = ("epoch", "model", "optimiser", "torch_rng", "generator", "history")
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "torch_rng", "generator", "history")
 
 
 class RunDirectoryBusyError(InputError):

@@ -17,6 +17,7 @@ import numpy as np
 
 from vaecollapse.core.data import load_dataset
 from vaecollapse.core.diagnostics.plots import new_figure, plot_collapse_curves, save_figure
+from vaecollapse.core.families import model_family
 from vaecollapse.core.fileio import write_text_atomic
 from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.rundir import claimed_directory
@@ -26,7 +27,6 @@ from vaecollapse.training.runs import train_and_diagnose, write_diagnosis
 
 LATENT_DIM = 8
 BETAS = {"vae": (0.35, 0.5, 2.0), "cvae": (0.2, 0.35, 0.6)}
-DATA = {"vae": "digits", "cvae": "digits-quadrant"}
 TRAINING = TrainConfig(epochs=200, batch_size=128, lr=1e-2, seed=0, analytic=True)
 
 
@@ -55,7 +55,7 @@ def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
     rows, reports, collapse_betas = [], {}, {}
     started = time.perf_counter()
     for family, betas in BETAS.items():
-        dataset = load_dataset(DATA[family])
+        dataset = load_dataset(model_family(family).default_dataset)
         for beta in betas:
             prediction = predict(family, dataset, LATENT_DIM, beta=beta)
             collapse_betas[family] = [mode["beta"] for mode in prediction.thresholds]
@@ -71,7 +71,7 @@ def _run_demo(out: Path, epochs: int) -> list[DemoRow]:
             )
             write_diagnosis(report, run_dir, label=f"{family} β={beta:g}")
             reports[(family, beta)] = report
-            decoder_map = "U" if family == "vae" else "U1"
+            decoder_map = "U1" if model_family(family).conditional else "U"
             rows.append(
                 DemoRow(
                     model=family,
@@ -142,6 +142,6 @@ def plot_predicted_vs_observed(
         axis.set_xscale("log")
         axis.set_xlabel("β")
         axis.set_ylabel("active dimensions")
-        axis.set_title(f"linear {family.upper()} on {DATA[family]}")
+        axis.set_title(f"linear {family.upper()} on {model_family(family).default_dataset}")
         axis.legend(fontsize=8)
     return save_figure(figure, path)

@@ -34,6 +34,7 @@ from vaecollapse.core.diagnostics.linear import theory_comparison
 from vaecollapse.core.diagnostics.plots import new_figure, save_figure
 from vaecollapse.core.diagnostics.report import diagnose_model
 from vaecollapse.core.errors import InputError
+from vaecollapse.core.families import FAMILY_NAMES, ModelFamily, model_family
 from vaecollapse.core.fileio import write_text_atomic
 from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.models.factory import build_model, config_to_json, model_config
@@ -45,9 +46,7 @@ from vaecollapse.training.batched import Run
 from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.many import train_many
 
-PHASE_MODELS = ("vae", "cvae", "mhvae")
 PHASE_BACKBONES = ("linear", "mlp")
-DEFAULT_DATASETS = {"vae": "digits", "cvae": "digits-quadrant", "mhvae": "digits"}
 ETA_DEC_RANGE = (0.5, 2.0)
 # How far the default β range reaches past the thresholds: far enough to show the regions with
 # every mode active and none, near enough that full-batch training reaches the optimum in the
@@ -62,7 +61,7 @@ D_MA_BAR = 0.01  # the distance to the theory's optimum under which a point coun
 class PhaseSettings:
     """What a phase diagram trains; each setting declared with its domain."""
 
-    model: str = setting("vae", str, "Model family", choices=PHASE_MODELS)
+    model: str = setting("vae", str, "Model family", choices=FAMILY_NAMES)
     dataset: str | None = setting(
         None, str, "Data set (default: digits-quadrant for the CVAE, else digits)"
     )
@@ -103,7 +102,7 @@ class PhaseSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.model != "mhvae" and (self.beta1 != 1.0 or self.sigma1 != 1.0):
+        if not self.family.hierarchical and (self.beta1 != 1.0 or self.sigma1 != 1.0):
             raise InputError(
                 "beta1 and sigma1 set the MHVAE's first level; the VAE and CVAE have one level."
             )
@@ -113,8 +112,12 @@ class PhaseSettings:
                 raise InputError(f"{name} repeats a value; give each once.")
 
     @property
+    def family(self) -> ModelFamily:
+        return model_family(self.model)
+
+    @property
     def data_name(self) -> str:
-        return self.dataset or DEFAULT_DATASETS[self.model]
+        return self.dataset or self.family.default_dataset
 
     @property
     def linear(self) -> bool:
@@ -123,16 +126,16 @@ class PhaseSettings:
     @property
     def level(self) -> str:
         """The level whose active dimensions the diagram counts: the MHVAE's top level z2."""
-        return "z2" if self.model == "mhvae" else "z"
+        return self.family.swept_level
 
     @property
     def beta_name(self) -> str:
-        return "β2" if self.model == "mhvae" else "β"
+        return self.family.swept_beta_symbol
 
     def theory_settings(self, eta_dec: float, beta: float = 1.0) -> dict:
         """``predict``'s options at (β, η_dec); the MHVAE's β is β2, with σ1 fixed and Σ2
         learnable (Theorem 3)."""
-        if self.model == "mhvae":
+        if self.family.hierarchical:
             return {"betas": (self.beta1, beta), "sigmas": (self.sigma1, None), "eta_dec": eta_dec}
         return {"beta": beta, "eta_dec": eta_dec}
 
@@ -141,7 +144,7 @@ class PhaseSettings:
         input (linear, the theory's) or an MLP of the input."""
         learned = "shared" if self.linear else "amortized"
         common = {"latent_dim": self.latent_dim, "backbone": self.backbone, "hidden": self.hidden}
-        if self.model == "mhvae":
+        if self.family.hierarchical:
             levels = {"encoder_variances": ("fixed", learned), "sigmas": (self.sigma1, None)}
             return common | levels | {"betas": (self.beta1, beta), "eta_dec": eta_dec}
         return common | {"beta": beta, "eta_dec": eta_dec, "encoder_variance": learned}
@@ -213,7 +216,7 @@ def _thresholds(settings: PhaseSettings, dataset: Dataset, eta_dec: float) -> li
     ``eta_dec``."""
     options = settings.theory_settings(eta_dec)
     prediction = predict(settings.model, dataset, settings.latent_dim, **options)
-    key = "beta2" if settings.model == "mhvae" else "beta"
+    key = settings.family.swept_beta
     return [mode[key] for mode in prediction.thresholds][: settings.latent_dim]
 
 
@@ -351,7 +354,7 @@ def plot_phase(result: PhaseResult, path: Path) -> Path:
         )  # fmt: skip
         left.legend(fontsize=8, loc="lower left")
     kind = "theory" if s.linear else "linear theory (reference)"
-    first = f", β1={s.beta1:g}, σ1={s.sigma1:g}" if s.model == "mhvae" else ""
+    first = f", β1={s.beta1:g}, σ1={s.sigma1:g}" if s.family.hierarchical else ""
     left.set_title(
         f"{s.backbone} {s.model.upper()} d={s.latent_dim}{first}: trained, {kind} curves",
         fontsize=9,
@@ -419,7 +422,7 @@ def format_summary(result: PhaseResult, data_name: str) -> str:
         f"# Phase diagram: {s.backbone} {s.model.upper()}, d = {s.latent_dim}, on {data_name}"
         + (
             f" (β1 = {s.beta1:g}, σ1 = {s.sigma1:g}; the count is z2's)"
-            if s.model == "mhvae"
+            if s.family.hierarchical
             else ""
         ),
         "",

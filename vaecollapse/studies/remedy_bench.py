@@ -26,6 +26,7 @@ import torch
 from vaecollapse.core.data import Dataset
 from vaecollapse.core.diagnostics.plots import new_figure, save_figure
 from vaecollapse.core.errors import InputError
+from vaecollapse.core.families import model_family
 from vaecollapse.core.fileio import write_text_atomic
 from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.models.factory import build_model, load_run_model, model_config
@@ -97,7 +98,7 @@ def remedy_runs(
         raise InputError(
             f"unknown remedies {', '.join(unknown)}; known: {', '.join(REMEDY_NAMES)}."
         )
-    if family == "mhvae" and any(n in FIXED_PRIOR_ONLY for n in names):
+    if model_family(family).hierarchical and any(n in FIXED_PRIOR_ONLY for n in names):
         raise InputError(
             "bn-vae and delta-vae bound the KL to a fixed N(0, η_enc² I) prior, which an MHVAE's "
             "lower levels do not have; leave them out of --remedies for --model mhvae."
@@ -123,7 +124,7 @@ class RunResult:
     iwae_error: float
     reconstruction: float  # E_q[−log p(x|z)] per row, nats
     seconds: float  # training wall time (the epochs' own times)
-    gradient_steps: int  # optimiser steps of training, aggressive training's encoder steps too
+    gradient_steps: int  # optimizer steps of training, aggressive training's encoder steps too
     latent_total: int  # latent dimensions over all levels
     predicted_active: int | None  # the linear theory's active dimensions, where it covers the run
     kl_per_dim: list[float]  # the first level's, sorted from the largest
@@ -239,7 +240,7 @@ def _predicted_active(theory: dict | None, remedy: str) -> int | None:
 def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     """One row per remedy, in the order run: each column's mean and standard deviation over the
     seeds (``<column>`` and ``<column>_sd``; the IWAE's standard error averaged as ``iwae_se``),
-    wall time and optimiser steps relative to the means of ``none``'s runs."""
+    wall time and optimizer steps relative to the means of ``none``'s runs."""
     baseline = float(np.mean([r.seconds for r in results if r.remedy == "none"]))
     baseline_steps = float(np.mean([r.gradient_steps for r in results if r.remedy == "none"]))
     rows = []

@@ -7,11 +7,11 @@ Each run still gets its own run directory, written exactly as ``train`` writes i
 metrics.jsonl, checkpoint.pt, model.pt): it can be diagnosed, and resumed alone or batched.
 Each configuration's result equals the same configuration trained alone by ``train`` to float
 tolerance: its minibatch order comes from its own seed, its reparameterisation noise from a
-generator seeded as ``train`` seeds torch's, and an element-wise optimiser (Adam, SGD, …) on
+generator seeded as ``train`` seeds torch's, and an element-wise optimizer (Adam, SGD, …) on
 the stacked tensors gives each slice the update it would get alone.
 
 ``batch_refusal`` says why a set of runs cannot share a batch (different architectures or
-training settings, per-run state an element-wise optimiser cannot keep apart, …);
+training settings, per-run state an element-wise optimizer cannot keep apart, …);
 ``vaecollapse.training.many.train_many`` trains any set of runs, batching those that can be
 batched.
 """
@@ -37,18 +37,18 @@ from vaecollapse.core.remedies import check_remedies, kl_charge
 from vaecollapse.core.rundir import begin_run, claimed_directory, load_state_into, run_record
 from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.loop import Loop
-from vaecollapse.training.optimisers import build_optimizer, build_scheduler
+from vaecollapse.training.optimizers import build_optimizer, build_scheduler
 from vaecollapse.training.trainer import batch_sums, latent_level_names, resolve_device
 
 # Model settings that may differ within a batch: each lives in a parameter or buffer, or (β)
 # enters only the loss, which is computed per configuration.
 BATCHED_SETTINGS = frozenset({"beta", "betas", "eta_dec", "sigma", "sigmas"})
-# Optimisers whose update of each tensor element reads only that element's gradient and state
+# Optimizers whose update of each tensor element reads only that element's gradient and state
 # (plus a shared step count), so stacking runs' parameters changes nothing.
 ELEMENTWISE_OPTIMIZERS = frozenset(
     {"Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Rprop", "SGD"}
 )
-STEP_COUNTERS = frozenset({"step"})  # optimiser state shared by every element
+STEP_COUNTERS = frozenset({"step"})  # optimizer state shared by every element
 # Backbones whose batches are measured to train faster than their runs one by one
 # (benchmarks/batched_training.py); a convolution's batch becomes a grouped convolution.
 BATCHED_BACKBONES = ("linear", "mlp")
@@ -73,7 +73,7 @@ def batch_refusal(runs: Sequence[Run]) -> str | None:
         return "the models carry no configuration to compare"
     training = replace(first.config, seed=0)
     if first.config.optimizer not in ELEMENTWISE_OPTIMIZERS:
-        return f"{first.config.optimizer} is not an element-wise optimiser"
+        return f"{first.config.optimizer} is not an element-wise optimizer"
     if first.config.lr_scheduler == "ReduceLROnPlateau":
         return "ReduceLROnPlateau steps on each run's own loss"
     if first.config.aggressive_encoder or first.config.monitor:
@@ -335,7 +335,7 @@ class Stacked:
             states.append(
                 {
                     "model": run.model.state_dict(),
-                    "optimiser": _slice_state(stacked, r, self.transposed),
+                    "optimizer": _slice_state(stacked, r, self.transposed),
                     "scheduler": scheduler,
                     **_rng_record(self.noise_generators[seed]),
                     "generator": self.order_generators[seed].get_state(),
@@ -344,12 +344,12 @@ class Stacked:
         return states
 
     def resume(self, states: list[dict[str, Any]]) -> None:
-        """Load the runs' checkpoints (all of one epoch): optimiser, scheduler and the
+        """Load the runs' checkpoints (all of one epoch): optimizer, scheduler and the
         generators, which runs of one seed share."""
         seeds = self.seed_of_run.tolist()
         try:
             params = list(self.params.values())
-            own = [s["optimiser"] for s in states]
+            own = [s["optimizer"] for s in states]
             self.optimizer.load_state_dict(_stack_states(own, params, self.transposed))
             if self.scheduler is not None and states[0].get("scheduler") is not None:
                 self.scheduler.load_state_dict(states[0]["scheduler"])
@@ -360,13 +360,13 @@ class Stacked:
                 )
         except (ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise InputError(
-                f"a checkpoint among {self.directories[0]}, … has an optimiser or random-number "
+                f"a checkpoint among {self.directories[0]}, … has an optimizer or random-number "
                 f"state that does not fit this run ({exc}); remove it to restart that run."
             ) from None
 
 
 def _slice_state(stacked: dict, r: int, transposed: frozenset[int]) -> dict:
-    """Run ``r``'s optimiser state from the stacked optimiser's (its own slice of every
+    """Run ``r``'s optimizer state from the stacked optimizer's (its own slice of every
     per-element tensor, in the model's layout; shared step counts as they are). ``transposed``:
     the indices of the parameters stacked transposed."""
 
@@ -388,7 +388,7 @@ def _slice_state(stacked: dict, r: int, transposed: frozenset[int]) -> dict:
 def _stack_states(
     states: list[dict], params: list[torch.Tensor], transposed: frozenset[int]
 ) -> dict:
-    """The stacked optimiser's state from each run's (all of one step), in the layout of the
+    """The stacked optimizer's state from each run's (all of one step), in the layout of the
     stacked ``params`` (``transposed``: the indices of those stacked transposed)."""
 
     def stack(index: int, key: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from vaecollapse.core.options import MAX_SEED, POSITIVE, SCALAR_OR_LIST, check_fields, setting
 from vaecollapse.core.remedies import FREE_BITS_GROUPS, FREE_BITS_KINDS, SCHEDULES
-from vaecollapse.training.optimisers import OPTIMIZERS, SCHEDULERS
+from vaecollapse.training.optimizers import OPTIMIZERS, SCHEDULERS
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class TrainConfig:
     aggressive_max_steps: int = setting(
         100, int, "Most encoder-only steps before one decoder step", low=1
     )
-    optimizer: str = setting("Adam", str, "torch.optim optimiser", choices=OPTIMIZERS)
+    optimizer: str = setting("Adam", str, "torch.optim optimizer", choices=OPTIMIZERS)
     optimizer_args: dict | None = setting(
         None, dict, "Its other keyword arguments, e.g. momentum=0.9,nesterov=true"
     )

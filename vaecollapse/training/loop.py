@@ -25,7 +25,7 @@ from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.remedies import kl_weights
 from vaecollapse.core.rundir import load_checkpoint, save_tensors, write_metrics
 from vaecollapse.training.config import TrainConfig
-from vaecollapse.training.optimisers import step_scheduler
+from vaecollapse.training.optimizers import step_scheduler
 
 # Metrics of an epoch that a sparse record sums over the epochs since the record before.
 ADDITIVE_METRICS = frozenset({"seconds", "encoder_steps"})
@@ -58,7 +58,7 @@ class Strategy(Protocol):
         """What precedes each minibatch step (He et al.'s aggressive encoder updates)."""
 
     def step(self, loss: torch.Tensor) -> None:
-        """One optimiser step on every run's loss."""
+        """One optimizer step on every run's loss."""
 
     def train_mode(self, training: bool) -> None:
         """Switch the models between training and evaluation."""
@@ -67,7 +67,7 @@ class Strategy(Protocol):
         """What the strategy adds to each run's record of the epoch just trained."""
 
     def checkpoint_states(self) -> list[dict[str, Any]]:
-        """Each run's checkpoint entries besides its epoch and history: model, optimiser,
+        """Each run's checkpoint entries besides its epoch and history: model, optimizer,
         scheduler, RNG states and the minibatch generator."""
 
     def resume(self, states: list[dict[str, Any]]) -> None:

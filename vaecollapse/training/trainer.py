@@ -1,9 +1,9 @@
-"""Training one run: any torch.optim optimiser (Adam by default) and learning-rate scheduler over
+"""Training one run: any torch.optim optimizer (Adam by default) and learning-rate scheduler over
 device-resident tensors, optional gradient-norm clipping, He et al.'s aggressive encoder steps
 and the collapse monitor, in the one loop (``vaecollapse.training.loop``).
 
 A run directory holds ``config.json`` (everything that defines the run), ``metrics.jsonl`` (one
-object per epoch), ``checkpoint.pt`` (the latest epoch: model, optimiser, RNG states) and
+object per epoch), ``checkpoint.pt`` (the latest epoch: model, optimizer, RNG states) and
 ``model.pt`` (the final weights). Running again on the same directory resumes from the checkpoint;
 a larger ``epochs`` continues training. Everything else in the configuration must match.
 """
@@ -27,7 +27,7 @@ from vaecollapse.core.remedies import aggressive_steps, check_remedies, kl_charg
 from vaecollapse.core.rundir import begin_run, claimed_directory, load_state_into, run_record
 from vaecollapse.training.config import TrainConfig
 from vaecollapse.training.loop import Loop, check_finite, split_inputs, split_sums
-from vaecollapse.training.optimisers import (
+from vaecollapse.training.optimizers import (
     build_optimizer,
     build_scheduler,
     describe_optimizer,
@@ -157,7 +157,7 @@ def train(
 
 
 class Alone:
-    """The loop's strategy for one run: its model, optimiser and minibatch generator; the
+    """The loop's strategy for one run: its model, optimizer and minibatch generator; the
     reparameterisation noise comes from torch's global generator, seeded with the run's seed."""
 
     def __init__(
@@ -218,8 +218,8 @@ class Alone:
         self.update(loss, keep="decoder" if self.aggressive else None)
 
     def update(self, loss: torch.Tensor, keep: str | None = None) -> None:
-        """One optimiser step on ``loss``; ``keep``: ``encoder`` or ``decoder`` updates only that
-        part (the other's gradients are dropped, so the optimiser leaves it and its state)."""
+        """One optimizer step on ``loss``; ``keep``: ``encoder`` or ``decoder`` updates only that
+        part (the other's gradients are dropped, so the optimizer leaves it and its state)."""
         self.optimizer.zero_grad()
         loss.backward()
         if keep is not None:
@@ -267,7 +267,7 @@ class Alone:
         return [
             {
                 "model": self.model.state_dict(),
-                "optimiser": self.optimizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": cuda,
@@ -278,14 +278,14 @@ class Alone:
     def resume(self, states: list[dict[str, Any]]) -> None:
         (state,) = states
         try:
-            self.optimizer.load_state_dict(state["optimiser"])
+            self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
             self.generator.set_state(state["generator"])
         except (ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise InputError(
-                f"{self.directory / 'checkpoint.pt'} has an optimiser or random-number state "
+                f"{self.directory / 'checkpoint.pt'} has an optimizer or random-number state "
                 f"that does not fit this run ({exc}); remove it to restart the run, or use "
                 "another directory."
             ) from None

@@ -272,14 +272,14 @@ def amortisation_gap(
     logvar = start_logvar.clone().requires_grad_(True)
     shape = (GAP_DRAWS, *start_mean.shape)
     fixed = _balanced_draws(shape, generator).to(start_mean.device, start_mean.dtype)
-    optimiser = torch.optim.Adam([mean, logvar], lr=learning_rate)
+    optimizer = torch.optim.Adam([mean, logvar], lr=learning_rate)
     for step in range(steps):
-        for group in optimiser.param_groups:
+        for group in optimizer.param_groups:
             group["lr"] = learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))
         value, _ = _objective(model, x, y, level, mean, logvar, fixed, beta)
         gradients = torch.autograd.grad(-value.sum(), [mean, logvar])  # the model's own stay unset
         mean.grad, logvar.grad = gradients
-        optimiser.step()
+        optimizer.step()
     fresh = (EVALUATION_DRAWS, *start_mean.shape)
     noise = torch.randn(fresh, dtype=start_mean.dtype, generator=generator).to(start_mean.device)
     with torch.no_grad():

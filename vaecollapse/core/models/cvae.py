@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -36,6 +37,7 @@ class CVAEConfig(GaussianModelSettings):
     Image backbones (cnn, resnet18) need the quadrant task: ``image_shape`` is the whole image's,
     x its bottom-left quadrant and y the rest, both in raster order."""
 
+    family: ClassVar[str] = "cvae"
     x_dim: int
     y_dim: int
     conditional_prior: bool = setting(False, bool, "CVAE: learn the prior p(z|x)")

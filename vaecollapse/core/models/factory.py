@@ -14,6 +14,7 @@ from torch import nn
 
 from vaecollapse.core.data import Dataset
 from vaecollapse.core.errors import InputError, first_line
+from vaecollapse.core.families import FAMILY_NAMES, model_family
 from vaecollapse.core.limits import check_fits
 from vaecollapse.core.models.cvae import CVAE, CVAEConfig
 from vaecollapse.core.models.mhvae import MHVAE, MHVAEConfig
@@ -21,6 +22,7 @@ from vaecollapse.core.models.vae import VAE, VAEConfig
 from vaecollapse.core.options import check_fields, declared, quoted, setting, split_settings
 from vaecollapse.core.rundir import load_checkpoint, load_state_into, load_tensors, read_run_config
 
+# The module and configuration class of each family of the registry (core.families).
 FAMILIES: dict[str, tuple[type[nn.Module], type]] = {
     "vae": (VAE, VAEConfig),
     "cvae": (CVAE, CVAEConfig),
@@ -33,7 +35,7 @@ MODEL_CLASSES = tuple(config for _, config in FAMILIES.values())
 class Family:
     """Which model family a command or a sweep is about."""
 
-    model: str = setting("vae", str, "Model family", choices=tuple(FAMILIES))
+    model: str = setting("vae", str, "Model family", choices=FAMILY_NAMES)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -53,7 +55,7 @@ def family_settings(family: str, settings: dict[str, Any]) -> dict[str, Any]:
     if others:
         names = ", ".join(f"--{n.replace('_', '-')}" for n in sorted(others))
         raise InputError(f"{names} do not apply to --model {family}; leave them out.")
-    if family == "mhvae" and "latent_dim" not in chosen and "latent_dims" in chosen:
+    if model_family(family).hierarchical and "latent_dim" not in chosen and "latent_dims" in chosen:
         chosen["latent_dim"] = chosen["latent_dims"][0]
     if "latent_dim" not in chosen:
         raise InputError("--latent-dim is required (flag or config).")
@@ -63,22 +65,21 @@ def family_settings(family: str, settings: dict[str, Any]) -> dict[str, Any]:
 def model_config(family: str, dataset: Dataset, **settings: Any):
     """The config of ``family`` sized for ``dataset`` (dimensions and image shape come from the
     data); ``settings``: any other field of the family's config."""
-    if family not in FAMILIES:
-        raise InputError(f"model '{family}' is not one of {tuple(FAMILIES)}.")
+    conditional = model_family(family).conditional
     paired = dataset.train.y is not None
-    if family == "cvae" and not paired:
+    if conditional and not paired:
         raise InputError(
             f"a CVAE needs paired data (x, y), but '{dataset.name}' has only x: use a quadrant "
             "view (e.g. --dataset mnist-quadrant) or an .npz file with an 'y' array."
         )
-    if family != "cvae" and paired:
+    if paired and not conditional:
         raise InputError(
             f"'{dataset.name}' is paired (x, y); a {family.upper()} models one variable "
             "(use --model cvae, or the flat view)."
         )
     sizes = (
         {"x_dim": dataset.x_dim, "y_dim": dataset.y_dim}
-        if family == "cvae"
+        if conditional
         else {"data_dim": dataset.x_dim}
     )
     return FAMILIES[family][1](**sizes, image_shape=dataset.image_shape, **settings)
@@ -141,7 +142,7 @@ def _check_fits(model_class: type[nn.Module], config) -> None:
 
 
 def family_of(config) -> str:
-    return next(name for name, (_, cls) in FAMILIES.items() if type(config) is cls)
+    return type(config).family
 
 
 def config_to_json(config) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def config_from_json(stored: dict[str, Any]):
     fields = dict(stored)
     family = fields.pop("family", "vae")
     if family not in FAMILIES:
-        raise InputError(f"the stored model family '{family}' is unknown.")
+        raise InputError(f"the stored model family {family!r} is unknown.")
     return FAMILIES[family][1](**{k: _tuples(v) for k, v in fields.items()})
 
 

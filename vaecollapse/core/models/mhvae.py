@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -49,6 +50,7 @@ class MHVAEConfig(GaussianModelSettings):
     used where that level's variance is ``fixed`` — which, unless the variances are given, is
     where a sigma is."""
 
+    family: ClassVar[str] = "mhvae"
     data_dim: int
     levels: int | None = setting(
         None, int, "Latent levels (default: the length of the per-level lists, else 2)", low=2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -32,6 +33,7 @@ class VAEConfig(GaussianModelSettings):
     released ReLU-VAE script does while its KL charges σ — only for testing whether that explains
     a difference from their numbers (the loss is then not a bound on −log p(x))."""
 
+    family: ClassVar[str] = "vae"
     data_dim: int
     deterministic: bool = setting(False, bool, "VAE: a plain autoencoder (no KL, z = the mean)")
     noise_scale: str = setting(

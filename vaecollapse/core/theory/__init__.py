@@ -1,7 +1,7 @@
 """Linear theory of posterior collapse: spectra, closed-form optima, an exact numeric solver and
 collapse thresholds (NumPy/SciPy, float64)."""
 
-from vaecollapse.core.theory.api import MODELS, Prediction, predict, predict_for_config
+from vaecollapse.core.theory.api import Prediction, predict, predict_for_config
 from vaecollapse.core.theory.closed_form import (
     cvae_closed_form,
     mhvae_closed_form,
@@ -28,7 +28,6 @@ from vaecollapse.core.theory.thresholds import (
 )
 
 __all__ = [
-    "MODELS",
     "Optimum",
     "Prediction",
     "SolverOptions",

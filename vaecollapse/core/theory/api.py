@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from vaecollapse.core.data import Dataset
 from vaecollapse.core.errors import InputError
+from vaecollapse.core.families import model_family
 from vaecollapse.core.remedies import committed_variance_ratio
 from vaecollapse.core.theory.closed_form import cvae_closed_form, mhvae_closed_form, vae_closed_form
 from vaecollapse.core.theory.numeric import SolverOptions, solve_cvae, solve_hierarchical
@@ -19,7 +20,6 @@ from vaecollapse.core.theory.spectra import (
 )
 from vaecollapse.core.theory.thresholds import collapse_thresholds, mhvae_thresholds
 
-MODELS = ("vae", "cvae", "mhvae")
 Sigma = float | Sequence[float] | None
 
 
@@ -64,15 +64,14 @@ def predict(
     closed form exists) or "numeric". ``delta_rate``: δ-VAE's committed rate (VAE and CVAE with
     learnable Σ, closed form; docs/remedies.md).
     """
-    if model not in MODELS:
-        raise InputError(f"Unknown model '{model}'; choose one of {', '.join(MODELS)}.")
-    if delta_rate is not None and (model == "mhvae" or solver == "numeric"):
+    family = model_family(model)
+    if delta_rate is not None and (family.hierarchical or solver == "numeric"):
         raise InputError(
             "the committed rate (delta_rate) has a closed form for the VAE and CVAE only; the "
             "numeric solver and the MHVAE do not take it."
         )
     levels = 1
-    if model == "mhvae":
+    if family.hierarchical:
         given = [v for v in (latent_dims, betas, sigmas) if v is not None]
         levels = len(given[0]) if given else 2
     dims = list(latent_dims) if latent_dims is not None else [latent_dim] * levels
@@ -84,7 +83,7 @@ def predict(
             "betas and sigmas need one entry per level."
         )
     latent_dim, beta, sigma = dims[0], level_betas[0], level_sigmas[0]
-    has_closed_form = model != "mhvae" or (
+    has_closed_form = not family.hierarchical or (
         levels == 2
         and isinstance(sigma, (int, float))
         and (level_sigmas[1] is None or isinstance(level_sigmas[1], (int, float)))
@@ -100,7 +99,7 @@ def predict(
     if solver not in ("closed", "numeric"):
         raise InputError(f"Unknown solver '{solver}'; choose closed or numeric.")
     split = dataset.train
-    if model == "cvae":
+    if family.conditional:
         if split.y is None:
             raise InputError(
                 f"A CVAE needs paired data (x, y); '{dataset.name}' has no y. Use a quadrant data "
@@ -134,7 +133,7 @@ def predict(
             )
         a, _, _ = moments(split.x)
         spectrum = vae_spectrum_from_moment(a)
-        if model == "mhvae" and levels == 2:
+        if family.hierarchical and levels == 2:
             mhvae_kwargs = dict(
                 beta1=beta, beta2=level_betas[1], eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma,
                 sigma2=level_sigmas[1],
@@ -149,14 +148,14 @@ def predict(
                 sigmas=level_sigmas,
                 options=options,
             )
-        elif model == "mhvae":
+        elif family.hierarchical:
             optimum = mhvae_closed_form(spectrum, *dims, **mhvae_kwargs)
         else:
             optimum = vae_closed_form(
                 spectrum, latent_dim, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, sigma=sigma,
                 delta_rate=delta_rate,
             )  # fmt: skip
-    if model != "mhvae":
+    if not family.hierarchical:
         if delta_rate is not None:  # near its threshold every mode sits on the variance cap
             sigma = math.sqrt(committed_variance_ratio(delta_rate)) * eta_enc
         thresholds = collapse_thresholds(
@@ -183,7 +182,8 @@ def predict_for_config(config, dataset: Dataset, solver: str | None = None) -> P
             "no optimum is derived for batch-normalised means (BN-VAE); docs/remedies.md says "
             "what is known."
         )
-    hierarchical = hasattr(config, "level_dims")
+    family = model_family(config.family)
+    hierarchical = family.hierarchical
     modes = config.level_variances() if hierarchical else (config.encoder_variance,)
     stds = config.level_sigmas() if hierarchical else (config.sigma,)
     outside = sorted({m for m in modes if m not in (*LEARNABLE_MODES, "fixed")})
@@ -196,11 +196,10 @@ def predict_for_config(config, dataset: Dataset, solver: str | None = None) -> P
     common = {"eta_enc": config.eta_enc, "eta_dec": config.eta_dec, "solver": solver}
     if hierarchical:
         return predict(
-            "mhvae", dataset, latent_dims=config.level_dims(), betas=config.level_betas(),
+            family.name, dataset, latent_dims=config.level_dims(), betas=config.level_betas(),
             sigmas=sigmas, **common,
         )  # fmt: skip
-    family = "cvae" if hasattr(config, "y_dim") else "vae"
     return predict(
-        family, dataset, config.latent_dim, beta=config.beta, sigma=sigmas[0],
+        family.name, dataset, config.latent_dim, beta=config.beta, sigma=sigmas[0],
         delta_rate=config.delta_rate, **common,
     )  # fmt: skip

@@ -180,7 +180,7 @@ def vae_closed_form(
 ) -> Optimum:
     """Linear VAE: Theorem 1 (``sigma`` given: fixed encoder stds, isotropic or per dimension) or
     Theorem 4 (``sigma=None``: learnable diagonal Σ). ``spectrum``: θ = √eig(E[x xᵀ])."""
-    if spectrum.kind != "vae":
+    if spectrum.conditional:
         raise InputError("vae_closed_form needs a VAE spectrum (θ = √eig A).")
     method = "closed form (Theorem 4)" if sigma is None else "closed form (Theorem 1, fixed Σ)"
     return _vae_type_optimum(
@@ -211,7 +211,7 @@ def cvae_closed_form(
     """Linear CVAE: Theorem 2 (learnable Σ) and, by the same reduction, fixed Σ.
     ``spectrum``: θ = eig(E), E = B − C A⁺ Cᵀ. ``singular_values``: ``U1`` (decoder from z) and
     ``V`` (encoder from the whitened residual of y given x). ``per_mode["theta"]`` holds √θ."""
-    if spectrum.kind != "cvae":
+    if not spectrum.conditional:
         raise InputError("cvae_closed_form needs a CVAE spectrum (θ = eig E).")
     method = "closed form (Theorem 2)" if sigma is None else "closed form (CVAE, fixed Σ)"
     return _vae_type_optimum(
@@ -233,7 +233,7 @@ def ppca_closed_form(spectrum: Spectrum, latent_dim: int) -> Optimum:
     """Maximum-likelihood pPCA (Tipping & Bishop) = the linear VAE with learnable Σ and learnable
     decoder std at β = η_enc = 1. ``loss`` is the exact negative log-likelihood per sample."""
     d = check_latent_dim(latent_dim)
-    if spectrum.kind != "vae":
+    if spectrum.conditional:
         raise InputError("ppca_closed_form needs a VAE spectrum (θ = √eig A).")
     eig = spectrum.values**2
     dim = spectrum.dim
@@ -335,7 +335,7 @@ def mhvae_closed_form(
     check_positive(beta1=beta1, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec, sigma1=sigma1)
     if sigma2 is not None:
         check_positive(sigma2=sigma2)
-    if spectrum.kind != "vae":
+    if spectrum.conditional:
         raise InputError("mhvae_closed_form needs a VAE spectrum (θ = √eig A).")
     theta = spectrum.padded(d1)
     tail = float(np.sum(spectrum.values[d1:] ** 2))

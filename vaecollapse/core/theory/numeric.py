@@ -139,7 +139,7 @@ def _newton_polish(
 def _minimise_torch(
     loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
 ) -> float:
-    optimiser = torch.optim.LBFGS(
+    optimizer = torch.optim.LBFGS(
         params,
         lr=1.0,
         max_iter=options.max_iter * 10,
@@ -151,12 +151,12 @@ def _minimise_torch(
     )
 
     def closure() -> torch.Tensor:
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         value = loss_fn()
         value.backward()
         return value
 
-    optimiser.step(closure)
+    optimizer.step(closure)
     with torch.no_grad():
         return float(loss_fn())
 

@@ -23,10 +23,11 @@ PINV_RTOL = 1e-10
 @dataclass(frozen=True)
 class Spectrum:
     """``values``: θ, non-increasing, one per data dimension (zeros included), float64.
-    ``kind``: "vae" (θ = √eig A) or "cvae" (θ = eig E). ``dim``: D of the reconstructed variable."""
+    ``conditional``: False for a VAE's θ = √eig A, True for a CVAE's θ = eig E. ``dim``: D of the
+    reconstructed variable."""
 
     values: np.ndarray
-    kind: str
+    conditional: bool
 
     @property
     def dim(self) -> int:
@@ -73,7 +74,7 @@ def descending_eigenvalues(m: np.ndarray) -> np.ndarray:
 
 
 def vae_spectrum_from_moment(a: np.ndarray) -> Spectrum:
-    return Spectrum(np.sqrt(descending_eigenvalues(a)), "vae")
+    return Spectrum(np.sqrt(descending_eigenvalues(a)), conditional=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def residual_moment(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def cvae_spectrum_from_moments(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> Spectrum:
-    return Spectrum(descending_eigenvalues(residual_moment(a, b, c)), "cvae")
+    return Spectrum(descending_eigenvalues(residual_moment(a, b, c)), conditional=True)
 
 
 def _training_split(source: object) -> tuple[object, object | None]:

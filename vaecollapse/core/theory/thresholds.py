@@ -19,7 +19,7 @@ from vaecollapse.core.theory.spectra import Spectrum
 
 
 def _vae_theta(spectrum: Spectrum, latent_dim: int) -> np.ndarray:
-    values = np.sqrt(spectrum.values) if spectrum.kind == "cvae" else spectrum.values
+    values = np.sqrt(spectrum.values) if spectrum.conditional else spectrum.values
     theta = np.zeros(latent_dim)
     theta[: min(latent_dim, values.size)] = values[:latent_dim]
     return theta

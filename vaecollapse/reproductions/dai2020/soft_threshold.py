@@ -152,11 +152,11 @@ def descent_from_perturbation(
     direction = torch.randn(point.shape, generator=generator, dtype=torch.float64)
     start = point + scale * direction / direction.norm()
     params = start.clone().requires_grad_(True)
-    optimiser = torch.optim.SGD([params], lr=0.02)
+    optimizer = torch.optim.SGD([params], lr=0.02)
     for _ in range(steps):
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         energy(params, x, alpha, layout).backward()
-        optimiser.step()
+        optimizer.step()
     end = params.detach()
     w = layout.slices()["W"]
     off_w = torch.ones_like(point, dtype=torch.bool)

@@ -43,7 +43,7 @@ def _parameters(shapes: list[tuple[int, ...]], seed: int) -> list[torch.Tensor]:
 
 
 def _optimise(params, loss_fn, measures: dict, iterations: int) -> list[dict]:
-    optimiser = torch.optim.Adam(params, lr=LR)
+    optimizer = torch.optim.Adam(params, lr=LR)
     rows = []
     for iteration in range(iterations + 1):
         loss = loss_fn()
@@ -52,9 +52,9 @@ def _optimise(params, loss_fn, measures: dict, iterations: int) -> list[dict]:
         rows.append(row)
         if iteration == iterations:
             break
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     return rows
 
 

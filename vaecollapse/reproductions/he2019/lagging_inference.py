@@ -104,7 +104,7 @@ def he2019_remedies(ctx: Context) -> EntryResult:
         "inference-network training ends with more I(x; z) than annealing (both judged "
         "against two standard errors of the difference over seeds)"
         + (
-            f", at {COST_RANGE[0]:g}–{COST_RANGE[1]:g} times the baseline's optimiser steps"
+            f", at {COST_RANGE[0]:g}–{COST_RANGE[1]:g} times the baseline's optimizer steps"
             if not ctx.quick
             else "; the cost is reported, not judged: in a 30-epoch run the aggressive phase "
             "is a larger share than in a full one"
@@ -119,8 +119,8 @@ def he2019_remedies(ctx: Context) -> EntryResult:
         aggressive, 2 * aggressive_error, scale=2 * aggressive_error,
     )  # fmt: skip
     if not ctx.quick:
-        claim.greater("aggressive training's optimiser steps, × no remedy's", cost, COST_RANGE[0])
-        claim.less("aggressive training's optimiser steps, × no remedy's", cost, COST_RANGE[1])
+        claim.greater("aggressive training's optimizer steps, × no remedy's", cost, COST_RANGE[0])
+        claim.less("aggressive training's optimizer steps, × no remedy's", cost, COST_RANGE[1])
 
     def spread(row: dict, column: str, digits: int = 2) -> str:
         return f"{row[column]:.{digits}f} ± {row[column + '_sd']:.{digits}f}"
@@ -144,7 +144,7 @@ def he2019_remedies(ctx: Context) -> EntryResult:
         Comparison(
             "training cost, aggressive ÷ no remedy",
             f"{COST_RANGE[0]:g}–{COST_RANGE[1]:g}× the time",
-            f"{cost:.2f}× the optimiser steps, {aggr['relative_time']:.2f}× the wall time",
+            f"{cost:.2f}× the optimizer steps, {aggr['relative_time']:.2f}× the wall time",
             "within" if COST_RANGE[0] < cost < COST_RANGE[1] else "outside the paper's range",
         ),
         Comparison(

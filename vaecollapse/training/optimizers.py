@@ -1,7 +1,7 @@
-"""torch.optim optimisers and learning-rate schedulers chosen by name (the command line and config
+"""torch.optim optimizers and learning-rate schedulers chosen by name (the command line and config
 files) or passed as instances (Python), and the one place that builds them for the trainer.
 
-The first use of any ``torch.optim`` optimiser imports ``torch._dynamo`` (measured by
+The first use of any ``torch.optim`` optimizer imports ``torch._dynamo`` (measured by
 ``benchmarks/train_speed.py``); the trainer pays that once per process.
 """
 
@@ -17,9 +17,9 @@ from torch.optim import lr_scheduler
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.options import Setting
 
-# The schedulers that take only scalars besides the optimiser (LambdaLR and its kin take
+# The schedulers that take only scalars besides the optimizer (LambdaLR and its kin take
 # functions, SequentialLR and ChainedScheduler take other schedulers: Python only), and the
-# optimisers a minibatch loop can step (LBFGS needs a closure, SparseAdam sparse gradients).
+# optimizers a minibatch loop can step (LBFGS needs a closure, SparseAdam sparse gradients).
 _NEEDS_OBJECTS = ("LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler")
 _NOT_MINIBATCH = ("LBFGS", "SparseAdam")
 
@@ -129,7 +129,7 @@ def step_scheduler(scheduler: lr_scheduler.LRScheduler | None, monitored: float)
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> tuple[str, float, dict[str, Any]]:
-    """(class name, learning rate, its other scalar settings) of an optimiser made elsewhere, as
+    """(class name, learning rate, its other scalar settings) of an optimizer made elsewhere, as
     the run's configuration stores them."""
     group = optimizer.param_groups[0]
     settings = {

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vaecollapse.reproductions.registry import collect_report
+from vaecollapse.reproductions.paper_pages import COMMAND, page_name, paper_pages
+from vaecollapse.reproductions.registry import by_paper, collect_report
 
 from .conftest import REPO_ROOT
 
@@ -64,3 +65,31 @@ def test_collect_regenerates_every_recorded_table(tmp_path: Path) -> None:
     report = collect_report(records)
     for name in recorded():
         assert as_generated(RECORDS / name).rstrip("\n") in report
+
+
+def test_the_paper_pages_are_as_generated_from_the_records() -> None:
+    pages = paper_pages(RECORDS)
+    on_disk = {
+        p.name: p.read_text(encoding="utf-8") for p in (REPO_ROOT / "docs/papers").glob("*.md")
+    }
+    assert on_disk == pages, f"regenerate them: {COMMAND}"
+
+
+@pytest.mark.parametrize("name", recorded())
+def test_a_recorded_entry_stands_on_its_papers_page_with_its_verdict(name: str) -> None:
+    result = json.loads((RECORDS / name / "result.json").read_text(encoding="utf-8"))
+    paper = next(p for p, entries in by_paper().items() if name in {e.name for e in entries})
+    rows = [
+        line
+        for line in paper_pages(RECORDS)[page_name(paper)].splitlines()
+        if line.startswith(f"| {name} |")
+    ]
+    verdict = "**holds**" if result["claim_holds"] else "**does not hold**"
+    assert len(rows) == 1 and f"| {verdict} |" in rows[0]
+    assert f"(../records/{name}/comparison.md)" in rows[0]
+
+
+def test_every_paper_has_its_page_in_the_site() -> None:
+    nav = (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for paper in by_paper():
+        assert f"papers/{page_name(paper)}" in nav, paper

@@ -3,13 +3,15 @@
 both revisions in alternation, and each time is reported with its ratio.
 
     VAECOLLAPSE_DATA=../shared/data python benchmarks/against_revision.py --before REV \\
-        [--after HEAD] [--rounds 3]
+        [--after HEAD] [--rounds 3] [--write docs/benchmarks/one-loop-speed.md]
 
 Both revisions are checked out into temporary git worktrees (so edits made while it runs are not
 measured) and imported through ``PYTHONPATH``; the benchmark scripts themselves are this tree's,
 so both revisions are measured by the same code. Every round runs each benchmark once (one
 repeat) under the earlier revision and then under the later, so slow drifts of a shared machine
-fall on both; the median over rounds is reported. A ratio above 1 means the later is slower.
+fall on both; the median over rounds is reported. A ratio above 1 means the later is slower. The
+spread column is the earlier revision's own (max − min) / median over its rounds: a ratio inside
+1 ± spread is within the noise of the machine.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--after", default="HEAD", help="The later git revision.")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
+    parser.add_argument("--write", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args()
     benchmarks = args.benchmarks.split(",")
     unknown = sorted(set(benchmarks) - set(BENCHMARKS))
@@ -80,17 +83,24 @@ def main() -> None:
             for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                                check=False, stderr=subprocess.DEVNULL)  # fmt: skip
-    print()
-    print(
+    lines = [
         f"{revisions['before']} (before) against {revisions['after']} (after), median of "
-        f"{args.rounds} rounds"
-    )
-    print()
-    print("| benchmark | case | contender | before s | after s | after / before |")
-    print("|---|---|---|---|---|---|")
+        f"{args.rounds} rounds.",
+        "",
+        "| benchmark | case | contender | before s | after s | after / before | spread |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (benchmark, case, contender), samples in times.items():
         old, new = statistics.median(samples["before"]), statistics.median(samples["after"])
-        print(f"| {benchmark} | {case} | {contender} | {old:.2f} | {new:.2f} | {new / old:.2f} |")
+        spread = (max(samples["before"]) - min(samples["before"])) / old
+        lines.append(f"| {benchmark} | {case} | {contender} | {old:.2f} | {new:.2f} | "
+                     f"{new / old:.2f} | ±{spread:.2f} |")  # fmt: skip
+    print("\n" + "\n".join(lines))
+    if args.write:
+        command = " ".join(["python benchmarks/against_revision.py", *sys.argv[1:]])
+        heading = "# Training speed, one revision against another\n\n"
+        made_by = f"Made by `VAECOLLAPSE_DATA=../shared/data {command}`.\n\n"
+        args.write.write_text(heading + made_by + "\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The examples of docs/own-model.md ("Diagnose your own VAE") run as written — a plain PyTorch
 loop with the monitor and the verdict, a pythae model, a Lightning module stopped when it
-collapses, the remedy pieces in a hand-written loop, a diffusers autoencoder's latent grid — and
-so do the README's quick starts."""
+collapses, the remedy pieces in a hand-written loop, a diffusers autoencoder's latent grid — as do
+docs/pyro.md's Pyro VAE and the README's quick starts."""
 
 from __future__ import annotations
 
@@ -62,6 +62,27 @@ def test_example_runs_as_written(tmp_path: Path, index: int, expected: str) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(expected, done.stdout, flags=re.MULTILINE), done.stdout[-2000:]
+
+
+def test_the_pyro_example_warns_of_both_misreadings_and_reads_the_guide_right(
+    tmp_path: Path,
+) -> None:
+    (code,) = _blocks("docs/pyro.md", "python")
+    script = tmp_path / "pyro_vae.py"
+    script.write_text(code, encoding="utf-8")
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warned = re.findall(r"^warning: \[([a-z-]+)\]$", done.stdout, flags=re.MULTILINE)
+    assert warned == ["scale-read-as-logvar", "probabilities-read-as-logits"], done.stdout
+    assert "read-as-" not in done.stderr  # the right reading raises none
+    assert re.search(r"^  z: .* nats of KL, I\(x;z\) ", done.stdout, flags=re.MULTILINE)
+    assert "cause [" in done.stdout and "IWAE log-likelihood (K=100)" in done.stdout
+    read, guide, misread = map(float, re.search(
+        r"^KL of z: read as Pyro means it (\S+) nats \(the guide's own (\S+)\), misread (\S+)$",
+        done.stdout, flags=re.MULTILINE,
+    ).groups())  # fmt: skip
+    assert abs(read - guide) <= 2e-4  # both printed to four decimals
+    assert misread > 2 * read  # a scale read as a log-variance inflates every σ
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

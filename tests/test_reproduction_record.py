@@ -20,8 +20,8 @@ from .conftest import REPO_ROOT
 
 RECORDS = REPO_ROOT / "docs" / "records"
 DOCUMENT = (REPO_ROOT / "docs" / "reproduction.md").read_text(encoding="utf-8")
-# Generated tables of full runs whose folders were gone when records began (2026-11-30); an entry
-# leaves this set when it is run again and recorded.
+# Generated tables of full runs whose folders were not kept as records; an entry leaves this set
+# when it is run again and recorded.
 BEFORE_RECORDS = {"table5", "fig9"}
 
 

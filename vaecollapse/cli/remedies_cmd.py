@@ -72,7 +72,7 @@ def remedies_command(config_file: str | None, **flags: Any) -> None:
     per remedy and seed to --out.
 
     By default: an MLP VAE (16 latent dimensions, η_dec = 0.5) on the embedded digits, 100 epochs,
-    seeds 0, 1, 2 — 96 s on 2 cores as measured (README, "Which fix?"), offline."""
+    seeds 0, 1, 2, offline."""
     started = time.perf_counter()
     settings = gathered_settings(config_file, flags, SECTIONS, BENCH_DEFAULTS)
     bench = BenchSettings(**split_settings(settings, BenchSettings))

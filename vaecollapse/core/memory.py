@@ -3,11 +3,10 @@
 A training step on a CPU allocates its activations and gradients anew (tens of MB for a batch
 of MLPs) and frees them at its end. glibc's malloc maps blocks above a threshold (128 KiB at
 first, adapting up to 32 MiB) as fresh pages and unmaps them when freed, so every step pays the
-kernel to fault in and zero them again. benchmarks/freed_memory.py measured, on a 2-core
-machine, table5's batch of 39 ReLU MHVAEs 1.13× faster with them kept, and an IWAE estimate
-with K = 1000, 1.68×. Raising the mapping and trimming thresholds serves such blocks from the
-heap and keeps freed memory for the next step, at the cost of holding the process's peak memory
-until it exits.
+kernel to fault in and zero them again. Raising the mapping and trimming thresholds serves such
+blocks from the heap and keeps freed memory for the next step, at the cost of holding the
+process's peak memory until it exits; benchmarks/freed_memory.py measures what that saves
+(docs/benchmarks/freed-memory.md).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 
 from vaecollapse.core.data import load_dataset
 from vaecollapse.core.theory import cvae_spectrum, vae_spectrum
+from vaecollapse.core.theory.thresholds import mhvae_thresholds
 
 KS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -32,6 +33,23 @@ def test_mhvae_thresholds(mnist_dir: Path) -> None:
     paper = ("6.17", "2.10", "1.80", "1.24", "0.89", "0.58", "0.34")
     for k, text in zip(KS, paper, strict=True):
         assert printed(theta[k - 1], text), (k, theta[k - 1], text)
+
+
+def test_only_fig6bs_first_four_beta2_values_are_collapse_thresholds(mnist_dir: Path) -> None:
+    """With β1 = σ1 = η_dec = 1 mode k of z2 collapses at max(θ_k, 1): θ_1 … θ_8 (all above 1)
+    are thresholds, while at θ_16, θ_32 and θ_64 (below 1) every one of the 64 modes is active."""
+    spectrum = vae_spectrum(load_dataset("mnist", data_dir=mnist_dir.parent).train.x)
+    theta = spectrum.values
+    rows = mhvae_thresholds(spectrum, 64, 64)
+    assert [r["beta2"] for r in rows] == pytest.approx([max(t, 1.0) for t in theta[:64]], rel=1e-9)
+    for k in (1, 2, 4, 8):
+        assert theta[k - 1] > 1
+        below, above = (mhvae_thresholds(spectrum, 64, 64, beta2=theta[k - 1] * f) for f in
+                        (0.999, 1.001))  # fmt: skip
+        assert sum(r["active"] for r in below) - sum(r["active"] for r in above) >= 1
+    for k in (16, 32, 64):
+        assert theta[k - 1] < 1
+        assert all(r["active"] for r in mhvae_thresholds(spectrum, 64, 64, beta2=theta[k - 1]))
 
 
 @pytest.mark.parametrize(("digit", "text"), [(1, "6.41"), (9, "13.42"), (7, "18.64")])

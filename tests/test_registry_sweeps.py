@@ -124,6 +124,21 @@ def test_several_seeds_are_judged_on_their_means_and_shown_with_their_spread(tmp
     assert not sweep_of([line], [KL]).result(Context(tmp_path, quick=True), first_seeds).claim_holds
 
 
+def test_a_flat_count_passes_no_step_against_it_but_fails_more_collapse(tmp_path):
+    ctx = Context(tmp_path, quick=True)
+    flat = {"f1": [outcome([2.0, 1.0, 0.0])], "f2": [outcome([1.5, 0.5, 0.0])]}  # 1 and 1
+    line = Line("f", (1, 2), ("f1", "f2"), kl_rises=False)
+    strictly = Measure(
+        "collapsed", "collapsed dimensions", fmt="{:.0f}", follows_kl=False, judge="strictly"
+    )
+    assert sweep_of([line], [KL, COLLAPSED]).result(ctx, flat).claim_holds
+    failed = sweep_of([line], [KL, strictly]).result(ctx, flat)
+    assert not failed.claim_holds
+    assert "collapsed dimensions: the last f against the first: 1 > 1 (FAILS" in failed.margin
+    rising = {"f1": flat["f1"], "f2": [outcome([1.5, 0.0, 0.0])]}  # 1, then 2 collapsed
+    assert sweep_of([line], [KL, strictly]).result(ctx, rising).claim_holds
+
+
 def test_a_kl_along_its_own_weight_is_listed_as_a_consistency_check(tmp_path):
     ctx = Context(tmp_path, quick=True)
     own = Line("a", (1, 2, 3), ("a1", "a2", "a3"), kl_rises=False)

@@ -114,15 +114,16 @@ class Measure:
     sweep's). ``follows_kl``: True when it moves with the KL by the claim, False when against
     it, None when no direction is claimed. ``judge``: how the claim checks it along an asserted
     line — ``"kl"`` (monotone, up to KL_NOISE, ignoring steps between collapsed levels),
-    ``"monotone"`` (no step against the direction) or None (reported only). A measure the runs
-    lack (an IWAE estimate not asked for) is left out."""
+    ``"monotone"`` (no step against the direction), ``"strictly"`` (no step against it, and the
+    last point beyond the first: a flat line does not pass) or None (reported only). A measure
+    the runs lack (an IWAE estimate not asked for) is left out."""
 
     key: str
     label: str  # its paper-vs-ours line: "KL (nats)"
     name: str = ""  # in the claim's checks: "KL"
     fmt: str = "{:.2f}"
     follows_kl: bool | None = None
-    judge: Literal["kl", "monotone"] | None = None
+    judge: Literal["kl", "monotone", "strictly"] | None = None
     level: str | None = None
 
 
@@ -228,5 +229,9 @@ def _judge(
     if measure.judge == "kl":
         label = f"{name} as {line.name} grows"
         kl_monotone(claim, label, values, rises, first, level, informative=not line.kl_weight)
-    elif measure.judge == "monotone":
+    elif measure.judge in ("monotone", "strictly"):
         claim.monotone(f"{name} as {line.name} grows", values, rises, fmt=measure.fmt)
+        if measure.judge == "strictly":
+            label = f"{name}: the last {line.name} against the first"
+            compare = claim.greater if rises else claim.less
+            compare(label, values[-1], values[0], fmt=measure.fmt)

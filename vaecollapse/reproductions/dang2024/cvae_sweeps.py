@@ -99,7 +99,7 @@ def fig2b(ctx: Context) -> EntryResult:
     )
     collapsed = Measure(
         "collapsed", "dimensions collapsed at ε = 0.01", "collapsed dimensions", "{:.0f}",
-        follows_kl=False, judge="monotone",
+        follows_kl=False, judge="strictly",
     )  # fmt: skip
     sweep = LineSweep(
         "the KL falls and more dimensions are (ε,δ)-collapsed as β grows and as η_dec grows",

@@ -16,7 +16,14 @@ from vaecollapse.reproductions.he2019.lagging_inference import (
     information_gain,
     information_race,
 )
-from vaecollapse.reproductions.lucas2019.ppca_equivalence import REACHED, exact_elbo, reached_at
+from vaecollapse.reproductions.lucas2019.ppca_equivalence import (
+    CHECK_EVERY,
+    CONVERGED,
+    REACHED,
+    exact_elbo,
+    reached_at,
+    stopping_change,
+)
 from vaecollapse.studies.remedy_bench import RunResult, summarise
 
 
@@ -60,6 +67,19 @@ def test_reached_counts_from_the_first_snapshot_that_stays_within_reach() -> Non
     assert at([small, large, small, small]) == 5  # it left the reach again at epoch 2
     assert at([large, large, large, small]) == 9
     assert at([small, small, small, large]) is None
+
+
+def test_the_stopping_rule_reads_the_change_since_the_snapshot_one_stage_before() -> None:
+    """The change is the last snapshot's against the one CHECK_EVERY epochs before it, whatever
+    lies between; a run without that snapshot cannot have met the rule."""
+    rows = lambda *pairs: [{"epoch": e, "elbo": v} for e, v in pairs]  # noqa: E731
+    slow = CONVERGED / 2
+    two = rows((CHECK_EVERY, 5.0), (CHECK_EVERY + 10, 9.0), (2 * CHECK_EVERY, 5.0 + slow))
+    assert stopping_change(two) == pytest.approx(slow)
+    fast = rows((CHECK_EVERY, 5.0), (2 * CHECK_EVERY, 5.0 + 2 * CONVERGED))
+    assert stopping_change(fast) == pytest.approx(2 * CONVERGED) and 2 * CONVERGED > CONVERGED
+    assert stopping_change(rows((CHECK_EVERY, 5.0), (2 * CHECK_EVERY - 1, 5.0))) == math.inf
+    assert stopping_change(rows((2 * CHECK_EVERY, 6.0), (3 * CHECK_EVERY, 5.0))) == 1.0
 
 
 def _run(

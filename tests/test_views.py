@@ -1,4 +1,5 @@
-"""The embedded digits, the quadrant task on hand-picked pixels, digit subsets, centring."""
+"""The embedded digits, the quadrant task on hand-picked pixels, digit subsets, centring, the
+principal axes."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from vaecollapse.core.data import (
     centered_view,
     digit_subset,
     load_dataset,
+    principal_axes_view,
     quadrant_view,
 )
 from vaecollapse.core.errors import InputError
+from vaecollapse.core.models.factory import build_model, model_config
 
 
 def index_images(side: int, n: int = 2) -> Dataset:
@@ -118,3 +121,49 @@ def test_unknown_name_and_view_conflicts() -> None:
         load_dataset("mnsit")
     with pytest.raises(InputError, match="already names the quadrant view"):
         load_dataset("digits-quadrant", view="flat")
+
+
+def test_the_principal_axes_diagonalise_the_second_moment_and_keep_a_linear_vaes_elbo() -> None:
+    """On the axes the training rows' second moment is diag(λ), largest first; each row keeps its
+    length; a linear VAE whose maps are turned with the data has the same ELBO and per-sample
+    KL, analytic and one-sample with the same noise; a CVAE's paired data is refused."""
+    generator = torch.Generator().manual_seed(0)
+    mixing = torch.randn(12, 12, generator=generator) * torch.linspace(3.0, 0.1, 12)
+    rows = [torch.randn(n, 12, generator=generator) @ mixing for n in (400, 100)]
+    data = Dataset(
+        "mixed", Split(rows[0], None, None), Split(rows[1], None, None), None,
+        Provenance("synthetic"),
+    )  # fmt: skip
+    axes = principal_axes_view(data)
+    x, turned = data.train.x.double(), axes.train.x.double()
+    moment = turned.T @ turned / len(turned)
+    eigenvalues = torch.linalg.eigvalsh(x.T @ x / len(x)).flip(0)
+    torch.testing.assert_close(torch.diagonal(moment), eigenvalues, rtol=1e-4, atol=1e-6)
+    off = moment - torch.diag(torch.diagonal(moment))
+    assert off.abs().max() < 1e-4 * eigenvalues[0]
+    torch.testing.assert_close(turned.norm(dim=1), x.norm(dim=1), rtol=1e-5, atol=1e-6)
+    assert axes.test is not None and len(axes.test) == len(data.test)
+
+    torch.manual_seed(3)
+    config = model_config("vae", data, latent_dim=4, encoder_variance="shared", eta_dec=0.7)
+    model = build_model(config).double()
+    rotation = torch.linalg.lstsq(x, turned).solution  # U, recovered from the two views
+    torch.testing.assert_close(rotation.T @ rotation, torch.eye(12).double(), rtol=0, atol=1e-5)
+    turned_model = build_model(config).double()
+    turned_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        turned_model.head.mean.weight.copy_(model.head.mean.weight @ rotation)
+        turned_model.decoder.weight.copy_(rotation.T @ model.decoder.weight)
+    for analytic in (True, False):
+        torch.manual_seed(5)
+        on_data = model(x, analytic=analytic)
+        torch.manual_seed(5)
+        on_axes = turned_model(turned, analytic=analytic)
+        assert on_axes.loss().item() == pytest.approx(on_data.loss().item(), rel=1e-5)
+        torch.testing.assert_close(on_axes.kl["z"], on_data.kl["z"], rtol=1e-4, atol=1e-6)
+    # the pixels' own second moment is far from diagonal: the check above can fail
+    pixels = x.T @ x / len(x)
+    assert (pixels - torch.diag(torch.diagonal(pixels))).abs().max() > 0.1 * eigenvalues[0]
+
+    with pytest.raises(InputError, match="pairs x with y"):
+        principal_axes_view(load_dataset("digits-quadrant"))

@@ -15,6 +15,7 @@ from vaecollapse.core.data.userfiles import load_user_file, validate_matrix
 from vaecollapse.core.data.views import (
     centered_view,
     digit_subset,
+    principal_axes_view,
     quadrant_mask,
     quadrant_view,
     second_moment_rows,
@@ -39,6 +40,7 @@ __all__ = [
     "locate",
     "minibatch_indices",
     "minibatches",
+    "principal_axes_view",
     "quadrant_mask",
     "quadrant_view",
     "second_moment_rows",

@@ -1,4 +1,5 @@
-"""Views of a data set: the quadrant task, single-digit subsets, centring. Each returns a copy."""
+"""Views of a data set: the quadrant task, single-digit subsets, centring, principal axes,
+second-moment rows. Each returns a copy."""
 
 from __future__ import annotations
 
@@ -81,6 +82,39 @@ def centered_view(dataset: Dataset) -> Dataset:
 
     test = None if dataset.test is None else center(dataset.test)
     return replace(dataset, train=center(dataset.train), test=test, centered=True, spec=None)
+
+
+def principal_axes_view(dataset: Dataset) -> Dataset:
+    """Every split's x in the coordinates of the training split's principal axes: x ↦ xU for the
+    eigenvectors U of E[xxᵀ] over the training rows, largest eigenvalue first.
+
+    An orthogonal change of coordinates: a linear model's ELBO, its optimum, pPCA's
+    log-likelihood and every per-sample KL are what they are on the data, and the rows stay the
+    data's (a one-sample ELBO sees the same noise). What changes is the optimiser's view: a
+    per-coordinate method (Adam, RMSprop, Rprop) scales its steps along the modes instead of
+    along the pixels. Needs unpaired data: rotating [x, y] together would mix input and target."""
+    if dataset.train.y is not None:
+        raise InputError(
+            f"The principal-axes view rotates x alone, but '{dataset.name}' pairs x with y: a "
+            "CVAE's input and target would be mixed. Use it on unpaired data."
+        )
+    x = dataset.train.x.double()
+    _, eigenvectors = torch.linalg.eigh(x.T @ x / len(x))
+    axes = eigenvectors.flip(1)
+
+    def rotate(part: Split) -> Split:
+        return Split((part.x.double() @ axes).to(part.x.dtype), None, part.labels)
+
+    test = None if dataset.test is None else rotate(dataset.test)
+    return replace(
+        dataset,
+        name=f"{dataset.name}-principal-axes",
+        train=rotate(dataset.train),
+        test=test,
+        spec=None,
+        image_shape=None,
+        notes=(*dataset.notes, f"x in the principal axes of the training rows of {dataset.name}"),
+    )
 
 
 def second_moment_rows(dataset: Dataset) -> Dataset:

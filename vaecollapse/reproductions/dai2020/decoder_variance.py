@@ -120,10 +120,16 @@ def dai_prop2(ctx: Context) -> EntryResult:
     linear_by_run = {f"sigma-{std:g}": n for std, n in zip(stds, linear, strict=True)}
 
     claim = Claim(
-        f"with γ fixed, the (ε = {EPSILON:g}, δ)-collapsed dimensions never fall as γ grows and "
+        f"with γ fixed, the (ε = {EPSILON:g}, δ)-collapsed dimensions are no more at the grid's "
+        "smallest γ than a linear VAE's there, never fall as γ grows and "
         f"all {latent} collapse at the grid's largest, finite γ (Proposition 2); the learned γ* is "
         "at least the autoencoder's reconstruction error per dimension (eq. 10)"
     )
+    # a grid collapsed everywhere would pass the rise and the end: the start must be alive
+    claim.less(
+        f"collapsed at the smallest γ ({stds[0] ** 2:.3g}), against the linear VAE's count there "
+        f"({linear[0]})", collapsed[0], linear[0] + 0.5, "{:g}", scale=1.0,
+    )  # fmt: skip
     claim.monotone("collapsed dimensions as γ grows", collapsed, increasing=True, fmt="{:.0f}")
     claim.greater(
         f"collapsed at the largest γ ({stds[-1] ** 2:.3g}), against all {latent}", collapsed[-1],

@@ -20,10 +20,12 @@ from vaecollapse.reproductions.lucas2019.ppca_equivalence import (
     CHECK_EVERY,
     CONVERGED,
     REACHED,
+    converged_ppca,
     exact_elbo,
     reached_at,
     stopping_change,
 )
+from vaecollapse.reproductions.registry import Context
 from vaecollapse.studies.remedy_bench import RunResult, summarise
 
 
@@ -80,6 +82,20 @@ def test_the_stopping_rule_reads_the_change_since_the_snapshot_one_stage_before(
     assert stopping_change(fast) == pytest.approx(2 * CONVERGED) and 2 * CONVERGED > CONVERGED
     assert stopping_change(rows((CHECK_EVERY, 5.0), (2 * CHECK_EVERY - 1, 5.0))) == math.inf
     assert stopping_change(rows((2 * CHECK_EVERY, 6.0), (3 * CHECK_EVERY, 5.0))) == 1.0
+
+
+def test_a_run_stopped_short_of_the_rule_goes_on_from_where_it_stopped(tmp_path) -> None:
+    """Cut at 1500 steps (``--epochs``), the quick lucas-ppca run has not met the rule; asked
+    again without the cut it resumes from 1500 (not from the early stages behind it) and trains
+    on until the rule is met, every snapshot of the first call kept."""
+    *_, cut, _ = converged_ppca(Context(tmp_path, quick=True, epochs=1500))
+    assert cut[-1]["epoch"] == 1500 and stopping_change(cut) >= CONVERGED
+    *_, whole, _ = converged_ppca(Context(tmp_path, quick=True))
+    assert whole[: len(cut)] == cut and whole[-1]["epoch"] > 1500
+    assert stopping_change(whole) < CONVERGED
+    assert [row["epoch"] for row in whole[len(cut) :]] == list(
+        range(1500 + CHECK_EVERY, whole[-1]["epoch"] + 1, CHECK_EVERY)
+    )
 
 
 def _run(

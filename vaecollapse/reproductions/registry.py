@@ -100,6 +100,9 @@ class Entry:
     run: Callable[[Context], EntryResult]
     data: tuple[str, ...] = ()  # data sets its full run needs besides the embedded digits
     alternatives: tuple[str, ...] = ()  # data sets `--dataset` may run it on instead
+    # raised whenever what the claim asks or how its runs train changes, so that a record of an
+    # earlier definition is never shown as a run of this one
+    revision: int = 1
 
     def directory_name(self, dataset: str | None) -> str:
         """Its output folder: the entry's name, with ``-DATASET`` when run on an alternative."""
@@ -116,13 +119,15 @@ def register(
     paper: str = "Dang et al. (ICLR 2024)",
     data: tuple[str, ...] = (),
     alternatives: tuple[str, ...] = (),
+    revision: int = 1,
 ):
-    """Decorator: add ``run(context) -> EntryResult`` to the registry under ``name``."""
+    """Decorator: add ``run(context) -> EntryResult`` to the registry under ``name``;
+    ``revision``: the number of its definition (see ``Entry``)."""
 
     def add(run: Callable[[Context], EntryResult]) -> Callable[[Context], EntryResult]:
         if name in REGISTRY:
             raise ValueError(f"experiment '{name}' is registered twice")
-        REGISTRY[name] = Entry(name, title, paper, convention, run, data, alternatives)
+        REGISTRY[name] = Entry(name, title, paper, convention, run, data, alternatives, revision)
         return run
 
     return add
@@ -192,6 +197,7 @@ def run_entry(
     )
     outcome = {
         "mode": "quick" if quick else "full",
+        "revision": entry.revision,
         "dataset": dataset,
         "claim_holds": result.claim_holds,
         "margin": result.margin,
@@ -314,6 +320,22 @@ def read_outcome(out: Path, entry: Entry, folder: str) -> dict:
     return outcome
 
 
+def outcome_mode(entry: Entry, outcome: dict) -> str:
+    """How an entry's ``result.json`` ran, as the status tables say it: its mode, data set,
+    epochs and seed when not its own, and whether it ran an earlier definition of the entry (a
+    result without a revision is of the first)."""
+    mode = outcome["mode"]
+    if outcome.get("dataset") is not None:
+        mode += f", on {outcome['dataset']}"
+    if outcome.get("epochs") is not None:
+        mode += f", {outcome['epochs']} epochs"
+    if outcome.get("seed") is not None:
+        mode += f", seed {outcome['seed']}"
+    if outcome.get("revision", 1) < entry.revision:
+        mode += ", an earlier definition"
+    return mode
+
+
 def collect_report(out: str | Path) -> str:
     """Every entry run under ``out`` (its ``result.json``), in registry order: a table of modes,
     claims and times, then each ``comparison.md`` (the body of docs/reproduction.md)."""
@@ -327,15 +349,9 @@ def collect_report(out: str | Path) -> str:
     for entry, folder in found:
         outcome = read_outcome(out, entry, folder)
         claim = "holds" if outcome["claim_holds"] else "does not hold"
-        mode = outcome["mode"]
-        if outcome.get("dataset") is not None:
-            mode += f", on {outcome['dataset']}"
-        if outcome.get("epochs") is not None:
-            mode += f", {outcome['epochs']} epochs"
-        if outcome.get("seed") is not None:
-            mode += f", seed {outcome['seed']}"
         lines.append(
-            f"| {entry.paper} | {folder} | {mode} | {claim} | {outcome['seconds']:.1f} | "
+            f"| {entry.paper} | {folder} | {outcome_mode(entry, outcome)} | {claim} | "
+            f"{outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
         )
         text = read_regular_file(out / folder / "comparison.md", out).decode("utf-8", "replace")

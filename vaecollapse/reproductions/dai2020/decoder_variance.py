@@ -87,6 +87,7 @@ def train_autoencoder(
     CONVENTION,
     paper=DAI2020,
     data=("fashion-mnist",),
+    revision=2,
 )
 def dai_prop2(ctx: Context) -> EntryResult:
     if ctx.quick:

@@ -77,6 +77,7 @@ def fig1_deepening(ctx: Context) -> Deepening:
     paper=DAI2020,
     data=("fashion-mnist",),
     alternatives=("cifar10",),
+    revision=2,
 )
 def dai_fig1(ctx: Context) -> EntryResult:
     deepening = fig1_deepening(ctx)
@@ -217,6 +218,7 @@ NEAR_ONE = 0.9  # an encoder std σ_z this close to the prior's 1 carries (almos
     paper=DAI2020,
     data=("fashion-mnist",),
     alternatives=("cifar10",),
+    revision=2,
 )
 def dai_fig2(ctx: Context) -> EntryResult:
     if ctx.dataset == "cifar10" and ctx.quick:

@@ -165,6 +165,7 @@ def _relu_setup(ctx: Context) -> tuple[str, dict, TrainConfig]:
     "ReLU MHVAE: collapse of z2 as β1, β2 and η_dec vary (Fig. 2c)",
     PAPER_CODE_CONVENTION,
     data=("mnist",),
+    revision=2,
 )
 def fig2c(ctx: Context) -> EntryResult:
     source, base, training = _relu_setup(ctx)
@@ -207,6 +208,7 @@ TABLE5_PAPER = {
     "ReLU MHVAE: IWAE / KL / AU as β1, β2 and η_dec vary (Table 5)",
     PAPER_CODE_CONVENTION + " KL and AU are z2's (the level Theorem 3 speaks of).",
     data=("mnist",),
+    revision=2,
 )
 def table5(ctx: Context) -> EntryResult:
     source, base, training = _relu_setup(ctx)
@@ -377,6 +379,7 @@ def fig4(ctx: Context) -> EntryResult:
     "CNN MHVAE samples over β1 × β2 (Fig. 9)",
     PAPER_CODE_CONVENTION,
     data=("mnist",),
+    revision=2,
 )
 def fig9(ctx: Context) -> EntryResult:
     source, base, training = _relu_setup(ctx)

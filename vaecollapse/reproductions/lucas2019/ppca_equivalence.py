@@ -29,6 +29,7 @@ from vaecollapse.core.data.dataset import Split
 from vaecollapse.core.data.views import centered_view, principal_axes_view
 from vaecollapse.core.diagnostics.plots import new_figure, save_figure
 from vaecollapse.core.models.factory import load_run_model
+from vaecollapse.core.rundir import completed_epochs
 from vaecollapse.core.theory import ppca_closed_form, vae_closed_form, vae_spectrum
 from vaecollapse.reproductions.claims import Claim
 from vaecollapse.reproductions.common import data_derived, load, train_with_snapshots
@@ -104,9 +105,11 @@ def train_converged(
     ``(history, snapshots)``. Each stage resumes the run, so an interrupted run goes on where it
     stopped."""
     limit = training.epochs if ctx.epochs is None else ctx.epochs
-    early = sorted({round(e) for e in np.geomspace(1, min(CHECK_EVERY, limit), SNAPSHOTS)})
+    early = {round(e) for e in np.geomspace(1, min(CHECK_EVERY, limit), SNAPSHOTS)}
+    # a resumed run starts from the stage it reached, not from the early ones behind it
+    reached = completed_epochs(ctx.run_dir(group))
     staged = partial(train_with_snapshots, ctx, group, "vae", dataset, settings, training)
-    history, snapshots = staged(early, measure=exact_elbo)
+    history, snapshots = staged(sorted(early | ({reached} - {0})), measure=exact_elbo)
     while stopping_change(snapshots) >= CONVERGED and snapshots[-1]["epoch"] < limit:
         stage = min(snapshots[-1]["epoch"] + CHECK_EVERY, limit)
         history, snapshots = staged([stage], measure=exact_elbo)
@@ -232,6 +235,7 @@ def _decoder(ctx: Context, chosen: Setting, dataset: Dataset) -> np.ndarray:
     CONVENTION,
     paper=LUCAS2019,
     data=("mnist",),
+    revision=2,
 )
 def lucas_ppca(ctx: Context) -> EntryResult:
     chosen, dataset, likelihood, analytic, seconds = converged_ppca(ctx)
@@ -436,6 +440,7 @@ COLLAPSED_KL = 0.01  # nats: a dimension whose mean KL is below this counts as c
     CONVENTION,
     paper=LUCAS2019,
     data=("mnist",),
+    revision=2,
 )
 def lucas_latent(ctx: Context) -> EntryResult:
     mode = "quick" if ctx.quick else "full"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vaecollapse.reproductions.paper_pages import COMMAND, page_name, paper_pages
-from vaecollapse.reproductions.registry import by_paper, collect_report
+from vaecollapse.reproductions.registry import REGISTRY, by_paper, collect_report, outcome_mode
 
 from .conftest import REPO_ROOT
 
@@ -45,10 +45,12 @@ def test_a_recorded_entrys_table_is_in_the_document_as_generated(name: str) -> N
     verdict = "holds" if outcome["claim_holds"] else "does not hold"
     assert outcome["mode"] == "full" and f"— **{verdict}**." in table
     assert list(csv.DictReader((folder / "results.csv").read_text().splitlines()))
-    # a status row of the entry, where the document has one, states the record's outcome
+    # a status row of the entry, where the document has one, states the record's outcome, and
+    # says so when the record is of an earlier definition of the entry
+    mode = outcome_mode(REGISTRY[name], outcome)
     for row in re.findall(rf"^\| {re.escape(name)} \|.*$", DOCUMENT, re.M):
         assert row == (
-            f"| {name} | full | {verdict} | {outcome['seconds']:.1f} | "
+            f"| {name} | {mode} | {verdict} | {outcome['seconds']:.1f} | "
             f"{outcome['train_seconds']:.1f} |"
         )
 

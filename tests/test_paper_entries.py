@@ -69,6 +69,9 @@ def test_reached_counts_from_the_first_snapshot_that_stays_within_reach() -> Non
     assert at([small, large, small, small]) == 5  # it left the reach again at epoch 2
     assert at([large, large, large, small]) == 9
     assert at([small, small, small, large]) is None
+    gaps = {1: 3.0, 2: 1.5, 5: 0.5, 9: 0.4}
+    wider = [{"epoch": e, "elbo": 10.0 - g} for e, g in gaps.items()]
+    assert reached_at(wider, 10.0, within=1.0) == 5 and reached_at(wider, 10.0, within=2.0) == 2
 
 
 def test_the_stopping_rule_reads_the_change_since_the_snapshot_one_stage_before() -> None:

@@ -87,6 +87,8 @@ def test_a_recorded_entry_stands_on_its_papers_page_with_its_verdict(name: str) 
         if line.startswith(f"| {name} |")
     ]
     verdict = "**holds**" if result["claim_holds"] else "**does not hold**"
+    if result.get("revision", 1) < REGISTRY[name].revision:
+        verdict += " (an earlier definition)"
     assert len(rows) == 1 and f"| {verdict} |" in rows[0]
     assert f"(../records/{name}/comparison.md)" in rows[0]
 

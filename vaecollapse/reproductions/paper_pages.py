@@ -1,6 +1,7 @@
 """One documentation page per paper, generated from the records of the full runs
-(``docs/records``): each registered entry with what it tests, whether its claim holds, the
-tightest check behind that verdict, and a link to its record.
+(``docs/records``): each registered entry with what it tests, whether its claim holds (and
+whether the record is of an earlier definition of the entry), the tightest check behind that
+verdict, and a link to its record.
 
     python -m vaecollapse.reproductions.paper_pages --write docs/papers
 
@@ -43,10 +44,12 @@ def _row(entry: Entry, result: dict | None, records: Path) -> str:
     if result is None:
         return f"| {entry.name} | {_cell(entry.title)} | no full run recorded | | |"
     claim = _claim((records / entry.name / "comparison.md").read_text(encoding="utf-8"))
-    verdict = "holds" if result["claim_holds"] else "does not hold"
+    verdict = "**holds**" if result["claim_holds"] else "**does not hold**"
+    if result.get("revision", 1) < entry.revision:
+        verdict += " (an earlier definition)"
     link = f"[record](../records/{entry.name}/comparison.md)"
     return (
-        f"| {entry.name} | {_cell(entry.title)}: {_cell(claim)} | **{verdict}** "
+        f"| {entry.name} | {_cell(entry.title)}: {_cell(claim)} | {verdict} "
         f"| {_cell(result['margin'].removeprefix('tightest check — '))} | {link} |"
     )
 

@@ -9,6 +9,9 @@ number in it must be one of (for one of the entries named):
 - a setting or a reference (an epoch count, a width, a learning rate, a section of the paper),
   listed below per entry (``NOT_RESULTS``) so that a new number is never waved through.
 
+A number stated at a setting ("0.00 at η_dec = 2", "3.3 at a = 1/8") must moreover be the
+record's there: a cell of the rows at that setting, or a derived quantity keyed with it.
+
 Dates, code spans and the numbers of figures, tables, sections, equations and theorems are not
 results and are skipped. A small integer can match some value of a large record by chance, so
 the check is strongest for the decimals, where drift happens: a number typed from an older run
@@ -183,7 +186,8 @@ LATENT_GAPS = (
     ("10.9", "300"),
 )  # fmt: skip
 
-# Quantities the prose derives from a record: entry -> number as printed -> formula.
+# Quantities the prose derives from a record: entry -> number as printed -> formula. A number the
+# prose states at a setting ("3.4 at a = 0") is keyed with it, and stands only there.
 DERIVED: dict[str, dict[str, Derivation]] = {
     "dai-prop2": {  # learned γ* over the autoencoder's error per dimension
         "1.72": lambda r: (
@@ -234,10 +238,13 @@ DERIVED: dict[str, dict[str, Derivation]] = {
         "5.2": lambda r: max(iwae_below_paper(r)),
     },
     "table4": {
-        "6.0": lambda r: kl_above_paper_at(r, "0.5"),
-        # the range's lower end: the smallest excess over the correlated and independent pairs
-        "3.3": lambda r: min(kl_above_paper_at(r, a) for a in ("0.5", "0.25", "0.125", "0.0")),
-        "3.4": lambda r: kl_above_paper_at(r, "0.0"),
+        "6.0 at a = 1/2": lambda r: kl_above_paper_at(r, "0.5"),
+        # the range's lower end: the smallest excess over the correlated and independent pairs,
+        # which is a = 1/8's
+        "3.3 at a = 1/8": lambda r: min(
+            kl_above_paper_at(r, a) for a in ("0.5", "0.25", "0.125", "0.0")
+        ),
+        "3.4 at a = 0": lambda r: kl_above_paper_at(r, "0.0"),
     },
 }
 
@@ -261,6 +268,95 @@ NOT_RESULTS: dict[str, set[str]] = {
 }
 
 
+# "X at S = V": a number bound to the rows of its record where the setting S is V. Per entry,
+# the column of results.csv that holds each setting named so; for a setting that picks a column
+# instead of rows (fig2a's ε), the column of each value.
+SETTING_COLUMNS: dict[str, dict[str, str | dict[float, str]]] = {
+    "fig2a": {"ε": {8e-5: "collapsed_at_eps_8e-05", 0.01: "collapsed"}},
+    "fig2b": {"β": "beta_paper", "η_dec": "eta_dec"},
+    "fig2c": {"β1": "beta1_paper", "β2": "beta2_paper", "η_dec": "eta_dec"},
+    "table4": {"a": "correlation"},
+    "table5": {"β1": "beta1_paper", "β2": "beta2_paper", "η_dec": "eta_dec"},
+    "lucas-sigma": {"σ": "sigma"},
+    "dai-prop1": {"δ": "delta", "α": "alpha"},
+    "dai-prop2": {"γ": "gamma"},
+}
+BOUND = re.compile(
+    rf"(?<!of )(?P<number>{NUMBER.pattern})(?:\s*(?:%|nats|collapsed|more|dimensions))*\s+at "
+    rf"(?P<symbol>[^\s=]{{1,8}}) = (?P<value>\d+/\d+|{NUMBER.pattern})"
+)
+
+
+def bound_numbers(text: str) -> list[tuple[str, str, str]]:
+    """Each ``(number, setting, value)`` that ``text`` states as "number at setting = value"."""
+    text = SKIPPED.sub(" ", text).replace("\n", " ")
+    return [
+        (m["number"], m["symbol"], m["value"])
+        for m in BOUND.finditer(text)
+        if not REFERENCE.search(text[max(0, m.start() - 14) : m.start()])
+    ]
+
+
+def setting_value(printed: str) -> float:
+    numerator, slash, denominator = printed.partition("/")
+    return as_float(numerator) / as_float(denominator) if slash else as_float(printed)
+
+
+def cells_at(record: Record, column: str | dict[float, str], printed: str) -> list[float] | None:
+    """The record's numbers at a setting: every cell of the rows whose ``column`` is the
+    printed value, or, for a setting that picks a column, that column's cells; None when no
+    row (or column) has it."""
+    value = setting_value(printed)
+    if isinstance(column, dict):
+        picked = [name for v, name in column.items() if math.isclose(v, value, rel_tol=1e-9)]
+        return [float(r[picked[0]]) for r in record.rows] if picked else None
+    settings = {}
+    for row in record.rows:
+        try:
+            settings[row[column]] = float(row[column])
+        except (KeyError, TypeError, ValueError):
+            continue
+    # the rows at the setting nearest the printed value, if it is that value as printed
+    nearest = min(settings.values(), key=lambda s: abs(s - value), default=None)
+    if nearest is None or not (
+        math.isclose(nearest, value, rel_tol=1e-9, abs_tol=1e-12)
+        or ("/" not in printed and agrees(printed, nearest))
+    ):
+        return None
+    rows = [r for r in record.rows if settings.get(r.get(column)) == nearest]  # fmt: skip
+    cells = []
+    for row in rows:
+        for cell in row.values():
+            try:
+                cells.append(float(cell))
+            except (TypeError, ValueError):
+                continue
+    return cells or None
+
+
+def bound_failure(printed: str, symbol: str, value: str, names: tuple[str, ...]) -> str | None:
+    """Why a number stated at a setting is not the record's there (None when it is): a value of
+    the rows at that setting, a derived quantity (whose formula names its own rows) or a
+    setting of the entry."""
+    mapped = [name for name in names if symbol in SETTING_COLUMNS.get(name, {})]
+    if not mapped:
+        return f"{printed} at {symbol} = {value}: no entry of {names} maps the setting {symbol}"
+    for name in mapped:
+        derived = DERIVED.get(name, {}).get(f"{printed} at {symbol} = {value}")
+        if derived is not None:
+            return (
+                None
+                if agrees(printed, derived(load_record(name)))
+                else (f"{printed} at {symbol} = {value} is not its formula's")
+            )
+        if printed in NOT_RESULTS.get(name, set()):
+            return None
+        cells = cells_at(load_record(name), SETTING_COLUMNS[name][symbol], value)
+        if cells is not None and any(agrees(printed, cell) for cell in cells):
+            return None
+    return f"{printed} is not the record's at {symbol} = {value} ({', '.join(mapped)})"
+
+
 def blocks() -> list[tuple[tuple[str, ...], str]]:
     """Every marked block: the entries it speaks of, its text."""
     return [(tuple(m.group(1).split()), m.group(2)) for m in MARKER.finditer(DOCUMENT)]
@@ -271,7 +367,8 @@ def explained(printed: str, name: str, record: Record) -> bool:
     derived from it; a derived number that its formula contradicts fails here."""
     if printed in NOT_RESULTS.get(name, set()):
         return True
-    formula = DERIVED.get(name, {}).get(printed)
+    derived = DERIVED.get(name, {})
+    formula = next((f for key, f in derived.items() if key.partition(" at ")[0] == printed), None)
     if formula is not None:
         assert agrees(printed, formula(record)), (
             f"{name}: the prose's {printed} is not its formula's {formula(record):.6g}"
@@ -296,12 +393,43 @@ def test_every_number_in_an_entrys_blocks_is_its_records(name: str) -> None:
     )
 
 
+def test_a_number_stated_at_a_setting_is_the_records_at_that_setting() -> None:
+    stated = [(names, bound) for names, text in blocks() for bound in bound_numbers(text)]
+    assert len(stated) >= 10, "the pattern no longer finds the document's bound numbers"
+    failures = [
+        failure
+        for names, (printed, symbol, value) in stated
+        if (failure := bound_failure(printed, symbol, value, names)) is not None
+    ]
+    assert not failures, "docs/reproduction.md: " + "; ".join(failures)
+
+
+def test_the_setting_check_catches_a_number_quoted_at_the_wrong_setting() -> None:
+    """table4's a = 1/8 excess as the docs state it, then moved to a = 0, where the record has
+    another value; a number at a setting no row has fails too."""
+    assert bound_numbers("the excess is 3.3 at a = 1/8 and 0% at a = 1") == [
+        ("3.3", "a", "1/8"), ("0", "a", "1"),
+    ]  # fmt: skip
+    kl = load_record("table4").column("kl", correlation="0.125")[0]
+    printed = f"{kl:.4f}"
+    assert bound_failure(printed, "a", "1/8", ("table4",)) is None
+    assert bound_failure(printed, "a", "0", ("table4",)) is not None
+    assert bound_failure(printed, "a", "0.3", ("table4",)) is not None
+    assert bound_failure(printed, "κ", "1", ("table4",)) is not None
+    # a derived number stands at the setting its formula is keyed with, and nowhere else
+    assert bound_failure("3.3", "a", "1/8", ("table4",)) is None
+    assert bound_failure("3.3", "a", "0", ("table4",)) is not None
+    assert bound_numbers("3 of 5 dimensions collapsed at ε = 8e-5") == []  # 5 is a total
+
+
 def test_blocks_name_recorded_entries_and_mark_every_paragraph_about_one() -> None:
     named = {entry for names, _ in blocks() for entry in names}
     assert named <= set(recorded()), f"blocks of unrecorded entries: {named - set(recorded())}"
     for table in (DERIVED, NOT_RESULTS):
         for entry, listed in table.items():
-            printed = {n for names, text in blocks() if entry in names for n in numbers(text)}
+            texts = [text for names, text in blocks() if entry in names]
+            printed = {n for text in texts for n in numbers(text)}
+            printed |= {f"{n} at {s} = {v}" for text in texts for n, s, v in bound_numbers(text)}
             unused = set(listed) - printed
             assert not unused, f"{entry}: listed, not in its blocks: {unused}"
     # a paragraph or item that opens with a recorded entry's name in bold is marked

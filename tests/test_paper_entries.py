@@ -11,6 +11,7 @@ import torch
 from vaecollapse.core.data import gaussian_with_spectrum, synthetic_dataset
 from vaecollapse.core.models import VAE, VAEConfig
 from vaecollapse.core.theory import ppca_closed_form, vae_spectrum
+from vaecollapse.reproductions.claims import Claim
 from vaecollapse.reproductions.he2019.lagging_inference import (
     aggressive_phase,
     information_gain,
@@ -20,6 +21,7 @@ from vaecollapse.reproductions.lucas2019.ppca_equivalence import (
     CHECK_EVERY,
     CONVERGED,
     REACHED,
+    check_converged,
     converged_ppca,
     exact_elbo,
     reached_at,
@@ -85,6 +87,14 @@ def test_the_stopping_rule_reads_the_change_since_the_snapshot_one_stage_before(
     assert stopping_change(fast) == pytest.approx(2 * CONVERGED) and 2 * CONVERGED > CONVERGED
     assert stopping_change(rows((CHECK_EVERY, 5.0), (2 * CHECK_EVERY - 1, 5.0))) == math.inf
     assert stopping_change(rows((2 * CHECK_EVERY, 6.0), (3 * CHECK_EVERY, 5.0))) == 1.0
+
+
+def test_the_stopping_rule_holds_only_for_a_run_it_stopped_before_the_cap() -> None:
+    claim = Claim("converged")
+    check_converged(claim, "met: ", CONVERGED / 2, 3000, 20000)
+    assert claim.holds and claim.checks[0].gap == 17000
+    check_converged(claim, "capped: ", 2 * CONVERGED, 20000, 20000)  # the cap stopped it
+    assert not claim.checks[1].holds and not claim.holds
 
 
 def test_a_run_stopped_short_of_the_rule_goes_on_from_where_it_stopped(tmp_path) -> None:

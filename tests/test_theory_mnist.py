@@ -10,6 +10,7 @@ import pytest
 from vaecollapse.core.data import load_dataset
 from vaecollapse.core.theory import cvae_spectrum, vae_spectrum
 from vaecollapse.core.theory.thresholds import mhvae_thresholds
+from vaecollapse.reproductions.dang2024.linear_mhvae import threshold_comparison
 
 KS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -50,6 +51,11 @@ def test_only_fig6bs_first_four_beta2_values_are_collapse_thresholds(mnist_dir: 
     for k in (16, 32, 64):
         assert theta[k - 1] < 1
         assert all(r["active"] for r in mhvae_thresholds(spectrum, 64, 64, beta2=theta[k - 1]))
+    # fig6b's comparison says the same of the paper's seven values
+    ks = (1, 2, 4, 8, 16, 32, 64)
+    told = threshold_comparison(ks, [float(theta[k - 1]) for k in ks])
+    assert told.ours.startswith("k = 1, 2, 4, 8; not k = 16, 32, 64")
+    assert told.agreement == "3 of the 7 are not"
 
 
 @pytest.mark.parametrize(("digit", "text"), [(1, "6.41"), (9, "13.42"), (7, "18.64")])

@@ -113,6 +113,7 @@ def fig6b(ctx: Context) -> EntryResult:
             [r["observed_active_z2"] for r in rows],
         ),
         split_count_comparison(rows, "predicted_active_z2", "observed_active_z2_at_split"),
+        threshold_comparison(ks, [r["beta2"] for r in rows]),
         Comparison(
             "β2·KL(z2) at β2 = θ_1",
             "→ 0 (complete collapse of z2)",
@@ -126,6 +127,22 @@ def fig6b(ctx: Context) -> EntryResult:
         comparisons=comparisons,
         figures=[figure_path],
         train_seconds=total_train_seconds(outcomes.values()),
+    )
+
+
+def threshold_comparison(ks: tuple[int, ...], thetas: list[float]) -> Comparison:
+    """Which of the β2 = θ_k are collapse thresholds: with σ1 = β1 = η_dec = 1 mode k of z2
+    collapses once β2 ≥ max(θ_k, 1) (docs/theory.md), so a θ_k below 1 marks no collapse."""
+    below = [k for k, theta in zip(ks, thetas, strict=True) if theta < 1]
+    above = [k for k in ks if k not in below]
+    ours = f"k = {', '.join(map(str, above))}" if above else "none"
+    if below:
+        ours += f"; not k = {', '.join(map(str, below))} (θ_k < 1: every mode stays active there)"
+    return Comparison(
+        "β2 values that are collapse thresholds (β2* = max(θ_k, 1) at σ1 = β1 = η_dec = 1)",
+        "each θ_k listed as a threshold",
+        ours,
+        f"{len(below)} of the {len(ks)} are not" if below else "agrees",
     )
 
 

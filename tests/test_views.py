@@ -14,6 +14,7 @@ from vaecollapse.core.data import (
     centered_view,
     digit_subset,
     load_dataset,
+    logit_view,
     principal_axes_view,
     quadrant_view,
 )
@@ -167,3 +168,21 @@ def test_the_principal_axes_diagonalise_the_second_moment_and_keep_a_linear_vaes
 
     with pytest.raises(InputError, match="pairs x with y"):
         principal_axes_view(load_dataset("digits-quadrant"))
+
+
+def test_the_logit_view_dequantises_each_pixel_within_its_own_level() -> None:
+    """Each pixel's logit maps back (sigmoid, then the squeeze undone) into its own level's
+    interval [v/L, (v+1)/L); the same seed gives the same view, another seed another; rows off
+    the grid are refused."""
+    digits = load_dataset("digits")
+    seen = logit_view(digits, levels=17)
+    levels = (digits.train.x.double() * 16).round()
+    back = (torch.sigmoid(seen.train.x.double()) - 1e-6) / (1 - 2e-6) * 17
+    assert (back >= levels - 1e-4).all() and (back < levels + 1 + 1e-4).all()
+    inside = back - levels  # where in its level each pixel fell: spread over the whole interval
+    assert inside.min() < 0.01 and inside.max() > 0.99 and abs(inside.mean() - 0.5) < 0.01
+    assert torch.equal(logit_view(digits, levels=17).train.x, seen.train.x)
+    assert not torch.equal(logit_view(digits, levels=17, seed=1).train.x, seen.train.x)
+    assert seen.test is not None and seen.test.x.shape == digits.test.x.shape
+    with pytest.raises(InputError, match="not on that grid"):
+        logit_view(digits, levels=256)

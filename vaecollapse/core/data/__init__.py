@@ -15,6 +15,7 @@ from vaecollapse.core.data.userfiles import load_user_file, validate_matrix
 from vaecollapse.core.data.views import (
     centered_view,
     digit_subset,
+    logit_view,
     principal_axes_view,
     quadrant_mask,
     quadrant_view,
@@ -38,6 +39,7 @@ __all__ = [
     "load_dataset",
     "load_user_file",
     "locate",
+    "logit_view",
     "minibatch_indices",
     "minibatches",
     "principal_axes_view",

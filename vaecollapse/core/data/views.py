@@ -1,5 +1,5 @@
-"""Views of a data set: the quadrant task, single-digit subsets, centring, principal axes,
-second-moment rows. Each returns a copy."""
+"""Views of a data set: the quadrant task, single-digit subsets, centring, the logit transform,
+principal axes, second-moment rows. Each returns a copy."""
 
 from __future__ import annotations
 
@@ -82,6 +82,48 @@ def centered_view(dataset: Dataset) -> Dataset:
 
     test = None if dataset.test is None else center(dataset.test)
     return replace(dataset, train=center(dataset.train), test=test, centered=True, spec=None)
+
+
+def logit_view(dataset: Dataset, levels: int, alpha: float = 1e-6, seed: int = 0) -> Dataset:
+    """Dequantised images in logit space, as density models of images take them (Dinh et al.,
+    Papamakarios et al.): each pixel ``v/(levels − 1)`` on a grid of ``levels`` becomes
+    ``u = (v + noise)/levels`` with uniform noise, then ``logit(alpha + (1 − 2·alpha)·u)``. The
+    noise is drawn from ``seed``, the training split's first, so the view is the same on every
+    call."""
+    scale = levels - 1
+
+    def on_grid(part: Split) -> torch.Tensor:
+        steps = part.x.double() * scale
+        if (steps - steps.round()).abs().max() > 1e-4 or steps.min() < 0 or steps.max() > scale:
+            raise InputError(
+                f"The logit view dequantises pixels on a grid of {levels} levels in [0, 1], but "
+                f"the rows of '{dataset.name}' are not on that grid. Give the number of levels "
+                "the images were stored with (256 for 8-bit images)."
+            )
+        return steps.round()
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def transform(part: Split) -> Split:
+        grid = on_grid(part)
+        noise = torch.rand(grid.shape, generator=generator, dtype=torch.float64)
+        squeezed = alpha + (1 - 2 * alpha) * (grid + noise) / levels
+        logits = torch.log(squeezed) - torch.log1p(-squeezed)
+        return Split(logits.to(part.x.dtype), part.y, part.labels)
+
+    train = transform(dataset.train)
+    test = None if dataset.test is None else transform(dataset.test)
+    return replace(
+        dataset,
+        name=f"{dataset.name}-logit",
+        train=train,
+        test=test,
+        spec=None,
+        notes=(
+            *dataset.notes,
+            f"dequantised ({levels} levels) and logit-transformed, α = {alpha:g}",
+        ),
+    )
 
 
 def principal_axes_view(dataset: Dataset) -> Dataset:

@@ -21,6 +21,14 @@ from vaecollapse.reproductions.registry import by_paper
 
 from .stand_ins import write_cifar_stand_in
 
+# Entries whose claim is a paper's statement that their quick run contradicts, with the check
+# that contradicts it: the test asserts that it fails, and only it.
+CONTRADICTED_QUICK = {
+    # the report: neither encoder recovers pPCA's log-likelihood; on the digits the linear and
+    # the one-layer MLP encoder end within 0.1 nats of it
+    "lucas-encoders": ("linear encoder: final gap", "mlp encoder: final gap"),
+}
+
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_quick_entry_holds_its_claim(name: str, tmp_path: Path, request) -> None:
@@ -32,7 +40,12 @@ def test_quick_entry_holds_its_claim(name: str, tmp_path: Path, request) -> None
         if "mnist" in entry.data:
             request.getfixturevalue("mnist_dir")  # fails, never skips, when MNIST is missing
         result = run_entry(name, tmp_path, quick=True)
-    assert result.claim_holds, f"{name}: {result.margin}; {result.comparisons}"
+    if name in CONTRADICTED_QUICK:
+        failed = [c for c in result.checks if "(FAILS" in c]
+        assert not result.claim_holds and len(failed) == len(CONTRADICTED_QUICK[name]), failed
+        assert all(any(f"] {label}" in c for c in failed) for label in CONTRADICTED_QUICK[name])
+    else:
+        assert result.claim_holds, f"{name}: {result.margin}; {result.comparisons}"
     assert result.margin, "the claim states no checks"
     directory = tmp_path / name
     table = (directory / "comparison.md").read_text()
@@ -41,7 +54,7 @@ def test_quick_entry_holds_its_claim(name: str, tmp_path: Path, request) -> None
     rows = list(csv.DictReader((directory / "results.csv").read_text().splitlines()))
     assert rows and all(p.stat().st_size > 0 for p in result.figures)
     outcome = json.loads((directory / "result.json").read_text())
-    assert outcome["mode"] == "quick" and outcome["claim_holds"] is True
+    assert outcome["mode"] == "quick" and outcome["claim_holds"] is result.claim_holds
     # the synthetic entries optimise the theory's objective directly, and dai-prop1 computes its
     # energy and Hessian exactly: no model is trained
     assert result.train_seconds > 0 or name.endswith("-synthetic") or name == "dai-prop1"

@@ -26,7 +26,7 @@ from torch import nn
 
 from vaecollapse.core.data import Dataset
 from vaecollapse.core.data.dataset import Split
-from vaecollapse.core.data.views import centered_view, principal_axes_view
+from vaecollapse.core.data.views import centered_view, logit_view, principal_axes_view
 from vaecollapse.core.diagnostics.plots import new_figure, save_figure
 from vaecollapse.core.models.factory import load_run_model
 from vaecollapse.core.rundir import completed_epochs
@@ -127,12 +127,17 @@ def train_converged(
     return history, snapshots
 
 
-def first_rows(ctx: Context, source: str) -> Dataset:
+LEVELS = {"mnist": 256, "digits": 17}  # the grey levels each source's images are stored with
+
+
+def first_rows(ctx: Context, source: str, logit: bool = False) -> Dataset:
     """The first ``ROWS`` training images, centred on their own mean (pPCA's μ; the linear
-    model has no bias), as a training split alone."""
+    model has no bias), as a training split alone; ``logit``: dequantised and in logit space
+    first (``logit_view``), the preprocessing the report's Fig. 5 follows."""
     full = load(ctx, source)
-    rows = Split(full.train.x[:ROWS])
-    return centered_view(replace(full, name=f"{full.name}-first-{ROWS}", train=rows, test=None))
+    rows = replace(full, name=f"{full.name}-first-{ROWS}", train=Split(full.train.x[:ROWS]),
+                   test=None)  # fmt: skip
+    return centered_view(logit_view(rows, LEVELS[source]) if logit else rows)
 
 
 def exact_elbo(model: nn.Module, dataset: Dataset) -> dict:
@@ -487,14 +492,17 @@ ENCODER_WIDTH = {"quick": 64, "full": 256}  # hidden units of the MLP encoders
 
 @register(
     "lucas-encoders",
-    "linear, MLP and deeper MLP encoders over one linear decoder: none exceeds pPCA",
-    CONVENTION + " Every encoder's variance is learnable and data-independent, as the linear one.",
+    "linear, MLP and deeper MLP encoders over one linear decoder, on the report's logit-space "
+    "images: none exceeds pPCA, none recovers it",
+    CONVENTION + " Every encoder's variance is learnable and data-independent, as the linear one."
+    " The images are dequantised and logit-transformed (α = 1e-6), as the report's Fig. 5.",
     paper=LUCAS2019,
     data=("mnist",),
+    revision=2,
 )
 def lucas_encoders(ctx: Context) -> EntryResult:
     chosen = setting(ctx)
-    dataset = first_rows(ctx, chosen.source)
+    dataset = first_rows(ctx, chosen.source, logit=True)
     training = replace(chosen.training, analytic=True)
     stages = sorted({round(e) for e in np.geomspace(1, training.epochs, SNAPSHOTS)})
     likelihood, snapshots, seconds = ppca_runs(ctx, chosen, dataset, stages, ("analytic",))
@@ -512,8 +520,9 @@ def lucas_encoders(ctx: Context) -> EntryResult:
         seconds += sum(record["seconds"] for record in history)
     slack = ROUNDING * abs(likelihood)
     claim = Claim(
-        "no encoder's ELBO is above pPCA's exact log-likelihood (the linear decoder's best), and "
-        f"the linear encoder's reaches it within {REACHED:g} nats"
+        "as the report's Fig. 5 says: no encoder's ELBO is above pPCA's exact log-likelihood (the "
+        f"linear decoder's best) and none recovers it, each ending more than {REACHED:g} nats "
+        f"short after {training.epochs} steps"
     )
     for label, rows in snapshots.items():
         highest = max(row["elbo"] for row in rows)
@@ -521,11 +530,20 @@ def lucas_encoders(ctx: Context) -> EntryResult:
             f"{label} encoder: highest ELBO of any snapshot, against the log-likelihood",
             highest, likelihood + slack, "{:.6f}", scale=REACHED,
         )  # fmt: skip
-    linear_gap = likelihood - snapshots["linear"][-1]["elbo"]
-    claim.less(
-        f"linear encoder: final gap to the optimum (nats), against {REACHED:g}",
-        linear_gap, REACHED, scale=REACHED,
-    )  # fmt: skip
+        claim.greater(
+            f"{label} encoder: final gap to the optimum (nats), against {REACHED:g}",
+            likelihood - rows[-1]["elbo"], REACHED, scale=REACHED,
+        )  # fmt: skip
+    # ours, beside the report's: the linear encoder on the same images, trained to convergence
+    converged = converging(ctx)
+    axes = principal_axes_view(dataset)
+    _, start = linear_vae(axes, converged.latent_dim)
+    history, to_convergence = train_converged(
+        ctx, run_group(converged, axes, "analytic"), axes, start, converged.training
+    )
+    seconds += sum(record["seconds"] for record in history)
+    snapshots["linear, to convergence"] = to_convergence
+    converged_gap = likelihood - to_convergence[-1]["elbo"]
     comparisons = [
         Comparison(
             f"{label} encoder: ELBO at epoch {rows[-1]['epoch']} vs pPCA log-likelihood (nats)",
@@ -536,7 +554,17 @@ def lucas_encoders(ctx: Context) -> EntryResult:
             else "at most the optimum",
         )
         for label, rows in snapshots.items()
+        if label in ENCODERS
     ]
+    comparisons.append(
+        Comparison(
+            "ours: the linear encoder on the principal axes of the same images, trained until "
+            f"its ELBO moves by less than {CONVERGED:g} nats in {CHECK_EVERY} steps",
+            "not run by the report; the linear encoder's optimum is pPCA's (Lucas et al.)",
+            f"gap {converged_gap:.3g} at step {to_convergence[-1]['epoch']}",
+            "recovers it" if converged_gap < REACHED else f"not within {REACHED:g}",
+        )
+    )
     named = {f"{label} encoder": rows for label, rows in snapshots.items()}
     return _gaps_result(ctx, "lucas-encoders", claim, named, likelihood, comparisons, seconds)
 

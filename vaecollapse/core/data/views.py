@@ -134,7 +134,9 @@ def principal_axes_view(dataset: Dataset) -> Dataset:
     log-likelihood and every per-sample KL are what they are on the data, and the rows stay the
     data's (a one-sample ELBO sees the same noise). What changes is the optimiser's view: a
     per-coordinate method (Adam, RMSprop, Rprop) scales its steps along the modes instead of
-    along the pixels. Needs unpaired data: rotating [x, y] together would mix input and target."""
+    along the pixels. Needs unpaired data: rotating [x, y] together would mix input and target.
+    Each axis's sign is the eigensolver's (torch's LAPACK), so the view is fixed for the pinned
+    torch build, not across builds."""
     if dataset.train.y is not None:
         raise InputError(
             f"The principal-axes view rotates x alone, but '{dataset.name}' pairs x with y: a "

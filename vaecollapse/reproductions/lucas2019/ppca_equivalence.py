@@ -270,8 +270,8 @@ def lucas_ppca(ctx: Context) -> EntryResult:
         f"the linear VAE's ELBO is within {REACHED:g} nats of pPCA's exact log-likelihood and "
         "never above it (float64)"
     )
-    cap = ctx.epochs or chosen.training.epochs
-    check_converged(claim, "", stopping_change(analytic), final["epoch"], cap)
+    change = stopping_change(analytic)
+    check_converged(claim, "", change, final["epoch"], ctx.epochs or chosen.training.epochs)
     claim.less(
         f"final gap to the pPCA optimum (nats), against {REACHED:g}",
         likelihood - final["elbo"], REACHED, scale=REACHED,
@@ -299,7 +299,6 @@ def lucas_ppca(ctx: Context) -> EntryResult:
         axis.set_title(title)
         figure.colorbar(shown, ax=axis, fraction=0.046)
     path = save_figure(figure, ctx.out / "lucas-ppca.png")
-    change = stopping_change(analytic)
     comparisons = [
         Comparison(
             f"ELBO at epoch {final['epoch']} (its change over the last {CHECK_EVERY}: "
@@ -391,7 +390,8 @@ def speed_setting(ctx: Context) -> Setting:
     source, latent_dim, epochs = ("digits", 10, 4000) if ctx.quick else ("mnist", 200, 12000)
     training = TrainConfig(
         epochs=epochs, batch_size=ROWS, lr=1e-2, seed=0, lr_scheduler="CosineAnnealingLR",
-        lr_scheduler_args={"T_max": epochs}, checkpoint_every=SPEED_EVERY["quick"],
+        lr_scheduler_args={"T_max": epochs},
+        checkpoint_every=SPEED_EVERY["quick" if ctx.quick else "full"],
     )  # fmt: skip
     return Setting(source, latent_dim, training)
 
@@ -480,8 +480,8 @@ def _gaps_result(
     )
 
 
-# label -> the encoder over the same linear decoder (the linear one: the analytic run of
-# ``setting``, on the pixels)
+# label -> the encoder over the same linear decoder (the linear one: ``ppca_runs``' analytic run
+# on the same images)
 ENCODERS = {
     "linear": {},
     "mlp": {"backbone": "mlp", "linear_decoder": True, "depth": 1},

@@ -225,6 +225,9 @@ def test_epochs_asked_for_replace_the_entrys_and_a_later_call_resumes(tmp_path: 
     (tmp_path / "fig9").mkdir()
     (tmp_path / "fig9" / "comparison.md").write_text(text)
     outcome = {"mode": "full", "claim_holds": True, "seconds": 1, "train_seconds": 1, "epochs": 10}
+    (tmp_path / "fig9" / "result.json").write_text(json.dumps(outcome))  # no revision: the first
+    assert "| fig9 | full, 10 epochs, an earlier definition | holds |" in collect_report(tmp_path)
+    outcome["revision"] = REGISTRY["fig9"].revision
     (tmp_path / "fig9" / "result.json").write_text(json.dumps(outcome))
     assert "| fig9 | full, 10 epochs | holds |" in collect_report(tmp_path)
 

@@ -225,12 +225,6 @@ DERIVED: dict[str, dict[str, Derivation]] = {
     },
     "lucas-encoders": {"24": lambda r: len(r.column("epoch", run="linear encoder"))},
     "lucas-latent": {printed: latent_gap(size) for printed, size in LATENT_GAPS},
-    "lucas-ppca": {  # how far short of pPCA the ELBO ends, as a share of it
-        "4.3": lambda r: (
-            r.column("gap", run="analytic")[-1]
-            / r.column("ppca_log_likelihood", run="analytic")[-1]
-        ),
-    },
     "table3": {
         "0.1": lambda r: min(kl_above_paper(r)),
         "5.3": lambda r: max(kl_above_paper(r)),

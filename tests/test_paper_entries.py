@@ -20,6 +20,7 @@ from vaecollapse.reproductions.he2019.lagging_inference import (
 from vaecollapse.reproductions.lucas2019.ppca_equivalence import (
     CHECK_EVERY,
     CONVERGED,
+    LUCAS2019,
     REACHED,
     check_converged,
     converged_ppca,
@@ -27,7 +28,7 @@ from vaecollapse.reproductions.lucas2019.ppca_equivalence import (
     reached_at,
     stopping_change,
 )
-from vaecollapse.reproductions.registry import Context
+from vaecollapse.reproductions.registry import Context, by_paper, run_entry
 from vaecollapse.studies.remedy_bench import RunResult, summarise
 
 
@@ -95,6 +96,14 @@ def test_the_stopping_rule_holds_only_for_a_run_it_stopped_before_the_cap() -> N
     assert claim.holds and claim.checks[0].gap == 17000
     check_converged(claim, "capped: ", 2 * CONVERGED, 20000, 20000)  # the cap stopped it
     assert not claim.checks[1].holds and not claim.holds
+
+
+def test_the_lucas_entries_share_one_output_folder(tmp_path) -> None:
+    """Every Lucas entry, run one after another into the same folder (cut at 2 steps), finds
+    its runs in the shared area without claiming a run directory another trained otherwise."""
+    for entry in by_paper()[LUCAS2019]:
+        result = run_entry(entry.name, tmp_path, quick=True, epochs=2)
+        assert result.train_seconds > 0 and (tmp_path / entry.name / "result.json").is_file()
 
 
 def test_a_run_stopped_short_of_the_rule_goes_on_from_where_it_stopped(tmp_path) -> None:

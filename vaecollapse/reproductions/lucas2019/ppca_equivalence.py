@@ -172,16 +172,19 @@ def ppca_runs(
     dataset: Dataset,
     stages: list[int],
     labels: tuple[str, ...] = tuple(RUNS),
+    prefix: str = "",
 ) -> tuple[float, dict[str, list[dict]], float]:
     """Train (or resume) the runs named (analytic and stochastic ELBO) in ``chosen`` on
-    ``dataset``, measured after each of ``stages``: (pPCA's exact log-likelihood per image,
-    {run: snapshots}, their training seconds)."""
+    ``dataset``, measured after each of ``stages``, each in the run group of its label after
+    ``prefix`` (an entry whose runs train otherwise than another's on the same data needs its
+    own): (pPCA's exact log-likelihood per image, {run: snapshots}, their training seconds)."""
     likelihood, model = linear_vae(dataset, chosen.latent_dim)
     snapshots, seconds = {}, 0.0
     for label in labels:
         training = replace(chosen.training, analytic=RUNS[label])
         history, snapshots[label] = train_with_snapshots(
-            ctx, run_group(chosen, dataset, label), "vae", dataset, model, training, stages,
+            ctx, run_group(chosen, dataset, prefix + label), "vae", dataset, model, training,
+            stages,
             measure=exact_elbo,
         )  # fmt: skip
         seconds += sum(record["seconds"] for record in history)
@@ -411,7 +414,7 @@ def lucas_elbo(ctx: Context) -> EntryResult:
     every, epochs = SPEED_EVERY[mode], chosen.training.epochs
     early = {round(e) for e in np.geomspace(1, every, 8)}
     stages = sorted(early | set(range(every, epochs + 1, every)))
-    likelihood, snapshots, seconds = ppca_runs(ctx, chosen, dataset, stages)
+    likelihood, snapshots, seconds = ppca_runs(ctx, chosen, dataset, stages, prefix="speed-")
     levels = SPEED_LEVELS[mode]
     claim = Claim(
         f"trained alike ({epochs} steps), the one-sample ELBO comes within each of "

@@ -359,6 +359,10 @@ def test_a_claim_names_its_tightest_check_with_the_numbers() -> None:
     claim = Claim("x")
     assert not claim.holds  # a claim with no checks asserts nothing
     assert claim.greater("wide", 10.0, 1.0) and claim.less("narrow", 0.99, 1.0)
+    # "at most": a tie holds where "less" is not strict, and fails where it is
+    at_most = Claim("at most")
+    assert at_most.less("tie", 2.0, 2.0, strict=False) and not Claim("z").less("t", 2.0, 2.0)
+    assert "2 ≤ 2" in at_most.checks[-1].describe()
     assert claim.monotone("steps", [3.0, 2.0, 2.0], increasing=False)  # a tie is allowed
     assert claim.holds and claim.tightest.label == "steps"
     assert claim.margin() == "tightest check — steps: 3, 2, 2 falls (holds by 0, 0.00%)"

@@ -76,16 +76,26 @@ class Claim:
         bound: float,
         fmt: str = "{:.4g}",
         scale: float | None = None,
+        strict: bool = True,
     ) -> bool:
-        """``value < bound`` (``scale`` as in :meth:`greater`)."""
-        numbers = f"{fmt.format(value)} < {fmt.format(bound)}"
-        return self._inequality(label, float(bound) - float(value), numbers, value, bound, scale)
+        """``value < bound`` (``value ≤ bound`` when not ``strict``: a claim of "at most"), and
+        ``scale`` as in :meth:`greater`."""
+        numbers = f"{fmt.format(value)} {'<' if strict else '≤'} {fmt.format(bound)}"
+        gap = float(bound) - float(value)
+        return self._inequality(label, gap, numbers, value, bound, scale, strict)
 
     def _inequality(
-        self, label: str, gap: float, numbers: str, value: float, bound: float, scale: float | None
+        self,
+        label: str,
+        gap: float,
+        numbers: str,
+        value: float,
+        bound: float,
+        scale: float | None,
+        strict: bool = True,
     ) -> bool:
         size = max(abs(float(value)), abs(float(bound))) if scale is None else scale
-        self.checks.append(Check(label, gap, size, numbers))
+        self.checks.append(Check(label, gap, size, numbers, strict))
         return self.checks[-1].holds
 
     def monotone(

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from vaecollapse.reproductions.paper_pages import COMMAND, page_name, paper_pages
-from vaecollapse.reproductions.registry import REGISTRY, by_paper, collect_report, outcome_mode
+from vaecollapse.reproductions.registry import (
+    REGISTRY,
+    by_paper,
+    collect_report,
+    of_earlier_definition,
+    outcome_mode,
+)
 
 from .conftest import REPO_ROOT
 
@@ -87,7 +93,7 @@ def test_a_recorded_entry_stands_on_its_papers_page_with_its_verdict(name: str) 
         if line.startswith(f"| {name} |")
     ]
     verdict = "**holds**" if result["claim_holds"] else "**does not hold**"
-    if result.get("revision", 1) < REGISTRY[name].revision:
+    if of_earlier_definition(REGISTRY[name], result):
         verdict += " (an earlier definition)"
     assert len(rows) == 1 and f"| {verdict} |" in rows[0]
     assert f"(../records/{name}/comparison.md)" in rows[0]

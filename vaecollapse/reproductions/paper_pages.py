@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from vaecollapse.core.fileio import write_text_atomic
-from vaecollapse.reproductions.registry import Entry, by_paper
+from vaecollapse.reproductions.registry import Entry, by_paper, of_earlier_definition
 
 COMMAND = "python -m vaecollapse.reproductions.paper_pages --write docs/papers"
 
@@ -45,7 +45,7 @@ def _row(entry: Entry, result: dict | None, records: Path) -> str:
         return f"| {entry.name} | {_cell(entry.title)} | no full run recorded | | |"
     claim = _claim((records / entry.name / "comparison.md").read_text(encoding="utf-8"))
     verdict = "**holds**" if result["claim_holds"] else "**does not hold**"
-    if result.get("revision", 1) < entry.revision:
+    if of_earlier_definition(entry, result):
         verdict += " (an earlier definition)"
     link = f"[record](../records/{entry.name}/comparison.md)"
     return (

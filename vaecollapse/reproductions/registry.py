@@ -320,10 +320,15 @@ def read_outcome(out: Path, entry: Entry, folder: str) -> dict:
     return outcome
 
 
+def of_earlier_definition(entry: Entry, outcome: dict) -> bool:
+    """Whether an entry's ``result.json`` ran an earlier definition of it (a result without a
+    revision is of the first)."""
+    return outcome.get("revision", 1) < entry.revision
+
+
 def outcome_mode(entry: Entry, outcome: dict) -> str:
     """How an entry's ``result.json`` ran, as the status tables say it: its mode, data set,
-    epochs and seed when not its own, and whether it ran an earlier definition of the entry (a
-    result without a revision is of the first)."""
+    epochs and seed when not its own, and whether it ran an earlier definition of the entry."""
     mode = outcome["mode"]
     if outcome.get("dataset") is not None:
         mode += f", on {outcome['dataset']}"
@@ -331,7 +336,7 @@ def outcome_mode(entry: Entry, outcome: dict) -> str:
         mode += f", {outcome['epochs']} epochs"
     if outcome.get("seed") is not None:
         mode += f", seed {outcome['seed']}"
-    if outcome.get("revision", 1) < entry.revision:
+    if of_earlier_definition(entry, outcome):
         mode += ", an earlier definition"
     return mode
 

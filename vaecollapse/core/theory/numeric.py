@@ -72,7 +72,7 @@ TORCH_LBFGS_ABOVE = 20_000
 NEWTON_MAX_PARAMS = 1000
 
 
-def _minimise(
+def minimise(
     loss_of: Callable[..., torch.Tensor],
     params: list[torch.Tensor],
     options: SolverOptions,
@@ -87,7 +87,7 @@ def _minimise(
     if not polish:
         return _minimise_scipy(loss_fn, params, options, rounds=1)
     if n > TORCH_LBFGS_ABOVE:
-        return _minimise_torch(loss_fn, params, options)
+        return minimise_torch(loss_fn, params, options)
     if n <= NEWTON_MAX_PARAMS:
         _minimise_scipy(loss_fn, params, options, rounds=3)
         return _newton_polish(loss_of, params)
@@ -136,9 +136,13 @@ def _newton_polish(
     return value
 
 
-def _minimise_torch(
+def minimise_torch(
     loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], options: SolverOptions
 ) -> float:
+    """torch's L-BFGS (strong Wolfe) on ``loss_fn()`` over ``params`` in place, at most
+    ``10 · options.max_iter`` iterations, until the gradient's largest entry is under 1e-9;
+    returns the final loss. Its two-loop recursion is vectorised, so it suits problems with many
+    parameters."""
     optimizer = torch.optim.LBFGS(
         params,
         lr=1.0,
@@ -255,7 +259,7 @@ def _best_of(
     for start in range(starts):
         generator = torch.Generator().manual_seed(options.seed + start)
         loss_of, params = build(generator)
-        value = _minimise(loss_of, params, options, polish)
+        value = minimise(loss_of, params, options, polish)
         values.append(value)
         ranked = sorted(
             [*ranked, (value, [p.detach().clone() for p in params])], key=lambda r: r[0]

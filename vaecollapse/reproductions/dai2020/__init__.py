@@ -2,6 +2,7 @@
 and autoencoders and VAEs of growing depth."""
 
 from vaecollapse.reproductions.dai2020 import (  # noqa: F401  (register their entries)
+    decoder_covariance,
     decoder_variance,
     depth,
     soft_threshold,

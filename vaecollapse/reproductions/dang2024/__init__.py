@@ -8,4 +8,5 @@ from vaecollapse.reproductions.dang2024 import (  # noqa: F401  (register their 
     linear_mhvae,
     matrix_objective,
     mhvae_sweeps,
+    samplewise_variance,
 )

@@ -74,11 +74,13 @@ def test_per_sample_variances_make_the_objective_depend_on_each_sample_alone() -
     torch.testing.assert_close(after[1:], before[1:], rtol=0, atol=0)
 
 
-def _problem(model: str, levels: tuple[int, ...], per_sample: tuple[bool, ...], betas) -> Problem:
+def _problem(
+    conditional: bool, levels: tuple[int, ...], per_sample: tuple[bool, ...], betas
+) -> Problem:
     """A Problem holding only what formula_stds reads (its shared optimum is a stand-in)."""
     spectrum = vae_spectrum(np.eye(D))
     return Problem(
-        label=model, model=model, shapes=(), levels=levels, per_sample=per_sample,
+        label="stand-in", conditional=conditional, shapes=(), levels=levels, per_sample=per_sample,
         losses=lambda m, v: torch.zeros(()), shared=vae_closed_form(spectrum, 1), betas=betas,
         eta_enc=ETA_ENC, eta_dec=ETA_DEC,
     )  # fmt: skip
@@ -99,7 +101,7 @@ def test_formula_stds_are_where_each_samples_gradient_vanishes(per_sample) -> No
     encoders = [_random(dims[i + 1], dims[i], seed=40 + i) for i in range(len(levels))]
     decoders = [_random(dims[i], dims[i + 1], seed=50 + i) for i in range(len(levels))]
     betas = (0.6, 2.5)[: len(levels)]
-    problem = _problem("chain", levels, per_sample, betas)
+    problem = _problem(False, levels, per_sample, betas)
     stds = iter(formula_stds(problem, encoders + decoders))
     x = _random(N, D, seed=9)
     logs = [
@@ -122,7 +124,7 @@ def test_cvae_formula_stds_are_where_each_samples_gradient_vanishes() -> None:
     x, y, d = _random(N, D, seed=1), _random(N, DY, seed=2), 3
     maps = [_random(d, D, seed=3), _random(d, DY, seed=4)]
     maps += [_random(DY, d, seed=5), _random(DY, D, seed=6)]
-    (std,) = formula_stds(_problem("cvae", (d,), (True,), (1.9,)), maps)
+    (std,) = formula_stds(_problem(True, (d,), (True,), (1.9,)), maps)
     log = torch.log(torch.as_tensor(std, dtype=DTYPE) ** 2).expand(N, -1).clone()
     log.requires_grad_()
     _stationary(lambda v: cvae_losses(x, y, *maps, v[0], 1.9, ETA_ENC, ETA_DEC), [log])

@@ -1,12 +1,13 @@
 """vaecollapse: predict, detect, explain and fix posterior collapse in VAEs, CVAEs and
 hierarchical VAEs — this toolkit's models and anyone's.
 
-The public API: :func:`diagnose` (any VAE on any data), :class:`CollapseMonitor` (a live monitor
-for any training loop), :func:`as_latent_model` (a user's model under the latent-model
-protocol), :func:`predict` (the linear theory's collapse prediction), :func:`train` with
-:class:`TrainConfig` and the model configurations :class:`VAEConfig`, :class:`CVAEConfig` and
-:class:`MHVAEConfig`, the remedies for a hand-written loop (:class:`KLSchedule`,
-:func:`free_bits`, :func:`aggressive_steps`), :func:`load_dataset`, and the errors.
+The public API: :func:`diagnose` (any VAE on any data), :func:`diagnose_codebook` (a discrete
+latent's codebook use), :class:`CollapseMonitor` (a live monitor for any training loop),
+:func:`as_latent_model` (a user's model under the latent-model protocol), :func:`predict` (the
+linear theory's collapse prediction), :func:`train` with :class:`TrainConfig` and the model
+configurations :class:`VAEConfig`, :class:`CVAEConfig` and :class:`MHVAEConfig`, the remedies for
+a hand-written loop (:class:`KLSchedule`, :func:`free_bits`, :func:`aggressive_steps`),
+:func:`load_dataset`, and the errors.
 
 The package is layered, each layer importing only from those below it: ``core`` (data, models,
 objectives, the latent-model protocol, theory, diagnostics with the adapters and the monitor),
@@ -35,6 +36,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 # Loaded on first use, so that `import vaecollapse` (and every CLI start) stays light.
 _LAZY = {
     "diagnose": "vaecollapse.core.diagnostics",
+    "diagnose_codebook": "vaecollapse.core.codebook",
     "CollapseMonitor": "vaecollapse.core.monitor",
     "as_latent_model": "vaecollapse.core.adapters",
     "predict": "vaecollapse.core.theory",
@@ -77,6 +79,7 @@ __all__ = [
     "aggressive_steps",
     "as_latent_model",
     "diagnose",
+    "diagnose_codebook",
     "free_bits",
     "load_dataset",
     "predict",

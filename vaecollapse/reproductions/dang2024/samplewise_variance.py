@@ -145,7 +145,7 @@ class Problem:
     hyper-parameters, and the shared-Σ optimum it is compared with."""
 
     label: str
-    model: str  # "chain" (VAE or two-level MHVAE) or "cvae"
+    conditional: bool  # the CVAE's maps W1, W2, U1, U2, else a chain (VAE or two-level MHVAE)
     shapes: tuple[tuple[int, int], ...]
     levels: tuple[int, ...]  # latent size of every level
     per_sample: tuple[bool, ...]  # per level: Σ_i learnable per sample, or fixed
@@ -223,7 +223,7 @@ def formula_stds(problem: Problem, maps: list[torch.Tensor]) -> list[np.ndarray]
     weights with which dimension j's noise enters the reconstructions below it and the KL above
     it (docs/theory.md)."""
     betas, eta_enc, eta_dec = problem.betas, problem.eta_enc, problem.eta_dec
-    if problem.model == "cvae":
+    if problem.conditional:
         u1 = maps[2]
         curvature = _column_norms(u1) / eta_dec**2 + betas[0] / eta_enc**2
         return [np.sqrt((betas[0] / curvature).numpy())]
@@ -289,7 +289,8 @@ def problems(ctx: Context) -> list[Problem]:
     whiten = _whitening(x)
     rank, dim = whiten.shape
     vae = Problem(
-        label="vae", model="chain", shapes=((d, rank), (dim, d)), levels=(d,), per_sample=(True,),
+        label="vae", conditional=False, shapes=((d, rank), (dim, d)), levels=(d,),
+        per_sample=(True,),
         losses=lambda m, v: chain_losses(x, [m[0] @ whiten], m[1:], v, (1.0,), 1.0, eta),
         shared=vae_closed_form(spectrum, d, eta_dec=eta), betas=(1.0,), eta_enc=1.0,
         eta_dec=eta,
@@ -307,14 +308,14 @@ def problems(ctx: Context) -> list[Problem]:
                            1.0, cvae_eta)  # fmt: skip
 
     conditional_problem = Problem(
-        label="cvae", model="cvae", shapes=((d, rx), (d, ry), (dy, d), (dy, rx)), levels=(d,),
+        label="cvae", conditional=True, shapes=((d, rx), (d, ry), (dy, d), (dy, rx)), levels=(d,),
         per_sample=(True,), losses=cvae,
         shared=cvae_closed_form(conditional, d, eta_dec=cvae_eta), betas=(1.0,), eta_enc=1.0,
         eta_dec=cvae_eta,
     )  # fmt: skip
     half, betas = d // 2, (1.0, 1.0)
     hierarchy = {
-        "model": "chain", "shapes": ((half, rank), (half, half), (dim, half), (half, half)),
+        "conditional": False, "shapes": ((half, rank), (half, half), (dim, half), (half, half)),
         "levels": (half, half), "betas": betas, "eta_enc": 1.0, "eta_dec": eta,
         "losses": lambda m, v: chain_losses(x, [m[0] @ whiten, m[1]], m[2:], v, betas, 1.0, eta),
     }  # fmt: skip

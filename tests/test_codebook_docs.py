@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .conftest import REPO_ROOT
 
+EPOCHS = re.compile(r"^epoch (\d): (\d+) codes used$", flags=re.MULTILINE)
 COLLAPSE = re.compile(
     r"^4 of 512 codes used .* 508 dead .*\nper position \(4\): 1 to 1 codes used.*\n"
     r".*the dead codes sit (\d+(\.\d+)?)× as far from the data",
@@ -40,9 +41,14 @@ def _run(code: str, tmp_path: Path) -> str:
 
 
 def test_the_example_shows_a_collapsed_codebook_with_stranded_dead_codes(tmp_path: Path) -> None:
-    found = COLLAPSE.search(_run(_example(), tmp_path))
+    out = _run(_example(), tmp_path)
+    found = COLLAPSE.search(out)
     assert found, "the example no longer prints a codebook collapsed to one code a position"
     assert float(found.group(1)) > 100
+    used = [int(count) for _, count in EPOCHS.findall(out)]
+    assert len(used) == 5 and used[-1] == 4 and max(used) < 512 // 4  # it falls within epochs
+    records = (tmp_path / "codebook.jsonl").read_text().splitlines()
+    assert len(records) == 5
 
 
 def test_the_pages_remedy_keeps_every_code_in_use(tmp_path: Path) -> None:

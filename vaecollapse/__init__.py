@@ -2,12 +2,12 @@
 hierarchical VAEs — this toolkit's models and anyone's.
 
 The public API: :func:`diagnose` (any VAE on any data), :func:`diagnose_codebook` (a discrete
-latent's codebook use), :class:`CollapseMonitor` (a live monitor for any training loop),
-:func:`as_latent_model` (a user's model under the latent-model protocol), :func:`predict` (the
-linear theory's collapse prediction), :func:`train` with :class:`TrainConfig` and the model
-configurations :class:`VAEConfig`, :class:`CVAEConfig` and :class:`MHVAEConfig`, the remedies for
-a hand-written loop (:class:`KLSchedule`, :func:`free_bits`, :func:`aggressive_steps`),
-:func:`load_dataset`, and the errors.
+latent's codebook use), :class:`CollapseMonitor` and :class:`CodebookMonitor` (live monitors for
+any training loop), :func:`as_latent_model` (a user's model under the latent-model protocol),
+:func:`predict` (the linear theory's collapse prediction), :func:`train` with :class:`TrainConfig`
+and the model configurations :class:`VAEConfig`, :class:`CVAEConfig` and :class:`MHVAEConfig`,
+the remedies for a hand-written loop (:class:`KLSchedule`, :func:`free_bits`,
+:func:`aggressive_steps`), :func:`load_dataset`, and the errors.
 
 The package is layered, each layer importing only from those below it: ``core`` (data, models,
 objectives, the latent-model protocol, theory, diagnostics with the adapters and the monitor),
@@ -37,6 +37,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 _LAZY = {
     "diagnose": "vaecollapse.core.diagnostics",
     "diagnose_codebook": "vaecollapse.core.codebook",
+    "CodebookMonitor": "vaecollapse.core.codebook",
     "CollapseMonitor": "vaecollapse.core.monitor",
     "as_latent_model": "vaecollapse.core.adapters",
     "predict": "vaecollapse.core.theory",
@@ -63,6 +64,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "CVAEConfig",
+    "CodebookMonitor",
     "CollapseMonitor",
     "CorruptDataError",
     "DataNotFoundError",

@@ -28,9 +28,9 @@ from vaecollapse.core.diagnostics.report import _check_settings, diagnose_model
 from vaecollapse.core.errors import InputError
 from vaecollapse.core.fileio import write_text_atomic
 from vaecollapse.core.logs import LOGGER
+from vaecollapse.core.tracking import AT_START, FLAGGED, Hysteresis, read_records, summary_writer
 
 DEFAULT_ROWS = 2048  # rows diagnosed at each update: enough for AU and MI, cheap next to an epoch
-TENSORBOARD_EXTRA = "pip install 'vaecollapse[tensorboard]'  (or: pip install tensorboard)"
 
 
 def monitored_rows(split_rows: int, split: str = "test") -> str:
@@ -75,19 +75,6 @@ class CollapseEvent:
             "" if self.confirmed_at == self.epoch else f"; held through epoch {self.confirmed_at}"
         )
         return f"dimension {j} of {name} {self.kind} at epoch {self.epoch} ({measured}{held})"
-
-
-@dataclass
-class _Dimension:
-    """One dimension's debounced state: ``collapsed`` since ``since``; a different raw state
-    seen ``pending`` checks in a row, from ``pending_since``."""
-
-    collapsed: bool
-    since: int
-    pending: int = 0
-    pending_since: int = 0
-    collapses: int = 0
-    revivals: int = 0
 
 
 class CollapseMonitor:
@@ -142,25 +129,14 @@ class CollapseMonitor:
         self.every, self.epsilon, self.delta = every, epsilon, delta
         self.patience, self.on_event, self.stop_when = patience, on_event, stop_when
         self.out = None if out is None else Path(out)
-        self.records: list[dict] = self._earlier_records()
-        self.writer = _summary_writer(tensorboard)
+        self.records: list[dict] = read_records(self.out)
+        self.writer = summary_writer(tensorboard)
         self.stop_reason: str | None = None
         self._replay()
 
-    def _earlier_records(self) -> list[dict]:
-        if self.out is None or not self.out.exists():
-            return []
-        try:
-            return [json.loads(line) for line in self.out.read_text().splitlines() if line]
-        except ValueError:
-            raise InputError(
-                f"{self.out} is not a monitor record (a line is not JSON); remove it or give "
-                "another out."
-            ) from None
-
     def _replay(self) -> None:
         """The debounced states and the stop rule's counts from the records kept so far."""
-        self.dimensions: dict[str, list[_Dimension]] = {}
+        self.dimensions: dict[str, Hysteresis] = {}
         self.collapsed_run: dict[str, int] = {}
         for record in self.records:
             self._advance(record["levels"], record["epoch"])
@@ -232,32 +208,13 @@ class CollapseMonitor:
             kl, below = level["kl_per_dim"], level["share_below_epsilon"]
             whole = len(raw) == len(kl) or level["kl_total"] < self.epsilon * len(kl)
             self.collapsed_run[name] = self.collapsed_run.get(name, 0) + 1 if whole else 0
-            states = self.dimensions.get(name)
-            if states is None:
-                self.dimensions[name] = [_Dimension(j in raw, epoch) for j in range(len(kl))]
-                events += [
-                    CollapseEvent(
-                        name, j, "collapsed-at-start", epoch, epoch, kl[j], below[j], self.epsilon
-                    )
-                    for j in sorted(raw)
-                ]
-                continue
-            for j, state in enumerate(states):
-                if (j in raw) == state.collapsed:
-                    state.pending = 0
-                    continue
-                if state.pending == 0:
-                    state.pending_since = epoch
-                state.pending += 1
-                if state.pending < self.patience:
-                    continue
-                state.collapsed, state.since, state.pending = j in raw, state.pending_since, 0
-                if state.collapsed:
-                    state.collapses += 1
-                else:
-                    state.revivals += 1
-                kind = "collapsed" if state.collapsed else "revived"
-                events.append(CollapseEvent(name, j, kind, state.since, epoch, kl[j], below[j],
+            tracked = self.dimensions.setdefault(name, Hysteresis(self.patience))
+            for change in tracked.step(raw, len(kl), epoch):
+                kind = {AT_START: "collapsed-at-start", FLAGGED: "collapsed"}.get(
+                    change.kind, "revived"
+                )
+                j = change.item
+                events.append(CollapseEvent(name, j, kind, change.since, epoch, kl[j], below[j],
                                             self.epsilon))  # fmt: skip
         return events
 
@@ -282,14 +239,14 @@ class CollapseMonitor:
             name: [
                 {
                     "dim": j,
-                    "state": "collapsed" if s.collapsed else "active",
+                    "state": "collapsed" if s.flagged else "active",
                     "since": s.since,
-                    "collapses": s.collapses,
-                    "revivals": s.revivals,
+                    "collapses": s.flags,
+                    "revivals": s.clears,
                 }
-                for j, s in enumerate(states)
+                for j, s in enumerate(tracked.states)
             ]
-            for name, states in self.dimensions.items()
+            for name, tracked in self.dimensions.items()
         }
 
     def _to_tensorboard(self, report, epoch: int) -> None:
@@ -311,18 +268,3 @@ class CollapseMonitor:
 def _device(model: Any) -> torch.device:
     parameter = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
     return torch.device("cpu") if parameter is None else parameter.device
-
-
-def _summary_writer(target: Any):
-    if target is None:
-        return None
-    if hasattr(target, "add_scalar"):
-        return target
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise InputError(
-            f"TensorBoard logging needs the tensorboard package, which is not installed: "
-            f"{TENSORBOARD_EXTRA}."
-        ) from None
-    return SummaryWriter(str(target))

@@ -157,3 +157,33 @@ def test_bad_inputs_get_one_paragraph_errors() -> None:
         diagnose_codebook(Plain(), torch.randn(3, 2))
     with pytest.raises(InputError, match="needs data"):
         diagnose_codebook(Plain())
+
+
+def _clusters(count: int = 4000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Encodings around four centres 5·e_k (their cluster ids, the centres)."""
+    centres = torch.eye(4) * 5
+    chosen = _draws(torch.ones(4), count)
+    noise = 0.1 * torch.randn(count, 4, generator=torch.Generator().manual_seed(3))
+    return centres[chosen] + noise, chosen, centres
+
+
+def test_the_verdict_names_stranded_codes_and_not_a_lagging_codebook() -> None:
+    encodings, chosen, centres = _clusters()
+    codebook = torch.cat([centres, torch.full((4, 4), 40.0)])
+    report = diagnose_codebook(chosen, codebook_size=8, encodings=encodings, codebook=codebook)
+    assert [f.code for f in report.findings] == ["codebook-collapsing", "codes-stranded"]
+    assert report.summary().startswith("[codebook-collapsing] 4 of 8 codes (50%) are dead")
+
+
+def test_the_verdict_names_a_codebook_that_does_not_follow_its_encodings() -> None:
+    encodings, chosen, centres = _clusters()
+    codebook = torch.cat([centres + 4.0, centres + 0.2])  # used codes off, dead ones on the data
+    report = diagnose_codebook(chosen, codebook_size=8, encodings=encodings, codebook=codebook)
+    assert [f.code for f in report.findings] == ["codebook-collapsing", "codebook-lagging"]
+
+
+def test_a_codebook_in_use_has_no_findings() -> None:
+    encodings, chosen, centres = _clusters()
+    report = diagnose_codebook(chosen, codebook_size=4, encodings=encodings, codebook=centres)
+    assert report.findings == [] and report.to_dict()["findings"] == []
+    assert report.summary().startswith("4 of 4 codes used")

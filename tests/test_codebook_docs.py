@@ -42,6 +42,8 @@ def _run(code: str, tmp_path: Path) -> str:
 
 def test_the_example_shows_a_collapsed_codebook_with_stranded_dead_codes(tmp_path: Path) -> None:
     out = _run(_example(), tmp_path)
+    verdict = [line.split("]")[0] + "]" for line in out.splitlines() if line.startswith("[")]
+    assert verdict == ["[codebook-collapsing]", "[codes-stranded]"]
     found = COLLAPSE.search(out)
     assert found, "the example no longer prints a codebook collapsed to one code a position"
     assert float(found.group(1)) > 100
@@ -57,3 +59,4 @@ def test_the_pages_remedy_keeps_every_code_in_use(tmp_path: Path) -> None:
     assert original in code
     out = _run(code.replace(original, REMEDY), tmp_path)
     assert re.search(r"^512 of 512 codes used .* 0 dead", out, flags=re.MULTILINE), out
+    assert "[codebook-collapsing]" not in out

@@ -20,6 +20,7 @@ from vaecollapse.core.codebook.metrics import (
     squared_distances_to_codes,
     usage_counts,
 )
+from vaecollapse.core.codebook.verdict import CodebookFinding, findings_of
 from vaecollapse.core.errors import InputError
 
 COVERED = 0.95  # the share of assignments whose fewest codes are counted
@@ -68,12 +69,14 @@ class PositionUsage:
 @dataclass(frozen=True)
 class Distances:
     """Squared distances: each encoding to its code (``commitment_*``); each dead and each live
-    code to its nearest encoding (``dead_to_data_median``, ``live_to_data_median``)."""
+    code to its nearest encoding (``dead_to_data_median``, ``live_to_data_median``); and the
+    encodings' own spread, their mean squared distance to their mean (``encodings_variance``)."""
 
     commitment_mean: float
     commitment_median: float
     dead_to_data_median: float | None
     live_to_data_median: float
+    encodings_variance: float
 
     @property
     def stranded_ratio(self) -> float | None:
@@ -93,9 +96,11 @@ def _distances(assignments: Assignments, usage: LevelUsage) -> Distances | None:
     dead = torch.as_tensor(usage.dead, dtype=torch.long)
     live = torch.nonzero(torch.as_tensor(usage.counts) > 0).flatten()
     to_data = nearest_squared_distances(codebook, sample)
+    spread = (encodings.double() - encodings.double().mean(0)).square().sum(1).mean()
     return Distances(
         float(committed.mean()), float(committed.median()),
         float(to_data[dead].median()) if len(dead) else None, float(to_data[live].median()),
+        float(spread),
     )  # fmt: skip
 
 
@@ -103,7 +108,8 @@ def _distances(assignments: Assignments, usage: LevelUsage) -> Distances | None:
 class CodebookReport:
     """A codebook's use over the whole data set: the first level's figures (``usage``), one per
     level of a residual quantiser (``levels``), per token position where each sample has many
-    (``positions``, first level), and distances where the encodings are known."""
+    (``positions``, first level), distances where the encodings are known, and the verdict:
+    ``findings``, each with a stable ``code`` (none for a codebook in use)."""
 
     samples: int
     dead_share: float
@@ -111,6 +117,7 @@ class CodebookReport:
     levels: list[LevelUsage] | None
     positions: PositionUsage | None
     distances: Distances | None
+    findings: list[CodebookFinding]
 
     @property
     def used(self) -> int:
@@ -132,6 +139,7 @@ class CodebookReport:
             "codes_for_95": self.usage.codes_for_95, "samples": self.samples,
             "assignments": self.usage.assignments, "dead_share": self.dead_share,
             "counts": self.usage.counts,
+            "findings": [asdict(finding) for finding in self.findings],
         }  # fmt: skip
         if self.levels is not None:
             found["levels"] = [asdict(level) for level in self.levels]
@@ -144,10 +152,11 @@ class CodebookReport:
         return found
 
     def summary(self) -> str:
-        """The answer first: how much of the codebook is used, then what else was measured."""
+        """The answer first: the verdict's findings (none when the codebook is in use), how much
+        of it is used, then what else was measured."""
         usage, size = self.usage, self.usage.codebook_size
         dead = "never chosen" if self.dead_share == 0 else f"chosen ≤ {self.dead_share:.2%}"
-        lines = [
+        lines = [f"[{f.code}] {f.message}. Fix: {f.fix}." for f in self.findings] + [
             f"{usage.used} of {size} codes used ({usage.used / size:.1%}), perplexity "
             f"{usage.perplexity:.1f}; {len(usage.dead)} dead ({dead}); {usage.codes_for_95} "
             f"codes take 95% of the {usage.assignments} assignments over {self.samples} samples."
@@ -233,7 +242,8 @@ def diagnose_codebook(
             for i in range(assignments.levels)
         ]
     positions = PositionUsage.of(first, assignments.codebook_size) if first.ndim > 1 else None
+    distances = _distances(assignments, usage)
     return CodebookReport(
-        int(first.shape[0]), dead_share, usage, per_level, positions,
-        _distances(assignments, usage),
+        int(first.shape[0]), dead_share, usage, per_level, positions, distances,
+        findings_of(usage, distances),
     )  # fmt: skip

@@ -9,6 +9,7 @@ import traceback
 
 import click
 
+from vaecollapse.cli.codebook_cmd import codebook_remedies_command
 from vaecollapse.cli.data_cmd import data
 from vaecollapse.cli.demo_cmd import demo
 from vaecollapse.cli.diagnose_cmd import diagnose
@@ -31,6 +32,7 @@ def cli() -> None:
 
 INTERRUPTED = "interrupted; what was complete is kept: run the same command again to resume."
 
+cli.add_command(codebook_remedies_command)
 cli.add_command(data)
 cli.add_command(demo)
 cli.add_command(diagnose)

@@ -56,6 +56,7 @@ FOLDER_KINDS = {
     "sweep": ("a sweep", "vaecollapse sweep"),
     "phase": ("a phase diagram", "vaecollapse phase"),
     "bench": ("a remedy bench", "vaecollapse remedies"),
+    "codebook-bench": ("a codebook remedy bench", "vaecollapse codebook-remedies"),
     "demo": ("the demo's output", "vaecollapse demo"),
     "reproduction": ("reproductions of the papers", "vaecollapse reproduce"),
     "records": ("records of full reproductions", "vaecollapse reproduce --collect --record"),

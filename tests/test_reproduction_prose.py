@@ -190,7 +190,7 @@ LATENT_GAPS = (
 # prose states at a setting ("3.4 at a = 0") is keyed with it, and stands only there.
 DERIVED: dict[str, dict[str, Derivation]] = {
     "dai-prop2": {  # learned γ* over the autoencoder's error per dimension
-        "1.72": lambda r: (
+        "1.74": lambda r: (
             r.mean("gamma", run="sigma-learnable")
             / r.mean("reconstruction_error", run="autoencoder")
         ),
@@ -245,7 +245,7 @@ DERIVED: dict[str, dict[str, Derivation]] = {
 # Settings and references per entry: numbers in its blocks that are not results.
 NOT_RESULTS: dict[str, set[str]] = {
     "dai-prop1": {"101"},  # Gauss–Hermite nodes
-    "dai-prop2": {"512", "128"},  # hidden widths, full and quick
+    "dai-prop2": {"512", "128", "16", "20"},  # widths, the quick latent size, epochs
     # width, learning rate, the entry's epochs and steps (their share of the paper's), its runs
     "dai-fig1": {"512", "2e-4", "20", "18,760", "7.5", "18"},
     # a width, the entry's own epochs, draws of z per image, training images

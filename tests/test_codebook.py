@@ -187,3 +187,14 @@ def test_a_codebook_in_use_has_no_findings() -> None:
     report = diagnose_codebook(chosen, codebook_size=4, encodings=encodings, codebook=centres)
     assert report.findings == [] and report.to_dict()["findings"] == []
     assert report.summary().startswith("4 of 4 codes used")
+
+
+def test_the_token_sequences_entropy_is_the_information_they_carry() -> None:
+    ten = (torch.arange(1000) % 10).reshape(-1, 1).repeat(1, 2)  # 10 sequences, equally often
+    report = diagnose_codebook(ten, codebook_size=16)
+    assert report.distinct_sequences == 10
+    assert report.sequence_entropy == pytest.approx(math.log(10), rel=1e-12)
+    unique = torch.stack([torch.arange(1000) % 32, torch.arange(1000) // 32], 1)  # all distinct
+    report = diagnose_codebook(unique, codebook_size=32)
+    assert report.distinct_sequences == 1000
+    assert report.sequence_entropy == pytest.approx(math.log(1000), rel=1e-12)

@@ -14,7 +14,8 @@ from .conftest import REPO_ROOT
 
 EPOCHS = re.compile(r"^epoch (\d): (\d+) codes used$", flags=re.MULTILINE)
 COLLAPSE = re.compile(
-    r"^4 of 512 codes used .* 508 dead .*\nper position \(4\): 1 to 1 codes used.*\n"
+    r"^4 of 512 codes used .* 508 dead .*\n.* distinct token sequences .*\n"
+    r"per position \(4\): 1 to 1 codes used.*\n"
     r".*the dead codes sit (\d+(\.\d+)?)× as far from the data",
     flags=re.MULTILINE,
 )

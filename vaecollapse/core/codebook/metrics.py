@@ -82,6 +82,17 @@ def batch_perplexities(indices: torch.Tensor, codebook_size: int, batch_size: in
     return entropy.exp()
 
 
+def sequence_entropy(indices: torch.Tensor) -> tuple[float, int]:
+    """The entropy (nats) of the samples' whole token sequences — each sample's codes at every
+    position (and level) as one symbol — over the first axis of ``indices`` ``(N, ...)``, and the
+    number of distinct sequences. For a deterministic quantiser this is the mutual information
+    between the inputs and their tokens, I(x; t) = H(t), at most log N on N samples."""
+    rows = indices.reshape(indices.shape[0], -1)
+    _, counts = torch.unique(rows, dim=0, return_counts=True)
+    p = counts.double() / rows.shape[0]
+    return float(-(p * p.log()).sum()), int(counts.numel())
+
+
 def position_counts(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """Usage counts per token position ``(P, K)`` for ``indices`` ``(N, *grid)`` with P positions
     (a sequence or a spatial grid of tokens per sample)."""

@@ -4,6 +4,7 @@ known, how far they sit from their codes and how far the dead codes sit from the
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from vaecollapse.core.codebook.metrics import (
     nearest_squared_distances,
     perplexity,
     position_counts,
+    sequence_entropy,
     squared_distances_to_codes,
     usage_counts,
 )
@@ -113,6 +115,8 @@ class CodebookReport:
 
     samples: int
     dead_share: float
+    sequence_entropy: float  # nats: I(x; t) for a deterministic quantiser, at most log(samples)
+    distinct_sequences: int
     usage: LevelUsage
     levels: list[LevelUsage] | None
     positions: PositionUsage | None
@@ -138,6 +142,8 @@ class CodebookReport:
             "codebook_size": self.usage.codebook_size, "dead_count": len(self.dead),
             "codes_for_95": self.usage.codes_for_95, "samples": self.samples,
             "assignments": self.usage.assignments, "dead_share": self.dead_share,
+            "sequence_entropy": self.sequence_entropy,
+            "distinct_sequences": self.distinct_sequences,
             "counts": self.usage.counts,
             "findings": [asdict(finding) for finding in self.findings],
         }  # fmt: skip
@@ -159,7 +165,10 @@ class CodebookReport:
         lines = [f"[{f.code}] {f.message}. Fix: {f.fix}." for f in self.findings] + [
             f"{usage.used} of {size} codes used ({usage.used / size:.1%}), perplexity "
             f"{usage.perplexity:.1f}; {len(usage.dead)} dead ({dead}); {usage.codes_for_95} "
-            f"codes take 95% of the {usage.assignments} assignments over {self.samples} samples."
+            f"codes take 95% of the {usage.assignments} assignments over {self.samples} samples.",
+            f"{self.distinct_sequences} distinct token sequences among the {self.samples} samples: "
+            f"they carry {self.sequence_entropy:.3g} nats about the input (of at most "
+            f"{math.log(self.samples):.3g}).",
         ]
         if self.levels is not None:
             lines.append("per level: " + "; ".join(
@@ -243,7 +252,8 @@ def diagnose_codebook(
         ]
     positions = PositionUsage.of(first, assignments.codebook_size) if first.ndim > 1 else None
     distances = _distances(assignments, usage)
+    entropy, distinct = sequence_entropy(assignments.indices)
     return CodebookReport(
-        int(first.shape[0]), dead_share, usage, per_level, positions, distances,
-        findings_of(usage, distances),
+        int(first.shape[0]), dead_share, entropy, distinct, usage, per_level, positions,
+        distances, findings_of(usage, distances),
     )  # fmt: skip

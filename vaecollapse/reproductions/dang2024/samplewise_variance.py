@@ -140,7 +140,8 @@ def cvae_losses(
 @dataclass(frozen=True)
 class Problem:
     """One model with per-sample variances: its maps' shapes (encoders first, then decoders; the
-    CVAE's W1, W2, U1, U2), which of its levels have a Σ_i per sample (the others fixed at
+    CVAE's W1, W2, U1, U2; the maps out of the data are searched in whitened coordinates, which
+    ``losses`` maps back), which of its levels have a Σ_i per sample (the others fixed at
     ``fixed_std``), the per-sample losses ``(N,)`` of its maps and variances, its
     hyper-parameters, and the shared-Σ optimum it is compared with."""
 

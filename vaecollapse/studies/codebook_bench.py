@@ -12,8 +12,6 @@ over the same ``--out`` measures only what is missing.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ from vaecollapse.core.fileio import write_text_atomic
 from vaecollapse.core.logs import LOGGER
 from vaecollapse.core.pages import write_report
 from vaecollapse.core.rundir import claimed_directory
+from vaecollapse.studies.remedy_bench import add_seed_statistics, csv_text, seed_cell
 
 VQ_EXTRA = "pip install 'vaecollapse[vq]'  (or: pip install vector-quantize-pytorch)"
 BASELINE = {"decay": 0.99}  # the EMA codebook that collapses without a remedy
@@ -45,7 +44,7 @@ REMEDIES: dict[str, dict[str, Any] | None] = {
     "entropy-penalty": {"codebook_diversity_loss_weight": 0.1},
     "fsq": None,  # a finite scalar quantiser in place of the codebook
 }
-COLUMNS = ("used", "dead", "perplexity", "reconstruction", "relative_time")
+MEASURES = ("used", "dead", "perplexity", "reconstruction")  # per run, averaged over seeds
 
 
 @dataclass(frozen=True)
@@ -157,12 +156,10 @@ def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for remedy in dict.fromkeys(r["remedy"] for r in results):
         mine = [r for r in results if r["remedy"] == remedy]
-        values = {column: [r[column] for r in mine] for column in COLUMNS[:-1]}
+        values = {column: [r[column] for r in mine] for column in MEASURES}
         values["relative_time"] = [r["seconds"] / baseline for r in mine]
         row: dict[str, Any] = {"remedy": remedy, "seeds": len(mine)}
-        for column in COLUMNS:
-            row[column] = float(np.mean(values[column]))
-            row[f"{column}_sd"] = float(np.std(values[column], ddof=1)) if len(mine) > 1 else 0.0
+        add_seed_statistics(row, values)
         findings = {code for r in mine for code in r["findings"]}
         row["findings"] = ", ".join(sorted(findings)) or "—"
         rows.append(row)
@@ -171,11 +168,7 @@ def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: Sequence[dict[str, Any]], codebook_size: int) -> str:
     """Mean ± sd over the seeds per remedy (the mean alone for one seed)."""
-
-    def cell(row: dict, column: str, digits: int) -> str:
-        spread = f" ± {row[column + '_sd']:.{digits}f}" if row["seeds"] > 1 else ""
-        return f"{row[column]:.{digits}f}{spread}"
-
+    cell = seed_cell
     lines = [
         f"| remedy | codes used (of {codebook_size}) | dead | perplexity | reconstruction "
         "(squared error per image) | time (× none) | verdict (any seed) |",
@@ -269,11 +262,7 @@ def _write_outputs(directory: Path, results: Sequence[dict], setup: BenchSetup) 
     )
     markdown = header + markdown_table(rows, setup.codebook_size)
     write_text_atomic(directory / "codebook-remedies.md", markdown)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(directory / "codebook-remedies.csv", buffer.getvalue())
+    write_text_atomic(directory / "codebook-remedies.csv", csv_text(rows))
     figure = save_figure(
         plot_bench(results, setup.codebook_size), directory / "codebook-remedies.png"
     )

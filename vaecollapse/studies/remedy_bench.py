@@ -53,10 +53,6 @@ FIXED_PRIOR_ONLY = ("bn-vae", "delta-vae")  # they bound the KL to N(0, η_enc²
 # change the path, not the objective at the end; δ-VAE's cap has a closed form. Free bits and
 # BN-VAE have none (docs/remedies.md).
 THEORY_COVERED = ("none", "warmup", "cyclical", "aggressive", "delta-vae")
-COLUMNS = (
-    "kl", "active_units", "mutual_information", "collapsed", "iwae", "reconstruction",
-    "relative_time", "relative_steps",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -237,6 +233,29 @@ def _predicted_active(theory: dict | None, remedy: str) -> int | None:
     return int(sum(theory["predicted_active"].values()))
 
 
+def add_seed_statistics(row: dict[str, Any], values: dict[str, list[float]]) -> None:
+    """Put each column's mean over the seeds in ``row[column]`` and its standard deviation in
+    ``row[column + "_sd"]`` (0 for one seed)."""
+    for column, seeds in values.items():
+        row[column] = float(np.mean(seeds))
+        row[f"{column}_sd"] = float(np.std(seeds, ddof=1)) if len(seeds) > 1 else 0.0
+
+
+def seed_cell(row: dict[str, Any], column: str, digits: int) -> str:
+    """A table cell: the mean ± sd over the seeds (the mean alone for one seed)."""
+    spread = f" ± {row[column + '_sd']:.{digits}f}" if row["seeds"] > 1 else ""
+    return f"{row[column]:.{digits}f}{spread}"
+
+
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV, with the first row's keys as the header."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     """One row per remedy, in the order run: each column's mean and standard deviation over the
     seeds (``<column>`` and ``<column>_sd``; the IWAE's standard error averaged as ``iwae_se``),
@@ -257,9 +276,7 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             "relative_steps": [r.gradient_steps / baseline_steps for r in mine],
         }
         row: dict[str, Any] = {"remedy": remedy, "seeds": len(mine)}
-        for column in COLUMNS:
-            row[column] = float(np.mean(values[column]))
-            row[f"{column}_sd"] = float(np.std(values[column], ddof=1)) if len(mine) > 1 else 0.0
+        add_seed_statistics(row, values)
         row["iwae_se"] = float(np.mean([r.iwae_error for r in mine]))
         row["predicted_active"] = mine[0].predicted_active
         rows.append(row)
@@ -268,11 +285,7 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: Sequence[dict[str, Any]], latent_total: int) -> str:
     """The bench's table: mean ± sd over seeds per remedy (the mean alone for one seed)."""
-
-    def cell(row: dict, column: str, digits: int) -> str:
-        spread = f" ± {row[column + '_sd']:.{digits}f}" if row["seeds"] > 1 else ""
-        return f"{row[column]:.{digits}f}{spread}"
-
+    cell = seed_cell
     theory = any(row["predicted_active"] is not None for row in rows)
     lines = [
         f"| remedy | KL (nats) | active units (of {latent_total}) |"
@@ -339,14 +352,10 @@ def _write_outputs(
         f"{', '.join(str(s) for s in dict.fromkeys(r.seed for r in results))}; IWAE with k = "
         f"{iwae_k}. Mean ± sd over the seeds, on the test split.\n\n"
     )
-    write_text_atomic(directory / "remedies.md", header + markdown_table(rows, latent_total))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(directory / "remedies.csv", buffer.getvalue())
-    figure = save_figure(plot_bench(results, monitored_split(dataset)), directory / "remedies.png")
     markdown = header + markdown_table(rows, latent_total)
+    write_text_atomic(directory / "remedies.md", markdown)
+    write_text_atomic(directory / "remedies.csv", csv_text(rows))
+    figure = save_figure(plot_bench(results, monitored_split(dataset)), directory / "remedies.png")
     write_report(
         directory / "report.html", f"Remedy bench: {family} on {dataset.name}", markdown, [figure]
     )

@@ -15,7 +15,6 @@ protocol implementation, or a user's encoder with the adapter's options).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,7 @@ import torch
 from vaecollapse.core.adapters import as_latent_model, as_tensor_data
 from vaecollapse.core.diagnostics.report import _check_settings, diagnose_model
 from vaecollapse.core.errors import InputError
-from vaecollapse.core.fileio import write_text_atomic
-from vaecollapse.core.logs import LOGGER
-from vaecollapse.core.tracking import AT_START, FLAGGED, Hysteresis, read_records, summary_writer
+from vaecollapse.core.tracking import AT_START, FLAGGED, Hysteresis, RecordedMonitor
 
 DEFAULT_ROWS = 2048  # rows diagnosed at each update: enough for AU and MI, cheap next to an epoch
 
@@ -77,7 +74,7 @@ class CollapseEvent:
         return f"dimension {j} of {name} {self.kind} at epoch {self.epoch} ({measured}{held})"
 
 
-class CollapseMonitor:
+class CollapseMonitor(RecordedMonitor):
     """Diagnoses ``model`` on the first ``rows`` rows of ``data`` (and ``y``) every ``every``
     epochs. ``out``: a JSONL file, rewritten atomically at each update (earlier lines are kept,
     so a resumed run continues it); ``tensorboard``: a log directory or a ``SummaryWriter``
@@ -121,18 +118,12 @@ class CollapseMonitor:
                 f"stop_when must be one of {STOP_RULES} or a function of the latest record; got "
                 f"{stop_when!r}."
             )
-        if on_event is not None and not callable(on_event):
-            raise InputError(f"on_event must be a function of an event; got {on_event!r}.")
         self.model = as_latent_model(model, eta_enc=eta_enc, **adapter)
         self.x = as_tensor_data(data)[:rows]
         self.y = None if y is None else as_tensor_data(y)[:rows]
-        self.every, self.epsilon, self.delta = every, epsilon, delta
-        self.patience, self.on_event, self.stop_when = patience, on_event, stop_when
-        self.out = None if out is None else Path(out)
-        self.records: list[dict] = read_records(self.out)
-        self.writer = summary_writer(tensorboard)
-        self.stop_reason: str | None = None
-        self._replay()
+        self.epsilon, self.delta = epsilon, delta
+        self.patience, self.stop_when = patience, stop_when
+        self._start_records(every, out, tensorboard, on_event)
 
     def _replay(self) -> None:
         """The debounced states and the stop rule's counts from the records kept so far."""
@@ -141,19 +132,11 @@ class CollapseMonitor:
         for record in self.records:
             self._advance(record["levels"], record["epoch"])
 
-    @property
-    def should_stop(self) -> bool:
-        return self.stop_reason is not None
-
     def update(self, epoch: int) -> list[str]:
         """Diagnose now if ``epoch`` is one of every ``every``-th; returns the events' messages,
         which are also logged (and passed to ``on_event``)."""
-        if epoch % self.every:
+        if not self._due(epoch):
             return []
-        kept = [r for r in self.records if r["epoch"] < epoch]  # a resumed run redoes
-        if len(kept) != len(self.records):
-            self.records = kept
-            self._replay()
         previous = self.records[-1]["levels"] if self.records else None
         modes = {m: m.training for m in getattr(self.model, "modules", lambda: ())()}
         device = _device(self.model)
@@ -188,17 +171,9 @@ class CollapseMonitor:
             first = next(iter(levels))
             change = levels[first]["kl_total"] - previous[first]["kl_total"]
             record["trend"] = f"KL of {first} {'+' if change >= 0 else ''}{change:.4g} nats"
-        self.records.append(record)
-        self.stop_reason = self._stop_reason(record)
-        if self.out is not None:
-            write_text_atomic(self.out, "".join(json.dumps(r) + "\n" for r in self.records))
         if self.writer is not None:
             self._to_tensorboard(report, epoch)
-        for event in events:
-            LOGGER.info(event.message)
-            if self.on_event is not None:
-                self.on_event(event)
-        return [event.message for event in events]
+        return self._publish(record, events)
 
     def _advance(self, levels: dict, epoch: int) -> list[CollapseEvent]:
         """Move every dimension's debounced state on by one check; the confirmed changes."""

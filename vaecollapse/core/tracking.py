@@ -1,5 +1,6 @@
 """What the live monitors share: debounced on/off states of many items (latent dimensions, codes),
-their JSONL records read back for a resumed run, and a TensorBoard writer."""
+their JSONL records kept and read back for a resumed run, the events' dispatch, and a TensorBoard
+writer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from vaecollapse.core.errors import InputError
+from vaecollapse.core.fileio import write_text_atomic
+from vaecollapse.core.logs import LOGGER
 
 TENSORBOARD_EXTRA = "pip install 'vaecollapse[tensorboard]'  (or: pip install tensorboard)"
 AT_START, FLAGGED, CLEARED = "at-start", "flagged", "cleared"
@@ -98,3 +101,55 @@ def summary_writer(target: Any):
             f"{TENSORBOARD_EXTRA}."
         ) from None
     return SummaryWriter(str(target))
+
+
+class RecordedMonitor:
+    """What both live monitors do around their own measurement: a check every ``every`` epochs,
+    one JSON record a check kept in ``out`` (rewritten atomically; a resumed run continues it and
+    redoes the checks from the epoch it resumes at), the stop rule's verdict, and the events
+    logged and passed to ``on_event``. A monitor defines ``_replay`` (its states from
+    ``records``) and ``_stop_reason(record)``."""
+
+    def _start_records(self, every: int, out, tensorboard: Any, on_event) -> None:
+        if on_event is not None and not callable(on_event):
+            raise InputError(f"on_event must be a function of an event; got {on_event!r}.")
+        self.every, self.on_event = every, on_event
+        self.out = None if out is None else Path(out)
+        self.records: list[dict] = read_records(self.out)
+        self.writer = summary_writer(tensorboard)
+        self.stop_reason: str | None = None
+        self._replay()
+
+    def _replay(self) -> None:
+        raise NotImplementedError
+
+    def _stop_reason(self, record: dict) -> str | None:
+        raise NotImplementedError
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stop_reason is not None
+
+    def _due(self, epoch: int) -> bool:
+        """Whether ``epoch`` is a check; the records from ``epoch`` on are dropped first (a
+        resumed run redoes them)."""
+        if epoch % self.every:
+            return False
+        kept = [r for r in self.records if r["epoch"] < epoch]
+        if len(kept) != len(self.records):
+            self.records = kept
+            self._replay()
+        return True
+
+    def _publish(self, record: dict, events: list) -> list[str]:
+        """Keep ``record``, judge the stop rule, rewrite ``out``, and log each event (each has a
+        ``message``) and pass it to ``on_event``; the events' messages."""
+        self.records.append(record)
+        self.stop_reason = self._stop_reason(record)
+        if self.out is not None:
+            write_text_atomic(self.out, "".join(json.dumps(r) + "\n" for r in self.records))
+        for event in events:
+            LOGGER.info(event.message)
+            if self.on_event is not None:
+                self.on_event(event)
+        return [event.message for event in events]

@@ -12,7 +12,6 @@ reports codes dying and reviving, so a user sees the codebook collapse as it hap
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,7 @@ from torch import nn
 from vaecollapse.core.codebook.collect import BATCH
 from vaecollapse.core.codebook.report import CodebookReport, diagnose_codebook
 from vaecollapse.core.errors import InputError
-from vaecollapse.core.fileio import write_text_atomic
-from vaecollapse.core.logs import LOGGER
-from vaecollapse.core.tracking import AT_START, FLAGGED, Hysteresis, read_records, summary_writer
+from vaecollapse.core.tracking import AT_START, FLAGGED, Hysteresis, RecordedMonitor
 
 DEFAULT_PATIENCE = 2  # checks a new state must hold before it is reported
 
@@ -54,7 +51,7 @@ class CodeEvent:
         return f"code {self.code} {self.kind} at epoch {self.epoch} ({measured}{held})"
 
 
-class CodebookMonitor:
+class CodebookMonitor(RecordedMonitor):
     """Diagnoses the codebook of ``model`` (a quantiser or a model returning
     ``(quantized, indices, ...)``, see :func:`diagnose_codebook`) on ``data`` every ``every``
     epochs, over all of ``data``: keep it a fixed set, such as a validation split.
@@ -87,16 +84,10 @@ class CodebookMonitor:
             raise InputError(f"every and patience must be at least 1; got {every} and {patience}.")
         if stop_below is not None and not 0 < stop_below <= 1:
             raise InputError(f"stop_below is a share of the codebook in (0, 1]; got {stop_below}.")
-        if on_event is not None and not callable(on_event):
-            raise InputError(f"on_event must be a function of an event; got {on_event!r}.")
         self.model, self.data, self.codebook_size = model, data, codebook_size
-        self.every, self.dead_share, self.patience = every, dead_share, patience
-        self.on_event, self.stop_below, self.batch_size = on_event, stop_below, batch_size
-        self.out = None if out is None else Path(out)
-        self.records: list[dict] = read_records(self.out)
-        self.writer = summary_writer(tensorboard)
-        self.stop_reason: str | None = None
-        self._replay()
+        self.dead_share, self.patience = dead_share, patience
+        self.stop_below, self.batch_size = stop_below, batch_size
+        self._start_records(every, out, tensorboard, on_event)
 
     def _replay(self) -> None:
         """The debounced states and the stop rule's count from the records kept so far."""
@@ -105,19 +96,11 @@ class CodebookMonitor:
         for record in self.records:
             self._advance(record, record["epoch"])
 
-    @property
-    def should_stop(self) -> bool:
-        return self.stop_reason is not None
-
     def update(self, epoch: int) -> list[str]:
         """Diagnose now if ``epoch`` is one of every ``every``-th; returns the events' messages,
         which are also logged (and passed to ``on_event``)."""
-        if epoch % self.every:
+        if not self._due(epoch):
             return []
-        kept = [r for r in self.records if r["epoch"] < epoch]  # a resumed run redoes
-        if len(kept) != len(self.records):
-            self.records = kept
-            self._replay()
         report = diagnose_codebook(
             self.model, self.data, self.codebook_size, dead_share=self.dead_share,
             batch_size=self.batch_size,
@@ -129,17 +112,9 @@ class CodebookMonitor:
         }  # fmt: skip
         events = self._advance(record, epoch)
         record["events"] = [event.message for event in events]
-        self.records.append(record)
-        self.stop_reason = self._stop_reason(record)
-        if self.out is not None:
-            write_text_atomic(self.out, "".join(json.dumps(r) + "\n" for r in self.records))
         if self.writer is not None:
             self._to_tensorboard(report, epoch)
-        for event in events:
-            LOGGER.info(event.message)
-            if self.on_event is not None:
-                self.on_event(event)
-        return [event.message for event in events]
+        return self._publish(record, events)
 
     def _advance(self, record: dict, epoch: int) -> list[CodeEvent]:
         size = record["codebook_size"]
